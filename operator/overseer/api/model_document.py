@@ -1,0 +1,78 @@
+"""The model document: what a serving pod starts from and what `PUT /admin/model` takes.
+
+The operator renders it into the ConfigMap mounted at OVERSEER_MODEL_FILE; the serving process
+parses it with `ModelDocument.model_validate`. It is a stable contract (see docs/design.md):
+fields may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+URI_SCHEMES = ("file", "http", "https", "s3")
+_DIGEST_RE = re.compile(DIGEST_PATTERN)
+
+JSONObject = dict[str, Any]
+
+
+class _Strict(BaseModel):
+    # populate_by_name lets Python code use snake_case while the wire format stays camelCase.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSpec(_Strict):
+    """One trained model with its concrete config values."""
+
+    name: str = Field(min_length=1, max_length=253, description="Model name, as saved by the development team.")
+    version: str = Field(min_length=1, max_length=128, description="Model version (a string: dates and semver both occur).")
+    uri: str = Field(
+        min_length=1,
+        description="Where the weights are: file://, http(s):// (s3:// where the serving image supports it).",
+    )
+    digest: str = Field(
+        pattern=DIGEST_PATTERN,
+        description="sha256:<64 lowercase hex> of the weights file; the serving pod refuses weights that differ.",
+    )
+    labels: JSONObject = Field(default_factory=dict, description="Model labels (for example owner, stage), checked against the schema's labels section.")
+    metadata: JSONObject = Field(default_factory=dict, description="Model metadata (for example f1, dataset_version), checked against the schema's metadata section.")
+    custom_objects: JSONObject = Field(
+        default_factory=dict,
+        alias="customObjects",
+        description="Serving parameters (for example resize_resolution, conf, multi_label), checked against the schema's customObjects section.",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        scheme, sep, _ = uri.partition("://")
+        if not sep or scheme not in URI_SCHEMES:
+            raise ValueError(f"unsupported URI {uri!r}: expected one of {', '.join(s + '://' for s in URI_SCHEMES)}")
+        return uri
+
+
+class SchemaSnapshot(_Strict):
+    """The three JSON Schema sections of the ModelSchema version a model is checked against."""
+
+    name: str = Field(min_length=1, description="ModelSchema name.")
+    version: int = Field(ge=1, description="ModelSchema version number.")
+    labels: JSONObject = Field(default_factory=dict, description="JSON Schema of the labels.")
+    metadata: JSONObject = Field(default_factory=dict, description="JSON Schema of the metadata.")
+    custom_objects: JSONObject = Field(default_factory=dict, alias="customObjects", description="JSON Schema of the serving parameters.")
+
+
+class ModelDocument(_Strict):
+    """`{"model": {...}, "schema": {...}}`: the start-up file and the PUT /admin/model body."""
+
+    model: ModelSpec
+    schema_: SchemaSnapshot = Field(alias="schema")
+
+    def to_wire(self) -> JSONObject:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+def is_valid_digest(digest: str) -> bool:
+    return bool(_DIGEST_RE.match(digest))

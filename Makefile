@@ -1,0 +1,75 @@
+# schema-overseer - every target installs what it needs; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_STAMP := $(VENV)/.installed
+CLUSTER_DIR ?= .cluster
+export PYTHONPATH := $(CURDIR)/hack$(if $(PYTHONPATH),:$(PYTHONPATH))
+# Ultralytics must never reach the network (weights, telemetry, pip auto-install).
+export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := false
+export ULTRALYTICS_SAFE_LOAD := 1
+PYTEST := $(PY) -m pytest
+
+.PHONY: help venv controlplane up down status logs crds crds-check lint test test-unit test-cluster test-e2e demo bench clean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(PIP_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	# pip keeps its wheel cache (~/.cache/pip): torch is downloaded once per machine.
+	$(PY) -m pip install -q -e '.[operator,serving,test,dev]'
+	@touch $@
+
+venv: $(PIP_STAMP) ## create .venv and install the project with all extras (idempotent)
+
+controlplane: ## build etcd, kube-apiserver, kube-controller-manager from Go modules (cached in ~/.cache)
+	bash hack/controlplane/build.sh all
+
+up: venv controlplane ## start the local cluster in the background; kubeconfig in .cluster/kubeconfig
+	$(PY) -m localcluster up --dir $(CLUSTER_DIR)
+
+down: ## stop the local cluster and every process it started
+	@test -x $(PY) && $(PY) -m localcluster down --dir $(CLUSTER_DIR) || true
+
+status: ## is the local cluster running?
+	@$(PY) -m localcluster status --dir $(CLUSTER_DIR)
+
+logs: ## print pod process logs of the local cluster (POD=namespace/name prefix)
+	@$(PY) -m localcluster logs $(POD) --dir $(CLUSTER_DIR)
+
+crds: venv ## regenerate crds/ from the Python API models
+	$(PY) -m overseer.crdgen --out crds/
+
+crds-check: venv ## fail when crds/ differs from what the API models generate
+	$(PY) -m overseer.crdgen --out crds/ --check
+
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: venv controlplane ## run every test tier (unit, cluster, e2e)
+	$(PYTEST) tests
+
+test-unit: venv ## fast tests of pure logic: no cluster, no servers
+	$(PYTEST) tests -m unit
+
+test-cluster: venv controlplane ## tests against the real local control plane
+	$(PYTEST) tests -m cluster
+
+test-e2e: venv controlplane ## end-to-end tests with real serving processes
+	$(PYTEST) tests -m e2e
+
+demo: up ## bring the local cluster up and show it
+	@KUBECONFIG=$(CLUSTER_DIR)/kubeconfig bash hack/demo.sh
+
+bench: venv ## run the benchmarks and print their figures
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean: down ## remove the venv, cluster state and caches (keeps ~/.cache binaries and pip cache)
+	rm -rf $(VENV) $(CLUSTER_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,524 @@
+"""The local node agent: one Ready node (`local-0`) standing in for kubelet + a container runtime.
+
+It binds pending pods to itself (there is no kube-scheduler), runs each pod's first container
+command as a host process bound to the pod's own loopback address, publishes that address as
+status.podIP, drives Ready from the readinessProbe (httpGet), restarts exited processes with
+back-off, and on graceful deletion sends SIGTERM, waits the grace period, then removes the pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import http.client
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from . import procs
+from .podspec import PodSpecError, build_process
+from .volumes import sync_volumes
+
+log = logging.getLogger("localcluster.nodeagent")
+
+NODE_NAME = "local-0"
+RESTART_BACKOFF_MAX = 20.0  # kubelet caps at 5 min; shorter here so tests see restarts quickly
+VOLUME_RESYNC_SECONDS = 2.0
+LOG_TAIL_BYTES = 2048
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class IPPool:
+    """Hands out 127.<block>.x.y addresses round-robin, so a freed address is not reused soon."""
+
+    def __init__(self, block: int) -> None:
+        self._free = [f"127.{block}.{hi}.{lo}" for hi in range(4) for lo in range(2, 255)]
+        self._lock = threading.Lock()
+        self._next = 0
+        self._used: set[str] = set()
+
+    def allocate(self) -> str:
+        with self._lock:
+            for i in range(len(self._free)):
+                ip = self._free[(self._next + i) % len(self._free)]
+                if ip not in self._used:
+                    self._used.add(ip)
+                    self._next = (self._next + i + 1) % len(self._free)
+                    return ip
+        raise RuntimeError("no free pod IP")
+
+    def release(self, ip: str) -> None:
+        with self._lock:
+            self._used.discard(ip)
+
+
+class Probe:
+    """httpGet probe state with Kubernetes' thresholds."""
+
+    def __init__(self, spec: Mapping[str, Any] | None, default_success: bool) -> None:
+        self.spec = spec or {}
+        self.result = default_success if spec is None else False
+        self._streak = 0
+        self._next_at = 0.0
+        self._started = time.monotonic()
+
+    def due(self) -> bool:
+        if not self.spec:
+            return False
+        t = time.monotonic()
+        return t - self._started >= self.spec.get("initialDelaySeconds", 0) and t >= self._next_at
+
+    def run(self, pod_ip: str, container: Mapping[str, Any]) -> bool:
+        """Probe once; returns True when the result flipped."""
+        self._next_at = time.monotonic() + self.spec.get("periodSeconds", 10)
+        ok = _http_probe(self.spec.get("httpGet"), pod_ip, container, self.spec.get("timeoutSeconds", 1))
+        if ok == self.result:
+            self._streak = 0
+            return False
+        self._streak += 1
+        threshold = self.spec.get("successThreshold", 1) if ok else self.spec.get("failureThreshold", 3)
+        if self._streak >= threshold:
+            self.result, self._streak = ok, 0
+            return True
+        return False
+
+
+def _http_probe(http_get: Mapping[str, Any] | None, pod_ip: str, container: Mapping[str, Any], timeout: float) -> bool:
+    if not http_get:
+        return True  # exec/tcpSocket probes are not emulated: treat as passing
+    port = http_get["port"]
+    if isinstance(port, str):
+        named = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
+        port = named.get(port, 0)
+    host = http_get.get("host") or pod_ip
+    try:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        conn.request("GET", http_get.get("path", "/"))
+        status = conn.getresponse().status
+        conn.close()
+    except OSError:
+        return False
+    return 200 <= status < 400
+
+
+class PodRunner(threading.Thread):
+    """Supervises one pod: its process, probes, restarts and status."""
+
+    def __init__(self, agent: NodeAgent, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        super().__init__(name=f"pod-{meta['namespace']}/{meta['name']}", daemon=True)
+        self.agent = agent
+        self.pod = pod
+        self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        self.container = pod["spec"]["containers"][0]
+        self.pod_dir = agent.workdir / "pods" / f"{self.namespace}_{self.name}_{self.uid[:8]}"
+        self.ip = agent.ips.allocate()
+        self.stop_requested = threading.Event()
+        self.stopped = threading.Event()
+        self.grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restart_count = 0
+        self.started_at = now()
+        self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
+        self.last_state: dict[str, Any] = {}
+        self.ready = False
+        self._last_status: str = ""
+
+    # -- status ---------------------------------------------------------------------------------
+    def publish(self, phase: str = "Running") -> None:
+        ready = "True" if self.ready else "False"
+        t = now()
+        conditions = [
+            {"type": "PodReadyToStartContainers", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+            {"type": "ContainersReady", "status": ready},
+            {"type": "Ready", "status": ready},
+            {"type": "PodScheduled", "status": "True"},
+        ]
+        # Explicit nulls drop the other state keys under a strategic merge patch.
+        state = {"running": None, "waiting": None, "terminated": None, **self.state}
+        last = {"running": None, "waiting": None, "terminated": None, **self.last_state} if self.last_state else {}
+        status = {
+            "phase": phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": self.ip,
+            "podIPs": [{"ip": self.ip}],
+            "startTime": self.started_at,
+            "conditions": conditions,
+            "containerStatuses": [{
+                "name": self.container["name"],
+                "image": self.container.get("image", "local"),
+                "imageID": "",
+                "containerID": f"local://{self.proc.pid}" if self.proc else "",
+                "ready": self.ready,
+                "started": "running" in self.state,
+                "restartCount": self.restart_count,
+                "state": state,
+                "lastState": last,
+            }],
+        }
+        fingerprint = json.dumps(status, sort_keys=True)
+        if fingerprint == self._last_status:
+            return
+        for c in conditions:
+            c["lastTransitionTime"] = t
+        try:
+            self.agent.core.patch_namespaced_pod_status(
+                self.name, self.namespace, {"status": status},
+                _content_type="application/strategic-merge-patch+json",
+            )
+            self._last_status = fingerprint
+        except ApiException as e:
+            if e.status != 404:
+                log.warning("status update of %s/%s failed: %s", self.namespace, self.name, e.reason)
+
+    # -- process --------------------------------------------------------------------------------
+    def _spawn(self) -> None:
+        volume_dirs = sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object)
+        spec = build_process(self.pod, self.ip, self.pod_dir, volume_dirs, self.agent.base_env, self.agent.read_object)
+        self.pod_dir.mkdir(parents=True, exist_ok=True)
+        logfile = (self.pod_dir / "container.log").open("ab")
+        logfile.write(f"--- {now()} start #{self.restart_count}: {' '.join(spec.argv)}\n".encode())
+        logfile.flush()
+        try:
+            self.proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn is needed for PDEATHSIG
+                spec.argv, env=spec.env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
+                stdout=logfile, stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent,
+            )
+        except OSError as e:
+            raise PodSpecError(f"cannot start {spec.argv[0]!r}: {e.strerror}") from e
+        finally:
+            logfile.close()
+        procs.record(self.pod_dir / "process.json", self.proc.pid)
+        self.state = {"running": {"startedAt": now()}}
+        self.readiness = Probe(self.container.get("readinessProbe"), default_success=True)
+        self.liveness = Probe(self.container.get("livenessProbe"), default_success=True)
+        self.ready = self.readiness.result
+        log.info("started %s/%s pid %d on %s", self.namespace, self.name, self.proc.pid, self.ip)
+
+    def _log_tail(self) -> str:
+        try:
+            with (self.pod_dir / "container.log").open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
+                return f.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def _on_exit(self, code: int) -> float | None:
+        """Record the exit; returns the back-off before a restart, or None when the pod is done."""
+        terminated: dict[str, Any] = {
+            "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+            "startedAt": (self.state.get("running") or {}).get("startedAt", self.started_at), "finishedAt": now(),
+        }
+        if self.container.get("terminationMessagePolicy") == "FallbackToLogsOnError" and code != 0:
+            terminated["message"] = self._log_tail()
+        self.ready = False
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        if policy == "Never" or (policy == "OnFailure" and code == 0):
+            self.state = {"terminated": terminated}
+            self.publish("Succeeded" if code == 0 else "Failed")
+            return None
+        self.last_state = {"terminated": terminated}
+        backoff = min(RESTART_BACKOFF_MAX, 1.0 * 2 ** self.restart_count)
+        self.restart_count += 1
+        self.state = {"waiting": {"reason": "CrashLoopBackOff",
+                                  "message": f"back-off {backoff:.0f}s restarting failed container"}}
+        self.publish()
+        return backoff
+
+    def run(self) -> None:
+        try:
+            self._supervise()
+        except Exception:
+            log.exception("runner of %s/%s failed", self.namespace, self.name)
+        finally:
+            self._kill()
+            self.agent.ips.release(self.ip)
+            self.stopped.set()
+
+    def _supervise(self) -> None:
+        self.publish()
+        restart_at = 0.0
+        next_volume_sync = 0.0
+        while not self.stop_requested.is_set():
+            if self.proc is None:
+                if time.monotonic() < restart_at:
+                    self.stop_requested.wait(0.2)
+                    continue
+                try:
+                    self._spawn()
+                except PodSpecError as e:
+                    self.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
+                    self.publish()
+                    restart_at = time.monotonic() + 2
+                    continue
+                self.publish()
+            assert self.proc is not None
+            code = self.proc.poll()
+            if code is not None:
+                self.proc = None
+                backoff = self._on_exit(code)
+                if backoff is None:
+                    return
+                restart_at = time.monotonic() + backoff
+                continue
+            if self.readiness.due() and self.readiness.run(self.ip, self.container):
+                self.ready = self.readiness.result
+                self.publish()
+            if self.liveness.due() and self.liveness.run(self.ip, self.container) and not self.liveness.result:
+                log.info("liveness probe failed for %s/%s: restarting", self.namespace, self.name)
+                self._kill()
+                continue
+            if time.monotonic() >= next_volume_sync:
+                next_volume_sync = time.monotonic() + VOLUME_RESYNC_SECONDS
+                try:
+                    sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object)
+                except PodSpecError as e:
+                    log.warning("volume sync of %s/%s: %s", self.namespace, self.name, e)
+            self.stop_requested.wait(0.1)
+
+    def _kill(self) -> None:
+        if self.proc is not None:
+            procs.stop_group(self.proc.pid, None, self.grace)
+            self.proc.wait()
+
+    def terminate(self, grace: float | None) -> None:
+        if grace is not None:
+            self.grace = grace
+        self.stop_requested.set()
+
+
+class NodeAgent:
+    def __init__(self, kubeconfig: str, workdir: Path, ip_block: int, owner_pid: int | None) -> None:
+        config.load_kube_config(kubeconfig)
+        self.api = client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.workdir = workdir
+        self.ips = IPPool(ip_block)
+        self.owner_pid = owner_pid
+        self.runners: dict[str, PodRunner] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        # Pods inherit the agent's environment (PATH, the venv, YOLO offline settings), like an
+        # image would carry them, minus variables that would point them at our own cluster.
+        self.base_env = {k: v for k, v in os.environ.items()
+                         if k != "KUBECONFIG" and not k.startswith("OVERSEER_")}
+
+    # -- API helpers ----------------------------------------------------------------------------
+    def read_object(self, kind: str, namespace: str, name: str) -> dict[str, bytes] | None:
+        try:
+            if kind == "ConfigMap":
+                cm = self.core.read_namespaced_config_map(name, namespace)
+                out = {k: v.encode() for k, v in (cm.data or {}).items()}
+                out.update({k: base64.b64decode(v) for k, v in (cm.binary_data or {}).items()})
+                return out
+            secret = self.core.read_namespaced_secret(name, namespace)
+            return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise PodSpecError(f"cannot read {kind} {namespace}/{name}: {e.reason}") from e
+
+    # -- node -----------------------------------------------------------------------------------
+    def register_node(self) -> None:
+        labels = {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": "amd64", "overseer.dev/local-node": "true"}
+        try:
+            self.core.create_node({"apiVersion": "v1", "kind": "Node",
+                                   "metadata": {"name": NODE_NAME, "labels": labels}})
+        except ApiException as e:
+            if e.status != 409:
+                raise
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        t = now()
+        capacity = {"cpu": str(os.cpu_count() or 1), "memory": "16Gi", "pods": "250"}
+        conditions = [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "local node agent is running"},
+            {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+            {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure"},
+            {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID"},
+        ]
+        for c in conditions:
+            c.update(lastHeartbeatTime=t, lastTransitionTime=t)
+        self.core.patch_node_status(NODE_NAME, {"status": {
+            "capacity": capacity, "allocatable": capacity, "conditions": conditions,
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
+            "nodeInfo": {"kubeletVersion": "local-node-agent", "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "host-process://1", "kernelVersion": os.uname().release,
+                         "osImage": "host", "machineID": "", "systemUUID": "", "bootID": "", "kubeProxyVersion": ""},
+        }}, _content_type="application/strategic-merge-patch+json")
+
+    # -- pods -----------------------------------------------------------------------------------
+    def bind(self, pod: Mapping[str, Any]) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        node_labels = {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
+                       "kubernetes.io/arch": "amd64", "overseer.dev/local-node": "true"}
+        selector = spec.get("nodeSelector") or {}
+        if any(node_labels.get(k) != v for k, v in selector.items()):
+            self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": {"conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": now(),
+                "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."}]}},
+                _content_type="application/strategic-merge-patch+json")
+            return
+        body = {"apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME}}
+        try:
+            # _preload_content=False: the client's Binding deserialisation is known to be broken.
+            self.core.create_namespaced_pod_binding(meta["name"], meta["namespace"], body, _preload_content=False)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                log.warning("binding %s/%s failed: %s", meta["namespace"], meta["name"], e.reason)
+
+    def handle(self, event_type: str, pod: dict[str, Any]) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        key = meta["uid"]
+        node = spec.get("nodeName")
+        if event_type == "DELETED":
+            with self.lock:
+                runner = self.runners.pop(key, None)
+            if runner:
+                runner.terminate(0)
+            return
+        if not node:
+            if not meta.get("deletionTimestamp") and spec.get("schedulerName", "default-scheduler") == "default-scheduler":
+                self.bind(pod)
+            return
+        if node != NODE_NAME:
+            return
+        if meta.get("deletionTimestamp"):
+            with self.lock:
+                runner = self.runners.get(key)
+            grace = meta.get("deletionGracePeriodSeconds")
+            threading.Thread(target=self._finish_deletion, args=(pod, runner, grace), daemon=True).start()
+            return
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return
+        with self.lock:
+            if key in self.runners:
+                self.runners[key].pod = pod  # labels/annotations may change; spec of a pod may not
+                return
+            runner = PodRunner(self, pod)
+            self.runners[key] = runner
+        runner.start()
+
+    def _finish_deletion(self, pod: Mapping[str, Any], runner: PodRunner | None, grace: float | None) -> None:
+        meta = pod["metadata"]
+        if runner is not None and not runner.stopped.is_set():
+            runner.terminate(grace)
+            runner.stopped.wait()
+        try:
+            # As kubelet does: grace 0 with a UID precondition. With a body present the apiserver
+            # ignores query parameters, so gracePeriodSeconds must be in the body.
+            self.core.delete_namespaced_pod(meta["name"], meta["namespace"],
+                                            body={"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})
+        except ApiException as e:
+            if e.status not in (404, 409):
+                log.warning("final delete of %s/%s failed: %s", meta["namespace"], meta["name"], e.reason)
+
+    def watch_pods(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                resp = self.core.list_pod_for_all_namespaces(_preload_content=False)
+                listing = json.loads(resp.data)
+                seen = set()
+                for pod in listing["items"]:
+                    seen.add(pod["metadata"]["uid"])
+                    self.handle("ADDED", pod)
+                with self.lock:
+                    gone = [uid for uid in self.runners if uid not in seen]
+                for uid in gone:
+                    self.handle("DELETED", {"metadata": {"uid": uid}, "spec": {}})
+                stream = watch.Watch().stream(
+                    self.core.list_pod_for_all_namespaces,
+                    resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
+                )
+                for event in stream:
+                    if self.stopping.is_set():
+                        return
+                    if event["type"] == "ERROR":
+                        break  # usually 410 Gone: list again
+                    self.handle(event["type"], event["raw_object"])
+            except Exception as e:  # the apiserver restarting or a dropped connection: list again
+                if self.stopping.is_set():
+                    return
+                log.warning("pod watch interrupted (%s); re-listing", e)
+                self.stopping.wait(1)
+
+    def heartbeat_loop(self) -> None:
+        while not self.stopping.wait(10):
+            try:
+                self.heartbeat()
+            except Exception as e:
+                log.warning("node heartbeat failed: %s", e)
+
+    def owner_gone(self) -> bool:
+        if self.owner_pid is None:
+            return False
+        try:
+            os.kill(self.owner_pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            runners = list(self.runners.values())
+        for r in runners:
+            r.terminate(min(r.grace, 5.0))
+        for r in runners:
+            r.stopped.wait(15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="localcluster.nodeagent")
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--ip-block", required=True, type=int)
+    parser.add_argument("--owner-pid", type=int)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    agent = NodeAgent(args.kubeconfig, args.dir, args.ip_block, args.owner_pid)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    agent.register_node()
+    threading.Thread(target=agent.watch_pods, name="pod-watch", daemon=True).start()
+    threading.Thread(target=agent.heartbeat_loop, name="heartbeat", daemon=True).start()
+    owner_died = False
+    while not stop.wait(0.5):
+        if agent.owner_gone():
+            owner_died = True
+            break
+    agent.shutdown()
+    if owner_died:
+        # The test run that owned this stack died without tearing it down: take it all down.
+        from .stack import stop_stack
+
+        log.warning("owner process %s is gone: stopping the whole stack", args.owner_pid)
+        stop_stack(args.dir, keep_agent=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

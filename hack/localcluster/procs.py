@@ -1,0 +1,104 @@
+"""Process-group helpers shared by the stack runner and the node agent.
+
+Every process we start leads its own process group (its children - BentoML workers, say - join
+it), so one killpg stops a whole tree. A pid is recorded with its start time so a recycled pid is
+never signalled by mistake.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def start_time(pid: int) -> int | None:
+    """Process start time in clock ticks since boot (field 22 of /proc/PID/stat), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; fields after the closing parenthesis are fixed.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[19])
+
+
+def is_same_process(pid: int, started: int | None) -> bool:
+    current = start_time(pid)
+    if current is None:
+        return False
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False  # a zombie is already dead
+    except (OSError, IndexError):
+        return False
+    return started is None or current == started
+
+
+def record(path: Path, pid: int) -> None:
+    path.write_text(json.dumps({"pid": pid, "start": start_time(pid)}))
+
+
+def read_record(path: Path) -> tuple[int, int | None] | None:
+    try:
+        data = json.loads(path.read_text())
+        return int(data["pid"]), data.get("start")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def die_with_parent() -> None:
+    """preexec_fn: new session, and SIGKILL when the parent (the agent) dies, so pods never outlive it."""
+    os.setsid()
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # killpg(0) succeeds while zombies remain in the group; check for a live member.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2:].split()
+        if int(rest[2]) == pgid and rest[0] != "Z":
+            return True
+    return False
+
+
+def stop_group(pid: int, started: int | None, grace: float) -> None:
+    """SIGTERM the group, wait up to `grace` seconds, then SIGKILL what is left."""
+    if not is_same_process(pid, started) and not group_alive(pid):
+        return
+    signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not group_alive(pid):
+            return
+        time.sleep(0.05)
+    signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and group_alive(pid):
+        time.sleep(0.05)

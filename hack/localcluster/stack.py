@@ -1,0 +1,252 @@
+"""Start and stop the local control plane: etcd, kube-apiserver, kube-controller-manager, node agent.
+
+State lives in one folder (`.cluster/` for `make up`, a temp folder for a test session):
+state.json (ports, pids), certs/, logs/, kubeconfig, pods/. Starting over a stale folder from a
+killed run stops whatever it recorded and starts clean; starting over a healthy one reuses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import certs, procs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "node-agent")
+START_TIMEOUT = 120.0
+
+
+class StackError(RuntimeError):
+    """Starting the stack failed; the message says which component and where its log is."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    dir: Path
+    kubeconfig: Path
+    apiserver_url: str
+    ip_block: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def binaries() -> dict[str, Path]:
+    """Build (or find cached) control-plane binaries; returns their paths."""
+    try:
+        out = subprocess.run(["bash", str(BUILD_SCRIPT), "all"], check=True, stdout=subprocess.PIPE, text=True).stdout
+    except subprocess.CalledProcessError as e:
+        raise StackError(f"building the control plane failed (exit {e.returncode}); see the messages above") from e
+    paths = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {"etcd": Path(paths["ETCD"]), "kube-apiserver": Path(paths["KUBE_APISERVER"]),
+            "kube-controller-manager": Path(paths["KUBE_CONTROLLER_MANAGER"])}
+
+
+def write_kubeconfig(path: Path, server: str, c: certs.ClusterCerts, user: str = "admin") -> None:
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    cfg = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "local",
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": b64(c.ca_cert)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(c.admin_cert),
+                                          "client-key-data": b64(c.admin_key)}}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user, "namespace": "default"}}],
+    }
+    path.write_text(json.dumps(cfg, indent=2))  # JSON is valid YAML; kubectl reads it
+    path.chmod(0o600)
+
+
+def _read_state(d: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads((d / "state.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _spawn(name: str, argv: list[str], d: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = (d / "logs" / f"{name}.log").open("ab")
+    try:
+        # A new session: the stack outlives `make up`, and one killpg stops each component's tree.
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+    finally:
+        log.close()
+
+
+def _wait(what: str, check: Any, d: Path, log_name: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode}; last log lines:\n{_tail(d / 'logs' / log_name)}")
+        try:
+            if check():
+                return
+        except Exception as e:
+            last_error = str(e)
+        time.sleep(0.2)
+    raise StackError(f"{what} not ready after {timeout:.0f}s ({last_error}); log: {d / 'logs' / log_name}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _https_ok(url: str, c: certs.ClusterCerts) -> bool:
+    ctx = ssl.create_default_context(cafile=str(c.ca_cert))
+    ctx.load_cert_chain(str(c.admin_cert), str(c.admin_key))
+    with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+        return bool(resp.status == 200)
+
+
+def is_healthy(d: Path) -> bool:
+    state = _read_state(d)
+    if not state:
+        return False
+    for name in COMPONENTS:
+        pid, started = state["pids"].get(name, (0, None))
+        if not procs.is_same_process(pid, started):
+            return False
+    try:
+        return _https_ok(state["apiserver_url"] + "/readyz", _certs_of(d))
+    except Exception:
+        return False
+
+
+def _certs_of(d: Path) -> certs.ClusterCerts:
+    c = d / "certs"
+    return certs.ClusterCerts(c / "ca.crt", c / "ca.key", c / "apiserver.crt", c / "apiserver.key",
+                              c / "admin.crt", c / "admin.key", c / "sa.pub", c / "sa.key")
+
+
+def start_stack(d: Path, owner_pid: int | None = None, timeout: float = START_TIMEOUT) -> Stack:
+    """Start the stack in folder d (reusing a healthy one); raises StackError with the reason."""
+    d = d.resolve()
+    state = _read_state(d)
+    if state and is_healthy(d):
+        return Stack(d, d / "kubeconfig", state["apiserver_url"], state["ip_block"])
+    if d.exists():
+        stop_stack(d)  # stale from a killed run: stop what it recorded, start clean
+        shutil.rmtree(d, ignore_errors=True)
+    bins = binaries()
+    for attempt in range(2):  # a freshly picked port can be taken in between: pick again once
+        try:
+            return _start(d, bins, owner_pid, timeout)
+        except StackError:
+            stop_stack(d)
+            if attempt == 1:
+                raise
+            shutil.rmtree(d, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float) -> Stack:
+    (d / "logs").mkdir(parents=True, exist_ok=True)
+    c = certs.generate(d / "certs")
+    etcd_port, peer_port, api_port, kcm_port = free_port(), free_port(), free_port(), free_port()
+    ip_block = random.randint(16, 250)
+    server = f"https://127.0.0.1:{api_port}"
+    state: dict[str, Any] = {"apiserver_url": server, "ip_block": ip_block, "pids": {},
+                             "ports": {"etcd": etcd_port, "apiserver": api_port}}
+
+    def save(name: str, proc: subprocess.Popen[bytes]) -> None:
+        state["pids"][name] = (proc.pid, procs.start_time(proc.pid))
+        (d / "state.json").write_text(json.dumps(state, indent=2))
+
+    etcd = _spawn("etcd", [
+        str(bins["etcd"]), "--name=local", f"--data-dir={d / 'etcd'}",
+        f"--listen-client-urls=http://127.0.0.1:{etcd_port}", f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+        f"--listen-peer-urls=http://127.0.0.1:{peer_port}", f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+        f"--initial-cluster=local=http://127.0.0.1:{peer_port}", "--unsafe-no-fsync", "--log-level=warn",
+    ], d)
+    save("etcd", etcd)
+    _wait("etcd", lambda: urllib.request.urlopen(f"http://127.0.0.1:{etcd_port}/health", timeout=2).status == 200,
+          d, "etcd.log", etcd, timeout)
+
+    apiserver = _spawn("kube-apiserver", [
+        str(bins["kube-apiserver"]), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        "--bind-address=127.0.0.1", f"--secure-port={api_port}", "--advertise-address=127.0.0.1",
+        f"--tls-cert-file={c.serving_cert}", f"--tls-private-key-file={c.serving_key}",
+        f"--client-ca-file={c.ca_cert}", f"--cert-dir={d / 'certs'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={c.sa_public}", f"--service-account-signing-key-file={c.sa_private}",
+        "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
+        # Endpoints may not hold loopback addresses, so the apiserver does not publish its own.
+        "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false",
+    ], d)
+    save("kube-apiserver", apiserver)
+    _wait("kube-apiserver", lambda: _https_ok(server + "/readyz", c), d, "kube-apiserver.log", apiserver, timeout)
+    write_kubeconfig(d / "kubeconfig", server, c)
+
+    kcm = _spawn("kube-controller-manager", [
+        str(bins["kube-controller-manager"]), f"--kubeconfig={d / 'kubeconfig'}",
+        f"--authentication-kubeconfig={d / 'kubeconfig'}", f"--authorization-kubeconfig={d / 'kubeconfig'}",
+        "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", f"--cert-dir={d / 'certs' / 'kcm'}",
+        f"--service-account-private-key-file={c.sa_private}", f"--root-ca-file={c.ca_cert}",
+        f"--cluster-signing-cert-file={c.ca_cert}", f"--cluster-signing-key-file={c.ca_key}",
+        # The node agent reports health itself; without a real kubelet, node lifecycle would evict.
+        "--controllers=*,-nodelifecycle,-nodeipam", "--leader-elect=false",
+        "--use-service-account-credentials=false",
+    ], d)
+    save("kube-controller-manager", kcm)
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "hack"), env.get("PYTHONPATH")]))
+    agent_argv = [sys.executable, "-m", "localcluster.nodeagent", f"--kubeconfig={d / 'kubeconfig'}",
+                  f"--dir={d}", f"--ip-block={ip_block}"]
+    if owner_pid:
+        agent_argv.append(f"--owner-pid={owner_pid}")
+    agent = _spawn("node-agent", agent_argv, d, env)
+    save("node-agent", agent)
+    _wait("kube-controller-manager and node agent", lambda: _cluster_ready(d), d, "node-agent.log", agent, timeout)
+    if kcm.poll() is not None:
+        raise StackError(f"kube-controller-manager exited; log:\n{_tail(d / 'logs' / 'kube-controller-manager.log')}")
+    return Stack(d, d / "kubeconfig", server, ip_block)
+
+
+def _cluster_ready(d: Path) -> bool:
+    """Ready when node local-0 is Ready and the controllers made the default service account."""
+    kc = str(d / "kubeconfig")
+    node = subprocess.run(["kubectl", f"--kubeconfig={kc}", "get", "node", "local-0", "-o",
+                           "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
+                          capture_output=True, text=True, timeout=10)
+    sa = subprocess.run(["kubectl", f"--kubeconfig={kc}", "get", "serviceaccount", "default", "-n", "default"],
+                        capture_output=True, text=True, timeout=10)
+    return node.stdout.strip() == "True" and sa.returncode == 0
+
+
+def stop_stack(d: Path, keep_agent: bool = False) -> None:
+    """Stop everything recorded in d: pod processes, then agent, controller-manager, apiserver, etcd."""
+    state = _read_state(d)
+    pids = (state or {}).get("pids", {})
+    if not keep_agent and "node-agent" in pids:
+        procs.stop_group(*pids["node-agent"], grace=20)
+    # Pod processes die with the agent (PDEATHSIG); reap any group that survived, e.g. children.
+    for record in (d / "pods").glob("*/process.json") if (d / "pods").exists() else []:
+        rec = procs.read_record(record)
+        if rec:
+            procs.stop_group(rec[0], None, grace=2)
+    for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        if name in pids:
+            procs.stop_group(*pids[name], grace=10)

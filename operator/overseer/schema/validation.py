@@ -1,0 +1,442 @@
+"""Checks a model's labels, metadata and customObjects against one ModelSchema version.
+
+Pure and cheap: validators are compiled once per distinct schema section and cached, so the
+admission webhook and the serving pod can call this on every request.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+
+from overseer.api.model_document import SchemaSnapshot
+from overseer.schema import hints
+from overseer.schema.jsonschema_walk import (
+    UnresolvableRef,
+    json_pointer,
+    properties,
+    resolve,
+    schema_for_undeclared,
+)
+
+# (wire name, SchemaSnapshot attribute): the order problems are reported in.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("labels", "labels"),
+    ("metadata", "metadata"),
+    ("customObjects", "custom_objects"),
+)
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    path: str
+    """Section-qualified, dotted: "customObjects.conf", "labels.owner", "metadata"; indices as [0]."""
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ConfigValidation:
+    problems: tuple[FieldProblem, ...]
+    defaulted: dict[str, dict[str, Any]]
+    """{"labels": ..., "metadata": ..., "customObjects": ...} with the schema's defaults filled in."""
+    patch: list[dict[str, Any]]
+    """RFC 6902 `add` operations that fill the defaults in, relative to the model object."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --- compiled sections --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledSection:
+    """One section's JSON Schema, checked once: either a ready validator or the reason it is unusable."""
+
+    schema: Any
+    validator: Validator | None
+    problem: str | None
+
+
+_CACHE_SIZE = 512
+_cache: OrderedDict[str, CompiledSection] = OrderedDict()
+
+
+def compile_section(schema: Any) -> CompiledSection:
+    """Check a section's JSON Schema and build its validator; cached by content."""
+    try:
+        key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        # Non-string keys or non-JSON values (possible from YAML): not cacheable, and not valid.
+        return CompiledSection(
+            schema, None, "not a valid JSON Schema: keys must be strings and values JSON"
+        )
+    hit = _cache.get(key)
+    if hit is not None:
+        _cache.move_to_end(key)
+        return hit
+    compiled = _compile(schema)
+    _cache[key] = compiled
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return compiled
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why a section schema is unusable, or None. For callers that check schemas, not configs."""
+    return compile_section(schema).problem
+
+
+def _compile(schema: Any) -> CompiledSection:
+    if not isinstance(schema, Mapping | bool):
+        return CompiledSection(
+            schema,
+            None,
+            f"not a valid JSON Schema: expected an object, found {hints.found(schema)}",
+        )
+    with warnings.catch_warnings():
+        # An unknown "$schema" falls back to 2020-12 with a DeprecationWarning; the check below
+        # is what reports real problems.
+        warnings.simplefilter("ignore")
+        cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as error:
+        return CompiledSection(
+            schema, None, "not a valid JSON Schema: " + _schema_error_text(error)
+        )
+    if isinstance(schema, Mapping):
+        declared = schema.get("type")
+        if declared is not None and "object" not in (
+            declared if isinstance(declared, list) else [declared]
+        ):
+            return CompiledSection(
+                schema,
+                None,
+                f"must describe an object (type: object), found type {hints.show(declared)}",
+            )
+    problem = _check_refs(schema, schema, [])
+    if problem:
+        return CompiledSection(schema, None, "not a valid JSON Schema: " + problem)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    problem = _check_defaults(validator, schema, schema, [])
+    if problem:
+        return CompiledSection(schema, None, problem)
+    return CompiledSection(schema, validator, None)
+
+
+def _schema_error_text(error: SchemaError) -> str:
+    where = hints.field_path("", error.path) or "top level"
+    if error.path and error.path[-1] == "type":
+        return f"at {where}: {hints.show(error.instance)} is not a JSON type (expected one of array, boolean, integer, null, number, object, string)"
+    if error.validator == "format" and error.validator_value == "regex":
+        return f"at {where}: {hints.show(error.instance)} is not a valid regular expression"
+    return f"at {where}: {error.message}"
+
+
+def _check_refs(node: Any, root: Any, where: list[Any]) -> str | None:
+    if isinstance(node, Mapping):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                resolve({"$ref": ref}, root)
+            except UnresolvableRef as error:
+                return f"at {hints.field_path('', where) or 'top level'}: {error}"
+        for key, value in node.items():
+            problem = _check_refs(value, root, [*where, key])
+            if problem:
+                return problem
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            problem = _check_refs(value, root, [*where, index])
+            if problem:
+                return problem
+    return None
+
+
+def _check_defaults(validator: Validator, node: Any, root: Any, where: list[str]) -> str | None:
+    """A default that violates its own schema would make every defaulted config invalid."""
+    for name, sub in properties(node).items():
+        sub = resolve(sub, root)
+        if isinstance(sub, Mapping) and "default" in sub:
+            sub_validator = validator.evolve(schema=sub)
+            error = next(iter(sub_validator.iter_errors(sub["default"])), None)
+            if error is not None:
+                path = hints.field_path("", [*where, name])
+                return f"default of {path} is invalid: {_explain_one(error, root)}"
+        problem = _check_defaults(validator, sub, root, [*where, name])
+        if problem:
+            return problem
+    return None
+
+
+def _explain_one(error: ValidationError, root: Any) -> str:
+    messages = list(_messages(error, root))
+    return messages[0][1] if messages else error.message
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _sections_of(schema: SchemaSnapshot | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(schema, SchemaSnapshot):
+        return {wire: getattr(schema, attr) for wire, attr in SECTIONS}
+    # Accept both the wire name and the Python name for customObjects; a missing section allows anything.
+    return {wire: schema.get(wire, schema.get(attr, {})) for wire, attr in SECTIONS}
+
+
+def validate_model_config(
+    schema: SchemaSnapshot | Mapping[str, Any],
+    labels: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    custom_objects: Mapping[str, Any],
+) -> ConfigValidation:
+    """Validate the three config sections, filling in schema defaults first.
+
+    Never raises on bad input: unusable schemas and non-object sections become problems.
+    """
+    sections = _sections_of(schema)
+    values: dict[str, Any] = {
+        "labels": labels,
+        "metadata": metadata,
+        "customObjects": custom_objects,
+    }
+    problems: list[FieldProblem] = []
+    defaulted: dict[str, dict[str, Any]] = {}
+    patch: list[dict[str, Any]] = []
+    for section, _ in SECTIONS:
+        value = values[section]
+        compiled = compile_section(sections[section])
+        if not isinstance(value, Mapping):
+            problems.append(
+                FieldProblem(section, f"expected an object, found {hints.found(value)}")
+            )
+            defaulted[section] = {}
+            continue
+        if compiled.validator is None:
+            problems.append(
+                FieldProblem(f"schema.{section}", compiled.problem or "unusable schema")
+            )
+            defaulted[section] = dict(value)
+            continue
+        ops: list[dict[str, Any]] = []
+        filled = _apply_defaults(compiled.schema, compiled.schema, value, [section], ops)
+        if ops and not value:
+            # The section may be absent from the model object: add it whole rather than per key.
+            ops = [{"op": "add", "path": json_pointer([section]), "value": copy.deepcopy(filled)}]
+        patch.extend(ops)
+        defaulted[section] = filled
+        found = sorted(_problems(section, compiled.validator, filled), key=lambda p: p.path)
+        problems.extend(found)
+    return ConfigValidation(problems=tuple(problems), defaulted=defaulted, patch=patch)
+
+
+def _apply_defaults(
+    schema: Any, root: Any, instance: Mapping[str, Any], where: list[str], ops: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A copy of `instance` with missing properties that have a default filled in, recursively
+    inside objects that are present. Combinators are not entered: which branch applies is
+    ambiguous before validation."""
+    out = dict(instance)
+    try:
+        props = properties(resolve(schema, root))
+    except UnresolvableRef:
+        return out
+    for name, sub in props.items():
+        try:
+            sub = resolve(sub, root)
+        except UnresolvableRef:
+            continue
+        if not isinstance(sub, Mapping):
+            continue
+        if name not in out:
+            if "default" in sub:
+                out[name] = copy.deepcopy(sub["default"])
+                ops.append(
+                    {
+                        "op": "add",
+                        "path": json_pointer([*where, name]),
+                        "value": copy.deepcopy(sub["default"]),
+                    }
+                )
+        elif isinstance(out[name], Mapping) and properties(sub):
+            out[name] = _apply_defaults(sub, root, out[name], [*where, name], ops)
+    return out
+
+
+def _problems(
+    section: str, validator: Validator, instance: Mapping[str, Any]
+) -> Iterator[FieldProblem]:
+    seen: set[tuple[str, str]] = set()
+    # A value of the wrong type also fails its enum/bounds; the type error alone says it best.
+    errors = list(validator.iter_errors(instance))
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    for error in errors:
+        if error.validator != "type" and tuple(error.absolute_path) in mistyped:
+            continue
+        for parts, message in _messages(error, validator.schema):
+            path = hints.field_path(section, parts)
+            if (path, message) not in seen:
+                seen.add((path, message))
+                yield FieldProblem(path, message)
+
+
+def _messages(error: ValidationError, root: Any) -> Iterator[tuple[list[Any], str]]:
+    """(instance path parts, message) pairs for one jsonschema error, in user words."""
+    parts = list(error.absolute_path)
+    keyword = error.validator
+    value = error.validator_value
+    instance = error.instance
+    if keyword == "required" and isinstance(instance, Mapping):
+        props = properties(error.schema)
+        undeclared = [k for k in instance if k not in props]
+        for name in value:
+            if name in instance:
+                continue
+            expected = hints.describe(_safe_resolve(props.get(name, True), root))
+            message = f"required property missing (expected {expected})"
+            alias = hints.most_similar(name, undeclared)
+            if alias is not None:
+                message += f"; {alias!r} is set instead"
+            yield [*parts, name], message
+    elif keyword == "additionalProperties" and isinstance(instance, Mapping):
+        yield from _undeclared(error, parts, instance)
+    elif keyword == "type":
+        yield (
+            parts,
+            f"expected {' or '.join(value) if isinstance(value, list) else value}, found {hints.found(instance)}",
+        )
+    elif keyword == "enum":
+        yield (
+            parts,
+            f"expected one of {', '.join(hints.show(v) for v in value)}, found {hints.show(instance)}",
+        )
+    elif keyword == "const":
+        yield parts, f"expected exactly {hints.show(value)}, found {hints.show(instance)}"
+    elif keyword in _BOUNDS:
+        yield (
+            parts,
+            f"expected {_BOUNDS[keyword]} {hints.show(value)}, found {hints.show(instance)}",
+        )
+    elif keyword in _SIZES:
+        noun, size_of = _SIZES[keyword]
+        yield parts, f"expected {noun.format(value)}, found {size_of(instance)}"
+    elif keyword == "pattern":
+        yield parts, f"expected a string matching {hints.show(value)}, found {hints.show(instance)}"
+    elif keyword == "format":
+        yield parts, f"expected a valid {value}, found {hints.show(instance)}"
+    elif keyword == "multipleOf":
+        yield parts, f"expected a multiple of {hints.show(value)}, found {hints.show(instance)}"
+    elif keyword == "uniqueItems":
+        yield parts, "expected unique items, found duplicates"
+    elif keyword in ("anyOf", "oneOf"):
+        if keyword == "oneOf" and not error.context:
+            yield (
+                parts,
+                f"{hints.show(instance)} matches more than one of the alternatives, expected exactly one",
+            )
+        else:
+            yield parts, f"expected {hints.describe(error.schema)}, found {hints.found(instance)}"
+    elif keyword in (None, "not", "false"):
+        yield parts, f"{hints.show(instance)} is not allowed here"
+    else:
+        yield parts, error.message
+
+
+_BOUNDS = {
+    "minimum": "a value >=",
+    "maximum": "a value <=",
+    "exclusiveMinimum": "a value >",
+    "exclusiveMaximum": "a value <",
+}
+
+
+def _len_text(value: Any, unit: str) -> str:
+    size = len(value) if hasattr(value, "__len__") else 0
+    return f"{size} {unit}{'' if size == 1 else 's'}"
+
+
+_SIZES: dict[str, tuple[str, Any]] = {
+    "minLength": (
+        "at least {} characters",
+        lambda v: f"{_len_text(v, 'character')} ({hints.show(v)})",
+    ),
+    "maxLength": (
+        "at most {} characters",
+        lambda v: f"{_len_text(v, 'character')} ({hints.show(v)})",
+    ),
+    "minItems": ("at least {} items", lambda v: _len_text(v, "item")),
+    "maxItems": ("at most {} items", lambda v: _len_text(v, "item")),
+    "minProperties": ("at least {} properties", lambda v: _len_text(v, "property")),
+    "maxProperties": ("at most {} properties", lambda v: _len_text(v, "property")),
+}
+
+
+def _safe_resolve(schema: Any, root: Any) -> Any:
+    try:
+        return resolve(schema, root)
+    except UnresolvableRef:
+        return schema
+
+
+def _undeclared(
+    error: ValidationError, parts: list[Any], instance: Mapping[str, Any]
+) -> Iterator[tuple[list[Any], str]]:
+    schema = error.schema
+    props = properties(schema)
+    patterns = schema.get("patternProperties", {}) if isinstance(schema, Mapping) else {}
+    missing_required = [
+        r
+        for r in (schema.get("required", []) if isinstance(schema, Mapping) else [])
+        if r not in instance
+    ]
+    unset_optional = [p for p in props if p not in instance and p not in missing_required]
+    for key in instance:
+        if key in props or any(_matches(p, key) for p in patterns):
+            continue
+        if schema_for_undeclared(schema, key) is not False:
+            continue
+        hint = hints.most_similar(key, missing_required)
+        if hint is not None:
+            yield [*parts, key], f"not allowed; did you mean {hint!r} (required)?"
+            continue
+        hint = hints.most_similar(key, unset_optional)
+        if hint is not None:
+            yield [*parts, key], f"not allowed; did you mean {hint!r}?"
+        elif props and len(props) <= 12:
+            yield [*parts, key], f"not allowed (allowed: {', '.join(sorted(props))})"
+        else:
+            yield [*parts, key], "not allowed: the schema declares no such property"
+
+
+def _matches(pattern: str, key: str) -> bool:
+    try:
+        return re.search(pattern, key) is not None
+    except re.error:
+        return False
+
+
+__all__ = [
+    "SECTIONS",
+    "CompiledSection",
+    "ConfigValidation",
+    "FieldProblem",
+    "compile_section",
+    "schema_problem",
+    "validate_model_config",
+]

@@ -1,0 +1,96 @@
+"""Fetch weights into a content-addressed cache, verifying the sha256 digest on the way in.
+
+Bytes are hashed while they are copied, and a file only gets its final name
+(`<cache>/<hex>.pt`) once its digest matches: nothing that did not match is ever handed to a
+loader, and a later change to the source file cannot change what was verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from overseer_serving.digest import CHUNK, sha256_file, verify
+from overseer_serving.errors import DigestMismatch, FetchFailed, InvalidConfig
+
+
+def cached_path(cache_dir: Path, digest: str) -> Path:
+    return cache_dir / f"{digest.removeprefix('sha256:')}.pt"
+
+
+def fetch(uri: str, digest: str, cache_dir: Path, *, timeout_s: float, max_bytes: int) -> Path:
+    """Return a local file whose content has `digest`, fetching `uri` if it is not cached."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = cached_path(cache_dir, digest)
+    if final.exists():
+        # Re-hash: the cache is a plain directory, so check rather than trust it.
+        try:
+            verify(sha256_file(final), digest, source=str(final))
+        except DigestMismatch:
+            final.unlink(missing_ok=True)
+        else:
+            return final
+    scheme = urlsplit(uri).scheme
+    if scheme == "file":
+        chunks = _file_chunks(uri)
+    elif scheme in ("http", "https"):
+        chunks = _http_chunks(uri, timeout_s)
+    else:
+        raise InvalidConfig(f"model.uri: {scheme}:// is not supported by this serving image (file://, http(s)://)")
+    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=".fetch-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            actual = _copy_hashing(chunks, out, max_bytes=max_bytes, uri=uri)
+        verify(actual, digest, source=uri)
+        os.replace(tmp, final)
+    finally:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+    return final
+
+
+def _copy_hashing(chunks: Iterator[bytes], out: BinaryIO, *, max_bytes: int, uri: str) -> str:
+    h = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchFailed(f"weights at {uri} exceed the {max_bytes}-byte limit")
+        h.update(chunk)
+        out.write(chunk)
+    if size == 0:
+        raise FetchFailed(f"weights at {uri} are empty")
+    return "sha256:" + h.hexdigest()
+
+
+def _file_chunks(uri: str) -> Iterator[bytes]:
+    parts = urlsplit(uri)
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidConfig(f"model.uri: file:// URIs must be local (file:///path), got host {parts.netloc!r}")
+    path = Path(unquote(parts.path))
+    try:
+        f = path.open("rb")
+    except OSError as error:
+        raise FetchFailed(f"cannot read {uri}: {error.strerror or error}") from None
+    with f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _http_chunks(uri: str, timeout_s: float) -> Iterator[bytes]:
+    import httpx
+
+    try:
+        with httpx.stream("GET", uri, timeout=timeout_s, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise FetchFailed(f"GET {uri} answered HTTP {response.status_code}")
+            yield from response.iter_bytes(CHUNK)
+    except httpx.HTTPError as error:
+        raise FetchFailed(f"cannot fetch {uri}: {type(error).__name__}: {error}") from None

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["support.cluster"]
+
+_TESTS_DIR = Path(__file__).parent
 _TIERS = ("unit", "cluster", "e2e")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        for tier in _TIERS:
-            if tier in parts:
-                item.add_marker(getattr(pytest.mark, tier))
+        tier = Path(str(item.fspath)).relative_to(_TESTS_DIR).parts[0]
+        if tier in _TIERS:
+            item.add_marker(getattr(pytest.mark, tier))

@@ -16,12 +16,12 @@ kube_bin="$CACHE_ROOT/bin/kube-$KUBE_VERSION"
 etcd_bin="$CACHE_ROOT/bin/etcd-$ETCD_VERSION"
 
 build_kube() {
-  if [[ -x "$kube_bin/kube-apiserver" && -x "$kube_bin/kube-controller-manager" ]]; then return; fi
-  echo "build-control-plane: building kube-apiserver and kube-controller-manager $KUBE_VERSION (cold build: tens of minutes on 2 cores)" >&2
+  if [[ -x "$kube_bin/kube-apiserver" && -x "$kube_bin/kube-controller-manager" && -x "$kube_bin/kubectl" ]]; then return; fi
+  echo "build-control-plane: building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION (cold build: tens of minutes on 2 cores)" >&2
   local ldflags pkg="k8s.io/component-base/version"
   ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   ldflags+=" -X $pkg.gitMajor=$(echo "$KUBE_VERSION" | sed -E 's/^v([0-9]+)\..*/\1/') -X $pkg.gitMinor=$(echo "$KUBE_VERSION" | sed -E 's/^v[0-9]+\.([0-9]+)\..*/\1/')"
-  mkdir -p "$kube_bin.tmp"
+  rm -rf "$kube_bin.tmp" && mkdir -p "$kube_bin.tmp"
   (cd "$HERE/kube" && GOFLAGS=-mod=mod GOBIN="$kube_bin.tmp" go install -trimpath -ldflags "$ldflags" tool) \
     || die "go install of k8s.io/kubernetes $KUBE_VERSION failed (see above). A module download failure is usually transient: re-run 'make up'; the Go module cache keeps what was fetched."
   rm -rf "$kube_bin" && mv "$kube_bin.tmp" "$kube_bin"
@@ -30,7 +30,7 @@ build_kube() {
 build_etcd() {
   if [[ -x "$etcd_bin/etcd" ]]; then return; fi
   echo "build-control-plane: building etcd $ETCD_VERSION" >&2
-  mkdir -p "$etcd_bin.tmp"
+  rm -rf "$etcd_bin.tmp" && mkdir -p "$etcd_bin.tmp"
   (cd "$HERE/etcd" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$etcd_bin.tmp/etcd" go.etcd.io/etcd/server/v3) \
     || die "go build of go.etcd.io/etcd/server/v3 $ETCD_VERSION failed (see above). Re-run 'make up' to retry."
   rm -rf "$etcd_bin" && mv "$etcd_bin.tmp" "$etcd_bin"
@@ -46,3 +46,4 @@ esac
 echo "ETCD=$etcd_bin/etcd"
 echo "KUBE_APISERVER=$kube_bin/kube-apiserver"
 echo "KUBE_CONTROLLER_MANAGER=$kube_bin/kube-controller-manager"
+echo "KUBECTL=$kube_bin/kubectl"

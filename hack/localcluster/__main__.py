@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"localcluster: {e}", file=sys.stderr)
             return 1
         print(f"local cluster up in {time.monotonic() - t0:.1f}s: {stack.apiserver_url}")
-        print(f"  export KUBECONFIG={stack.kubeconfig}")
+        print(f"  export KUBECONFIG={stack.kubeconfig} PATH={stack.dir / 'bin'}:$PATH")
         print("  kubectl get nodes")
         return 0
     if args.command == "down":

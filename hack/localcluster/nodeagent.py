@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from . import procs
 from .podspec import PodSpecError, build_process
@@ -197,9 +197,10 @@ class PodRunner(threading.Thread):
         logfile.write(f"--- {now()} start #{self.restart_count}: {' '.join(spec.argv)}\n".encode())
         logfile.flush()
         try:
-            self.proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn is needed for PDEATHSIG
+            # preexec_fn is needed for PDEATHSIG; it only calls setsid and prctl (no locks taken).
+            self.proc = subprocess.Popen(
                 spec.argv, env=spec.env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
-                stdout=logfile, stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent,
+                stdout=logfile, stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent,  # noqa: PLW1509
             )
         except OSError as e:
             raise PodSpecError(f"cannot start {spec.argv[0]!r}: {e.strerror}") from e
@@ -236,7 +237,7 @@ class PodRunner(threading.Thread):
             self.publish("Succeeded" if code == 0 else "Failed")
             return None
         self.last_state = {"terminated": terminated}
-        backoff = min(RESTART_BACKOFF_MAX, 1.0 * 2 ** self.restart_count)
+        backoff: float = min(RESTART_BACKOFF_MAX, 2.0 ** self.restart_count)
         self.restart_count += 1
         self.state = {"waiting": {"reason": "CrashLoopBackOff",
                                   "message": f"back-off {backoff:.0f}s restarting failed container"}}
@@ -307,9 +308,10 @@ class PodRunner(threading.Thread):
 
 class NodeAgent:
     def __init__(self, kubeconfig: str, workdir: Path, ip_block: int, owner_pid: int | None) -> None:
-        config.load_kube_config(kubeconfig)
+        config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
         self.api = client.ApiClient()
-        self.core = client.CoreV1Api(self.api)
+        # Any: the client accepts plain dict bodies at runtime; its type stubs only know model classes.
+        self.core: Any = client.CoreV1Api(self.api)
         self.workdir = workdir
         self.ips = IPPool(ip_block)
         self.owner_pid = owner_pid
@@ -400,7 +402,8 @@ class NodeAgent:
                 runner.terminate(0)
             return
         if not node:
-            if not meta.get("deletionTimestamp") and spec.get("schedulerName", "default-scheduler") == "default-scheduler":
+            ours = spec.get("schedulerName", "default-scheduler") == "default-scheduler"
+            if ours and not meta.get("deletionTimestamp"):
                 self.bind(pod)
             return
         if node != NODE_NAME:
@@ -448,7 +451,7 @@ class NodeAgent:
                     gone = [uid for uid in self.runners if uid not in seen]
                 for uid in gone:
                     self.handle("DELETED", {"metadata": {"uid": uid}, "spec": {}})
-                stream = watch.Watch().stream(
+                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
                     self.core.list_pod_for_all_namespaces,
                     resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
                 )

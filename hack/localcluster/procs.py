@@ -7,6 +7,7 @@ never signalled by mistake.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -63,10 +64,8 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def group_alive(pgid: int) -> bool:
@@ -88,8 +87,21 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def _reap(pid: int) -> None:
+    """Collect the exit status when pid is our own child, so no zombie lingers."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 def stop_group(pid: int, started: int | None, grace: float) -> None:
     """SIGTERM the group, wait up to `grace` seconds, then SIGKILL what is left."""
+    try:
+        _stop_group(pid, started, grace)
+    finally:
+        _reap(pid)
+
+
+def _stop_group(pid: int, started: int | None, grace: float) -> None:
     if not is_same_process(pid, started) and not group_alive(pid):
         return
     signal_group(pid, signal.SIGTERM)

@@ -40,6 +40,7 @@ class Stack:
     kubeconfig: Path
     apiserver_url: str
     ip_block: int
+    kubectl: Path  # built from the same Kubernetes release as the apiserver (no version skew)
 
 
 def free_port() -> int:
@@ -56,7 +57,7 @@ def binaries() -> dict[str, Path]:
         raise StackError(f"building the control plane failed (exit {e.returncode}); see the messages above") from e
     paths = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return {"etcd": Path(paths["ETCD"]), "kube-apiserver": Path(paths["KUBE_APISERVER"]),
-            "kube-controller-manager": Path(paths["KUBE_CONTROLLER_MANAGER"])}
+            "kube-controller-manager": Path(paths["KUBE_CONTROLLER_MANAGER"]), "kubectl": Path(paths["KUBECTL"])}
 
 
 def write_kubeconfig(path: Path, server: str, c: certs.ClusterCerts, user: str = "admin") -> None:
@@ -96,7 +97,8 @@ def _wait(what: str, check: Any, d: Path, log_name: str, proc: subprocess.Popen[
     last_error = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise StackError(f"{what} exited with code {proc.returncode}; last log lines:\n{_tail(d / 'logs' / log_name)}")
+            log_tail = _tail(d / "logs" / log_name)
+            raise StackError(f"{what} exited with code {proc.returncode}; last log lines:\n{log_tail}")
         try:
             if check():
                 return
@@ -145,7 +147,7 @@ def start_stack(d: Path, owner_pid: int | None = None, timeout: float = START_TI
     d = d.resolve()
     state = _read_state(d)
     if state and is_healthy(d):
-        return Stack(d, d / "kubeconfig", state["apiserver_url"], state["ip_block"])
+        return Stack(d, d / "kubeconfig", state["apiserver_url"], state["ip_block"], Path(state["kubectl"]))
     if d.exists():
         stop_stack(d)  # stale from a killed run: stop what it recorded, start clean
         shutil.rmtree(d, ignore_errors=True)
@@ -167,7 +169,7 @@ def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float
     etcd_port, peer_port, api_port, kcm_port = free_port(), free_port(), free_port(), free_port()
     ip_block = random.randint(16, 250)
     server = f"https://127.0.0.1:{api_port}"
-    state: dict[str, Any] = {"apiserver_url": server, "ip_block": ip_block, "pids": {},
+    state: dict[str, Any] = {"apiserver_url": server, "ip_block": ip_block, "pids": {}, "kubectl": str(bins["kubectl"]),
                              "ports": {"etcd": etcd_port, "apiserver": api_port}}
 
     def save(name: str, proc: subprocess.Popen[bytes]) -> None:
@@ -219,20 +221,23 @@ def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float
         agent_argv.append(f"--owner-pid={owner_pid}")
     agent = _spawn("node-agent", agent_argv, d, env)
     save("node-agent", agent)
-    _wait("kube-controller-manager and node agent", lambda: _cluster_ready(d), d, "node-agent.log", agent, timeout)
+    _wait("kube-controller-manager and node agent", lambda: _cluster_ready(d, bins["kubectl"]), d, "node-agent.log",
+          agent, timeout)
     if kcm.poll() is not None:
         raise StackError(f"kube-controller-manager exited; log:\n{_tail(d / 'logs' / 'kube-controller-manager.log')}")
-    return Stack(d, d / "kubeconfig", server, ip_block)
+    (d / "bin").mkdir(exist_ok=True)
+    (d / "bin" / "kubectl").symlink_to(bins["kubectl"])
+    return Stack(d, d / "kubeconfig", server, ip_block, bins["kubectl"])
 
 
-def _cluster_ready(d: Path) -> bool:
+def _cluster_ready(d: Path, kubectl: Path) -> bool:
     """Ready when node local-0 is Ready and the controllers made the default service account."""
     kc = str(d / "kubeconfig")
-    node = subprocess.run(["kubectl", f"--kubeconfig={kc}", "get", "node", "local-0", "-o",
+    node = subprocess.run([str(kubectl), f"--kubeconfig={kc}", "get", "node", "local-0", "-o",
                            "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
-                          capture_output=True, text=True, timeout=10)
-    sa = subprocess.run(["kubectl", f"--kubeconfig={kc}", "get", "serviceaccount", "default", "-n", "default"],
-                        capture_output=True, text=True, timeout=10)
+                          capture_output=True, text=True, timeout=10, check=False)
+    sa = subprocess.run([str(kubectl), f"--kubeconfig={kc}", "get", "serviceaccount", "default", "-n", "default"],
+                        capture_output=True, text=True, timeout=10, check=False)
     return node.stdout.strip() == "True" and sa.returncode == 0
 
 
@@ -241,7 +246,8 @@ def stop_stack(d: Path, keep_agent: bool = False) -> None:
     state = _read_state(d)
     pids = (state or {}).get("pids", {})
     if not keep_agent and "node-agent" in pids:
-        procs.stop_group(*pids["node-agent"], grace=20)
+        pid, started = pids["node-agent"]
+        procs.stop_group(pid, started, grace=20)
     # Pod processes die with the agent (PDEATHSIG); reap any group that survived, e.g. children.
     for record in (d / "pods").glob("*/process.json") if (d / "pods").exists() else []:
         rec = procs.read_record(record)
@@ -249,4 +255,5 @@ def stop_stack(d: Path, keep_agent: bool = False) -> None:
             procs.stop_group(rec[0], None, grace=2)
     for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
         if name in pids:
-            procs.stop_group(*pids[name], grace=10)
+            pid, started = pids[name]
+            procs.stop_group(pid, started, grace=10)

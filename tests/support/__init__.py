@@ -1,0 +1,1 @@
+"""Helpers shared by the cluster and e2e tiers."""

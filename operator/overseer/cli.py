@@ -10,9 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-SERVING_EXTRA_HINT = (
-    "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
-)
+SERVING_EXTRA_HINT = "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -26,21 +24,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="overseer", description="Model-config contracts for Kubernetes: validate, diff, serve."
-    )
+    parser = _Parser(prog="overseer", description="Model-config contracts for Kubernetes: validate, diff, serve.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    serve = commands.add_parser(
-        "serve", help="run the model serving process (needs the serving extra)"
-    )
-    serve.add_argument(
-        "--model-file", help="model document to start from (default: $OVERSEER_MODEL_FILE)"
-    )
-    serve.add_argument(
-        "--token-file", help="admin bearer token file (default: $OVERSEER_ADMIN_TOKEN_FILE)"
-    )
+    serve = commands.add_parser("serve", help="run the model serving process (needs the serving extra)")
+    serve.add_argument("--model-file", help="model document to start from (default: $OVERSEER_MODEL_FILE)")
+    serve.add_argument("--token-file", help="admin bearer token file (default: $OVERSEER_ADMIN_TOKEN_FILE)")
     serve.add_argument("--host", help="address to listen on")
     serve.add_argument("--port", type=int, help="port to listen on (default: $OVERSEER_PORT)")
     serve.set_defaults(handler=_serve)
@@ -53,11 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         print(SERVING_EXTRA_HINT, file=sys.stderr)
         return EXIT_USAGE
-    return int(
-        serve(
-            model_file=args.model_file, token_file=args.token_file, host=args.host, port=args.port
-        )
-    )
+    return int(serve(model_file=args.model_file, token_file=args.token_file, host=args.host, port=args.port))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,9 @@ class ModelSpec(_Strict):
     """One trained model with its concrete config values."""
 
     name: str = Field(min_length=1, max_length=253, description="Model name, as saved by the development team.")
-    version: str = Field(min_length=1, max_length=128, description="Model version (a string: dates and semver both occur).")
+    version: str = Field(
+        min_length=1, max_length=128, description="Model version (a string: dates and semver both occur)."
+    )
     uri: str = Field(
         min_length=1,
         description="Where the weights are: file://, http(s):// (s3:// where the serving image supports it).",
@@ -37,12 +39,19 @@ class ModelSpec(_Strict):
         pattern=DIGEST_PATTERN,
         description="sha256:<64 lowercase hex> of the weights file; the serving pod refuses weights that differ.",
     )
-    labels: JSONObject = Field(default_factory=dict, description="Model labels (for example owner, stage), checked against the schema's labels section.")
-    metadata: JSONObject = Field(default_factory=dict, description="Model metadata (for example f1, dataset_version), checked against the schema's metadata section.")
+    labels: JSONObject = Field(
+        default_factory=dict,
+        description="Model labels (for example owner, stage), checked against the schema's labels section.",
+    )
+    metadata: JSONObject = Field(
+        default_factory=dict,
+        description="Model metadata (for example f1, dataset_version), checked against the schema's metadata section.",
+    )
     custom_objects: JSONObject = Field(
         default_factory=dict,
         alias="customObjects",
-        description="Serving parameters (for example resize_resolution, conf, multi_label), checked against the schema's customObjects section.",
+        description="Serving parameters (for example resize_resolution, conf, multi_label), "
+        "checked against the schema's customObjects section.",
     )
 
     @field_validator("uri")
@@ -61,7 +70,9 @@ class SchemaSnapshot(_Strict):
     version: int = Field(ge=1, description="ModelSchema version number.")
     labels: JSONObject = Field(default_factory=dict, description="JSON Schema of the labels.")
     metadata: JSONObject = Field(default_factory=dict, description="JSON Schema of the metadata.")
-    custom_objects: JSONObject = Field(default_factory=dict, alias="customObjects", description="JSON Schema of the serving parameters.")
+    custom_objects: JSONObject = Field(
+        default_factory=dict, alias="customObjects", description="JSON Schema of the serving parameters."
+    )
 
 
 class ModelDocument(_Strict):

@@ -57,30 +57,22 @@ class ObjectMeta(BaseModel):
     namespace: str | None = Field(default=None, description="Object namespace.")
     labels: dict[str, str] = Field(default_factory=dict, description="Object labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Object annotations.")
-    generation: int | None = Field(
-        default=None, description="Spec generation, set by the API server."
-    )
-    resource_version: str | None = Field(
-        default=None, alias="resourceVersion", description="Resource version."
-    )
+    generation: int | None = Field(default=None, description="Spec generation, set by the API server.")
+    resource_version: str | None = Field(default=None, alias="resourceVersion", description="Resource version.")
     uid: str | None = Field(default=None, description="Object UID.")
 
 
 class Condition(_Model):
     """A standard Kubernetes condition (metav1.Condition)."""
 
-    type: str = Field(
-        min_length=1, max_length=316, description="Condition type: Ready, Progressing or Degraded."
-    )
+    type: str = Field(min_length=1, max_length=316, description="Condition type: Ready, Progressing or Degraded.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(
         default="",
         max_length=1024,
         description="CamelCase reason for the last transition, for machines.",
     )
-    message: str = Field(
-        default="", max_length=32768, description="Human-readable detail of the last transition."
-    )
+    message: str = Field(default="", max_length=32768, description="Human-readable detail of the last transition.")
     observed_generation: int | None = Field(
         default=None,
         ge=0,
@@ -102,16 +94,15 @@ class SchemaVersion(_Model):
         ge=1,
         description="Version number: unique, strictly increasing; never reused or changed once registered.",
     )
-    description: str = Field(
-        default="", max_length=4096, description="What changed in this version and why."
-    )
+    description: str = Field(default="", max_length=4096, description="What changed in this version and why.")
     deprecated: bool = Field(
         default=False,
         description="Deprecated versions stay valid, but new deployments that reference them get a warning.",
     )
     labels: JSONObject = Field(
         default_factory=dict,
-        description="JSON Schema (draft 2020-12 by default) that a model's labels must satisfy, for example owner and stage.",
+        description="JSON Schema (draft 2020-12 unless $schema says otherwise) that a model's labels must satisfy, "
+        "for example owner and stage.",
         json_schema_extra=_FREE_FORM,
     )
     metadata: JSONObject = Field(
@@ -122,7 +113,8 @@ class SchemaVersion(_Model):
     custom_objects: JSONObject = Field(
         default_factory=dict,
         alias="customObjects",
-        description="JSON Schema of the serving parameters (customObjects), for example resize_resolution, conf and multi_label. "
+        description="JSON Schema of the serving parameters (customObjects), "
+        "for example resize_resolution, conf and multi_label. "
         "Defaults declared here are applied to deployments at admission.",
         json_schema_extra=_FREE_FORM,
     )
@@ -174,9 +166,7 @@ class ModelSchemaStatus(_Model):
     observed_generation: int | None = Field(
         default=None, alias="observedGeneration", description="The generation last processed."
     )
-    latest_version: int | None = Field(
-        default=None, alias="latestVersion", description="Highest registered version."
-    )
+    latest_version: int | None = Field(default=None, alias="latestVersion", description="Highest registered version.")
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready is True when every version is a valid JSON Schema and compatible per spec.compatibility.",
@@ -187,7 +177,7 @@ class ModelSchemaStatus(_Model):
 class ModelSchema(_Model):
     """Declares what a model's labels, metadata and serving parameters look like, versioned."""
 
-    api_version: Literal["overseer.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["overseer.dev/v1alpha1"] = Field(default="overseer.dev/v1alpha1", alias="apiVersion")
     kind: Literal["ModelSchema"] = "ModelSchema"
     metadata: ObjectMeta
     spec: ModelSchemaSpec
@@ -200,9 +190,7 @@ class ModelSchema(_Model):
 class SchemaRef(_Model):
     """Which ModelSchema version the model's config is checked against (same namespace)."""
 
-    name: str = Field(
-        min_length=1, max_length=253, description="Name of a ModelSchema in the same namespace."
-    )
+    name: str = Field(min_length=1, max_length=253, description="Name of a ModelSchema in the same namespace.")
     version: int = Field(
         ge=1,
         description="Version of that ModelSchema; pinned explicitly so what is in git is what is checked.",
@@ -232,7 +220,8 @@ class EnvVar(_Model):
     value_from: JSONObject | None = Field(
         default=None,
         alias="valueFrom",
-        description="Source of the value, as in a Pod spec (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
+        description="Source of the value, as in a Pod spec "
+        "(secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
         json_schema_extra=_FREE_FORM,
     )
 
@@ -240,12 +229,8 @@ class EnvVar(_Model):
 class Toleration(_Model):
     """A Pod toleration, for example to run on GPU nodes."""
 
-    key: str | None = Field(
-        default=None, description="Taint key the toleration applies to; empty matches all keys."
-    )
-    operator: Literal["Exists", "Equal"] | None = Field(
-        default=None, description="Exists or Equal (default Equal)."
-    )
+    key: str | None = Field(default=None, description="Taint key the toleration applies to; empty matches all keys.")
+    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal (default Equal).")
     value: str | None = Field(default=None, description="Taint value to match with operator Equal.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect to match; empty matches all effects."
@@ -270,17 +255,13 @@ class ServingSpec(_Model):
         default_factory=ResourceRequirements,
         description="Compute resources of each serving container.",
     )
-    env: list[EnvVar] = Field(
-        default_factory=list, description="Extra environment variables of the serving container."
-    )
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables of the serving container.")
     node_selector: dict[str, str] = Field(
         default_factory=dict,
         alias="nodeSelector",
         description="Node labels the serving pods must run on.",
     )
-    tolerations: list[Toleration] = Field(
-        default_factory=list, description="Tolerations of the serving pods."
-    )
+    tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of the serving pods.")
 
 
 class RolloutSpec(_Model):
@@ -318,9 +299,7 @@ class PromotionSpec(_Model):
         }
     )
 
-    metric: str = Field(
-        min_length=1, description="Key in spec.model.metadata holding the metric, for example f1."
-    )
+    metric: str = Field(min_length=1, description="Key in spec.model.metadata holding the metric, for example f1.")
     minimum: float | None = Field(default=None, description="Lowest acceptable metric value.")
     not_worse_than_current: bool = Field(
         default=False,
@@ -335,20 +314,14 @@ class ModelDeploymentSpec(_Model):
     schema_ref: SchemaRef = Field(
         alias="schemaRef", description="The ModelSchema version the model's config must satisfy."
     )
-    model: ModelSpec = Field(
-        description="The model to serve and its config; changing it triggers a hot swap."
-    )
+    model: ModelSpec = Field(description="The model to serve and its config; changing it triggers a hot swap.")
     replicas: int = Field(default=1, ge=1, le=1000, description="Number of serving pods.")
     serving: ServingSpec = Field(
         default_factory=ServingSpec,
         description="Serving pod settings; changes here restart the pods.",
     )
-    rollout: RolloutSpec = Field(
-        default_factory=RolloutSpec, description="How model changes reach the pods."
-    )
-    promotion: PromotionSpec | None = Field(
-        default=None, description="Optional quality gate checked before a rollout."
-    )
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="How model changes reach the pods.")
+    promotion: PromotionSpec | None = Field(default=None, description="Optional quality gate checked before a rollout.")
 
 
 class ServedModel(_Model):
@@ -382,32 +355,20 @@ class HistoryEntry(_Model):
         alias="schemaVersion",
         description="ModelSchema version it was checked against.",
     )
-    served_at: datetime | None = Field(
-        default=None, alias="servedAt", description="When it became served everywhere."
-    )
+    served_at: datetime | None = Field(default=None, alias="servedAt", description="When it became served everywhere.")
 
 
 class RolloutRecord(_Model):
     """The most recent rollout."""
 
-    from_version: str | None = Field(
-        default=None, alias="fromVersion", description="Model version before the rollout."
-    )
-    to_version: str | None = Field(
-        default=None, alias="toVersion", description="Model version the rollout aimed at."
-    )
-    strategy: Literal["HotSwap", "Rolling"] | None = Field(
-        default=None, description="Strategy used."
-    )
+    from_version: str | None = Field(default=None, alias="fromVersion", description="Model version before the rollout.")
+    to_version: str | None = Field(default=None, alias="toVersion", description="Model version the rollout aimed at.")
+    strategy: Literal["HotSwap", "Rolling"] | None = Field(default=None, description="Strategy used.")
     result: Literal["InProgress", "Succeeded", "Failed", "RolledBack"] = Field(
         default="InProgress", description="InProgress, Succeeded, Failed or RolledBack."
     )
-    started_at: datetime | None = Field(
-        default=None, alias="startedAt", description="When the rollout started."
-    )
-    finished_at: datetime | None = Field(
-        default=None, alias="finishedAt", description="When it finished."
-    )
+    started_at: datetime | None = Field(default=None, alias="startedAt", description="When the rollout started.")
+    finished_at: datetime | None = Field(default=None, alias="finishedAt", description="When it finished.")
     message: str = Field(default="", description="Detail, for example which pod failed and why.")
 
 
@@ -419,12 +380,11 @@ class ModelDeploymentStatus(_Model):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready (every pod serves spec.model), Progressing (a rollout runs), Degraded (a rollout failed or pods are missing).",
+        description="Ready (every pod serves spec.model), Progressing (a rollout runs), "
+        "Degraded (a rollout failed or pods are missing).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    model: ServedModel | None = Field(
-        default=None, description="The model served by every pod now."
-    )
+    model: ServedModel | None = Field(default=None, description="The model served by every pod now.")
     ready_replicas: int = Field(
         default=0, ge=0, alias="readyReplicas", description="Pods serving spec.model and ready."
     )
@@ -442,7 +402,7 @@ class ModelDeploymentStatus(_Model):
 class ModelDeployment(_Model):
     """Serves a model whose config is checked against a ModelSchema version; model changes are hot-swapped."""
 
-    api_version: Literal["overseer.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["overseer.dev/v1alpha1"] = Field(default="overseer.dev/v1alpha1", alias="apiVersion")
     kind: Literal["ModelDeployment"] = "ModelDeployment"
     metadata: ObjectMeta
     spec: ModelDeploymentSpec

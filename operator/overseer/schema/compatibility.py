@@ -12,11 +12,11 @@ Definitions (Confluent's, on the config data the schemas describe):
 
 One directional walk answers "does the reader schema accept everything the writer schema
 accepts?": BACKWARD walks (writer=old, reader=new), FORWARD walks (writer=new, reader=old).
-Each finding is named from old to new (ENUM_NARROWED under BACKWARD, ENUM_EXTENDED under FORWARD),
-so codes always describe what the new version did.
+Findings are always named from old to new (ENUM_NARROWED under BACKWARD, ENUM_EXTENDED under
+FORWARD), so a code says what the new version did; codes.py lists them all.
 
-The analysis is syntactic and conservative, like Confluent's: keywords it does not analyse
-(`not`, `if`/`then`/`else`, `dependentSchemas`, ...) are breaking when they change at all.
+Like Confluent's, the analysis is syntactic and conservative: keywords it does not analyse
+(`not`, `if`/`then`/`else`, `dependentSchemas`, ...) count as breaking when they change at all.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from overseer.schema import hints
+from overseer.schema.codes import message
 from overseer.schema.jsonschema_walk import (
     UnresolvableRef,
     accepts_types,
@@ -56,12 +57,12 @@ _BACKWARD, _FORWARD = "BACKWARD", "FORWARD"
 @dataclass(frozen=True)
 class BreakingChange:
     code: str
-    """Stable UPPER_SNAKE code, e.g. PROPERTY_RENAMED (see docs/schema.md for the table)."""
+    """Stable UPPER_SNAKE code, e.g. PROPERTY_RENAMED (codes.py, docs/schema.md)."""
     path: str
     """Section-qualified field path: `customObjects.conf`, `labels.*`, `customObjects.classes[]`."""
     message: str
     direction: str = ""
-    """BACKWARD or FORWARD: which guarantee the change breaks."""
+    """BACKWARD or FORWARD: the guarantee the change breaks (empty for version-level changes)."""
 
     def __str__(self) -> str:
         return f"{self.code} {self.path}: {self.message}"
@@ -90,42 +91,30 @@ def normalize_mode(mode: str) -> str:
 
 
 def directions(mode: str) -> tuple[str, ...]:
+    """The directional checks a mode needs: () for NONE, both for FULL."""
     base = normalize_mode(mode).removesuffix("_TRANSITIVE")
-    return {
-        "NONE": (),
-        "BACKWARD": (_BACKWARD,),
-        "FORWARD": (_FORWARD,),
-        "FULL": (_BACKWARD, _FORWARD),
-    }[base]
+    table = {"NONE": (), "BACKWARD": (_BACKWARD,), "FORWARD": (_FORWARD,)}
+    return table.get(base, (_BACKWARD, _FORWARD))
 
 
 def _sections(version: Any) -> dict[str, Any]:
     """The three JSON Schema sections of a version given as a mapping or an API object."""
-    out: dict[str, Any] = {}
-    for wire, attr in SECTIONS:
-        if isinstance(version, Mapping):
-            out[wire] = version.get(wire, version.get(attr, {}))
-        else:
-            out[wire] = getattr(version, attr, {})
-    return out
+    if isinstance(version, Mapping):
+        return {wire: version.get(wire, version.get(attr, {})) for wire, attr in SECTIONS}
+    return {wire: getattr(version, attr, {}) for wire, attr in SECTIONS}
 
 
 def _version_number(version: Any) -> int | None:
-    number = (
-        version.get("version")
-        if isinstance(version, Mapping)
-        else getattr(version, "version", None)
-    )
+    number = version.get("version") if isinstance(version, Mapping) else getattr(version, "version", None)
     return number if isinstance(number, int) else None
 
 
-def check_compatibility(
-    old: Mapping[str, Any], new: Mapping[str, Any], mode: str
-) -> CompatibilityReport:
-    """Compare one schema version (three sections) with its successor under `mode`.
+def check_compatibility(old: Any, new: Any, mode: str) -> CompatibilityReport:
+    """Compare one schema version (its three sections) with a later one under `mode`.
 
-    `_TRANSITIVE` modes compare just this pair like their base mode; use check_against_history
-    to compare a new version with every earlier one.
+    `old`/`new` are mappings with labels/metadata/customObjects (a SchemaVersion or SchemaSnapshot
+    works too). A `_TRANSITIVE` mode compares just this pair like its base mode; see
+    check_against_history for the transitive walk over earlier versions.
     """
     mode = normalize_mode(mode)
     old_sections, new_sections = _sections(old), _sections(new)
@@ -134,29 +123,23 @@ def check_compatibility(
     for section, _ in SECTIONS:
         problem = compile_section(new_sections[section]).problem
         if problem is not None:
-            changes.append(BreakingChange("SCHEMA_INVALID", section, problem, _BACKWARD))
+            changes.append(BreakingChange("SCHEMA_INVALID", section, message("SCHEMA_INVALID", problem=problem)))
             continue
         if compile_section(old_sections[section]).problem is not None:
             continue  # nothing reliable to compare with; the old version's own check reports it
-        walks = []
-        for direction in directions(mode):
-            writer, reader = (
-                (old_sections, new_sections)
-                if direction == _BACKWARD
-                else (new_sections, old_sections)
-            )
-            walk = _Walk(direction, writer[section], reader[section])
+        walks: list[_Walk] = []
+        for direction in directions(mode) or (_BACKWARD,):
+            if direction == _BACKWARD:
+                walk = _Walk(direction, old_sections[section], new_sections[section])
+            else:
+                walk = _Walk(direction, new_sections[section], old_sections[section])
             walk.compare_root(section)
             walks.append(walk)
-        if not walks:  # NONE: still collect notices for `schema diff`
-            walk = _Walk(_BACKWARD, old_sections[section], new_sections[section])
-            walk.compare_root(section)
-            notices.extend(walk.notices)
-            continue
-        found = [c for w in walks for c in w.changes]
-        renames = {key: value for w in walks for key, value in w.renames.items()}
-        changes.extend(_fold_renames(found, renames))
         notices.extend(n for w in walks for n in w.notices)
+        if not directions(mode):
+            continue  # NONE: the walk only collected notices for `schema diff`
+        renames = {old_path: pair for w in walks for old_path, pair in w.renames.items()}
+        changes.extend(_fold_renames([c for w in walks for c in w.changes], renames))
     return CompatibilityReport(
         mode=mode,
         changes=_unique(changes),
@@ -167,7 +150,7 @@ def check_compatibility(
 
 
 def check_against_history(earlier: Sequence[Any], new: Any, mode: str) -> list[CompatibilityReport]:
-    """`new` against the last of `earlier` (or all of them for a _TRANSITIVE mode), newest first."""
+    """`new` against the latest of `earlier` (all of them for a _TRANSITIVE mode), newest first."""
     mode = normalize_mode(mode)
     if mode == "NONE" or not earlier:
         return []
@@ -176,21 +159,19 @@ def check_against_history(earlier: Sequence[Any], new: Any, mode: str) -> list[C
 
 
 def check_version_history(versions: Sequence[Any], mode: str) -> list[CompatibilityReport]:
-    """Every version against its predecessors as `mode` requires, oldest pair first.
+    """Every version against the earlier ones as `mode` requires, oldest pair first.
 
-    Versions are taken in the given order (the caller checks they increase)."""
+    Versions are taken in the given order (the caller checks that they increase)."""
     reports: list[CompatibilityReport] = []
     for index in range(1, len(versions)):
         reports.extend(check_against_history(versions[:index], versions[index], mode))
     return reports
 
 
-def check_registered_versions(
-    old_versions: Sequence[Any], new_versions: Sequence[Any]
-) -> list[BreakingChange]:
+def check_registered_versions(old_versions: Sequence[Any], new_versions: Sequence[Any]) -> list[BreakingChange]:
     """Registered versions are immutable: none removed, none of their three sections changed.
 
-    (Description and `deprecated` may change: deprecating a version is the normal way to retire it.)
+    Description and `deprecated` may change: deprecating a version is how it is retired.
     """
     by_number = {_version_number(v): v for v in new_versions}
     changes: list[BreakingChange] = []
@@ -198,24 +179,13 @@ def check_registered_versions(
         number = _version_number(old)
         new = by_number.get(number)
         if new is None:
-            changes.append(
-                BreakingChange(
-                    "VERSION_REMOVED",
-                    f"version {number}",
-                    "a registered version was removed; deployments that reference it would stop validating "
-                    "(mark it deprecated instead)",
-                )
-            )
+            changes.append(BreakingChange("VERSION_REMOVED", f"version {number}", message("VERSION_REMOVED")))
             continue
+        old_sections, new_sections = _sections(old), _sections(new)
         for section, _ in SECTIONS:
-            if _canonical(_sections(old)[section]) != _canonical(_sections(new)[section]):
-                changes.append(
-                    BreakingChange(
-                        "VERSION_MODIFIED",
-                        f"version {number}.{section}",
-                        "a registered version is immutable; add a new version instead",
-                    )
-                )
+            if _canonical(old_sections[section]) != _canonical(new_sections[section]):
+                path = f"version {number}.{section}"
+                changes.append(BreakingChange("VERSION_MODIFIED", path, message("VERSION_MODIFIED")))
     return changes
 
 
@@ -237,44 +207,37 @@ def _unique(changes: list[BreakingChange]) -> list[BreakingChange]:
 # --- rename folding --------------------------------------------------------------------------------
 
 
-def _fold_renames(changes: list[BreakingChange], renames: dict[str, str]) -> list[BreakingChange]:
-    """Replace the removal of `old_path` and the addition of its look-alike `new_path` by one
-    PROPERTY_RENAMED change, when either of the two breaks something."""
+@dataclass(frozen=True)
+class _Rename:
+    new_path: str
+    old_name: str
+    new_name: str
+
+
+def _fold_renames(changes: list[BreakingChange], renames: dict[str, _Rename]) -> list[BreakingChange]:
+    """Replace the removal of a property and the addition of a look-alike next to it by one
+    PROPERTY_RENAMED change (per direction), when either of the two breaks something."""
     out = list(changes)
-    for old_path, new_path in renames.items():
-        involved = [c for c in out if c.path in (old_path, new_path)]
+    for old_path, rename in renames.items():
+        involved = [c for c in out if c.path in (old_path, rename.new_path)]
         if not involved:
             continue
-        old_name, new_name = _leaf(old_path), _leaf(new_path)
-        folded = []
+        folded: list[BreakingChange] = []
         for direction in dict.fromkeys(c.direction for c in involved):
             codes = ", ".join(dict.fromkeys(c.code for c in involved if c.direction == direction))
             if direction == _BACKWARD:
-                effect = (
-                    f"configs written for the old version set {old_name!r} and lack {new_name!r}"
-                )
+                effect = f"configs written for the old version set {rename.old_name!r} and lack {rename.new_name!r}"
             else:
-                effect = f"consumers of the old version read {old_name!r}, which configs of the new version no longer set"
-            folded.append(
-                BreakingChange(
-                    "PROPERTY_RENAMED",
-                    old_path,
-                    f"{old_name!r} looks renamed to {new_name!r}: {effect} ({codes}); keep {old_name!r}, "
-                    f"or add {new_name!r} as optional with a default next to it",
-                    direction,
+                effect = (
+                    f"consumers of the old version read {rename.old_name!r}, "
+                    "which configs of the new version no longer set"
                 )
-            )
+            text = message("PROPERTY_RENAMED", old=rename.old_name, new=rename.new_name, effect=effect, codes=codes)
+            folded.append(BreakingChange("PROPERTY_RENAMED", old_path, text, direction))
         position = out.index(involved[0])
         out = [c for c in out if c not in involved]
         out[position:position] = folded
     return out
-
-
-def _leaf(path: str) -> str:
-    tail = path.rsplit(".", 1)[-1]
-    if tail.endswith('"]') and '["' in tail:
-        return json.loads(tail[tail.rindex('["') + 1 : -1])  # type: ignore[no-any-return]
-    return tail
 
 
 # --- the directional walk --------------------------------------------------------------------------
@@ -282,7 +245,7 @@ def _leaf(path: str) -> str:
 _UNION = ("anyOf", "oneOf")
 # Keywords with no effect on which configs validate.
 _ANNOTATIONS = frozenset(
-    {
+    [
         "title",
         "description",
         "default",
@@ -298,11 +261,11 @@ _ANNOTATIONS = frozenset(
         "$anchor",
         "contentMediaType",
         "contentEncoding",
-    }
+    ]
 )
 # Keywords the walk understands; any other keyword that differs is reported as KEYWORD_CHANGED.
 _UNDERSTOOD = _ANNOTATIONS | frozenset(
-    {
+    [
         "$ref",
         "type",
         "enum",
@@ -330,12 +293,17 @@ _UNDERSTOOD = _ANNOTATIONS | frozenset(
         "anyOf",
         "oneOf",
         "allOf",
-    }
+    ]
 )
-
-
-def _pick(direction: str, backward: tuple[str, str], forward: tuple[str, str]) -> tuple[str, str]:
-    return backward if direction == _BACKWARD else forward
+_SIZE_CODES = {
+    # keyword: (code when the new version tightens it, code when it loosens it)
+    "minLength": ("MIN_LENGTH_INCREASED", "MIN_LENGTH_DECREASED"),
+    "maxLength": ("MAX_LENGTH_DECREASED", "MAX_LENGTH_INCREASED"),
+    "minItems": ("MIN_ITEMS_INCREASED", "MIN_ITEMS_DECREASED"),
+    "maxItems": ("MAX_ITEMS_DECREASED", "MAX_ITEMS_INCREASED"),
+    "minProperties": ("MIN_PROPERTIES_INCREASED", "MIN_PROPERTIES_DECREASED"),
+    "maxProperties": ("MAX_PROPERTIES_DECREASED", "MAX_PROPERTIES_INCREASED"),
+}
 
 
 class _Walk:
@@ -347,37 +315,36 @@ class _Walk:
         self.reader_root = reader_root
         self.changes: list[BreakingChange] = []
         self.notices: list[BreakingChange] = []
-        # old field path -> new field path for removed/added look-alike pairs.
-        self.renames: dict[str, str] = {}
+        self.renames: dict[str, _Rename] = {}
         self._stack: set[tuple[int, int]] = set()
 
-    # Emitting -----------------------------------------------------------------------------------
+    @property
+    def backward(self) -> bool:
+        return self.direction == _BACKWARD
 
-    def emit(self, path: str, backward: tuple[str, str], forward: tuple[str, str]) -> None:
-        code, message = _pick(self.direction, backward, forward)
-        self.changes.append(BreakingChange(code, path, message, self.direction))
+    def old_new(self, writer_side: Any, reader_side: Any) -> tuple[Any, Any]:
+        """(old, new) from a (writer, reader) pair."""
+        return (writer_side, reader_side) if self.backward else (reader_side, writer_side)
+
+    def emit(self, path: str, backward_code: str, forward_code: str, **fields: Any) -> None:
+        code = backward_code if self.backward else forward_code
+        self.changes.append(BreakingChange(code, path, message(code, **fields), self.direction))
 
     def _probe(self, writer: Any, reader: Any, path: str) -> list[BreakingChange]:
         """Changes a sub-comparison would emit, without emitting them."""
-        saved, self.changes = self.changes, []
-        saved_notices = list(self.notices)
+        saved_changes, saved_notices = self.changes, self.notices
+        self.changes, self.notices = [], []
         try:
             self.compare(writer, reader, path)
             return self.changes
         finally:
-            self.changes = saved
-            self.notices = saved_notices
+            self.changes, self.notices = saved_changes, saved_notices
 
     # Entry --------------------------------------------------------------------------------------
 
     def compare_root(self, section: str) -> None:
         # A section always holds an object: an untyped section schema is an object schema.
-        writer, reader = self.writer_root, self.reader_root
-        if isinstance(writer, Mapping) and "type" not in writer:
-            writer = {**writer, "type": "object"}
-        if isinstance(reader, Mapping) and "type" not in reader:
-            reader = {**reader, "type": "object"}
-        self.compare(writer, reader, section)
+        self.compare(_as_object(self.writer_root), _as_object(self.reader_root), section)
 
     def compare(self, writer: Any, reader: Any, path: str) -> None:
         try:
@@ -394,19 +361,15 @@ class _Walk:
         finally:
             self._stack.discard(key)
 
-    def _compare(
-        self, writer: Mapping[str, Any] | bool, reader: Mapping[str, Any] | bool, path: str
-    ) -> None:
+    def _compare(self, writer: Mapping[str, Any] | bool, reader: Mapping[str, Any] | bool, path: str) -> None:
         if reader is True or writer is False:
             return
+        if writer is True:
+            writer = _ANY
         if reader is False:
-            self.emit(
-                path,
-                ("TYPE_NARROWED", "no value is allowed any more (schema false)"),
-                ("TYPE_WIDENED", "the old version allowed no value here (schema false)"),
-            )
+            old, new = self.old_new(_types_text(types_of(writer)), "nothing")
+            self.emit(path, "TYPE_NARROWED", "TYPE_WIDENED", old=old, new=new)
             return
-        assert isinstance(writer, Mapping) and isinstance(reader, Mapping)
         if _union(writer) or _union(reader):
             self._compare_unions(writer, reader, path)
             return
@@ -425,222 +388,95 @@ class _Walk:
             self._compare_objects(writer, reader, path)
         for keyword in sorted((set(writer) | set(reader)) - _UNDERSTOOD):
             if _canonical(writer.get(keyword)) != _canonical(reader.get(keyword)):
-                self.emit(
-                    path,
-                    (
-                        "KEYWORD_CHANGED",
-                        f"{keyword!r} changed; it is not analysed, so the change counts as breaking",
-                    ),
-                    (
-                        "KEYWORD_CHANGED",
-                        f"{keyword!r} changed; it is not analysed, so the change counts as breaking",
-                    ),
-                )
+                self.emit(path, "KEYWORD_CHANGED", "KEYWORD_CHANGED", keyword=keyword)
 
     # Notices ------------------------------------------------------------------------------------
 
-    def _notice_default(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
-        if (
-            "default" in writer
-            and "default" in reader
-            and _canonical(writer["default"]) != _canonical(reader["default"])
-        ):
-            old, new = (writer, reader) if self.direction == _BACKWARD else (reader, writer)
-            self.notices.append(
-                BreakingChange(
-                    "DEFAULT_CHANGED",
-                    path,
-                    f"default changed from {hints.show(old['default'])} to {hints.show(new['default'])}: "
-                    "configs that omit it change behaviour",
-                    self.direction,
-                )
-            )
+    def _notice_default(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+        if "default" not in writer or "default" not in reader:
+            return
+        if _canonical(writer["default"]) == _canonical(reader["default"]):
+            return
+        old, new = self.old_new(writer["default"], reader["default"])
+        text = message("DEFAULT_CHANGED", old=hints.show(old), new=hints.show(new))
+        self.notices.append(BreakingChange("DEFAULT_CHANGED", path, text, self.direction))
 
     # Types and values ---------------------------------------------------------------------------
 
-    def _compare_types(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> bool:
-        """False when nothing the writer allows is left, so deeper comparison is noise."""
+    def _compare_types(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> bool:
+        """False when nothing the writer allows is left, so deeper comparison would be noise."""
         w_types, r_types = types_of(writer), types_of(reader)
         rejected = accepts_types(r_types, w_types)
         if not rejected:
             return True
-        old, new = (w_types, r_types) if self.direction == _BACKWARD else (r_types, w_types)
-        text_old, text_new = _types_text(old), _types_text(new)
+        old, new = self.old_new(_types_text(w_types), _types_text(r_types))
         left = w_types is None or bool(set(w_types) - rejected)
         if left:
-            self.emit(
-                path,
-                ("TYPE_NARROWED", f"type narrowed from {text_old} to {text_new}"),
-                (
-                    "TYPE_WIDENED",
-                    f"type widened from {text_old} to {text_new}: consumers of the old version reject the new types",
-                ),
-            )
+            self.emit(path, "TYPE_NARROWED", "TYPE_WIDENED", old=old, new=new)
         else:
-            self.emit(
-                path,
-                ("TYPE_CHANGED", f"type changed from {text_old} to {text_new}"),
-                ("TYPE_CHANGED", f"type changed from {text_old} to {text_new}"),
-            )
+            self.emit(path, "TYPE_CHANGED", "TYPE_CHANGED", old=old, new=new)
         return left
 
-    def _compare_enum(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
+    def _compare_enum(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
         r_values, w_values = _enum(reader), _enum(writer)
         if r_values is None:
             return
         if w_values is None:
-            self.emit(
-                path,
-                (
-                    "ENUM_NARROWED",
-                    f"values restricted to {_values_text(r_values)} (any value was allowed)",
-                ),
-                (
-                    "ENUM_EXTENDED",
-                    f"the restriction to {_values_text(r_values)} was lifted: consumers of the old version reject other values",
-                ),
-            )
+            others = f"any value other than {_values_text(r_values)}"
+            self.emit(path, "ENUM_NARROWED", "ENUM_EXTENDED", values=others)
             return
         allowed = {_canonical(v) for v in r_values}
         missing = [v for v in w_values if _canonical(v) not in allowed]
         if missing:
-            self.emit(
-                path,
-                ("ENUM_NARROWED", f"allowed values removed: {_values_text(missing)}"),
-                (
-                    "ENUM_EXTENDED",
-                    f"allowed values added: {_values_text(missing)}; consumers of the old version reject them",
-                ),
-            )
+            self.emit(path, "ENUM_NARROWED", "ENUM_EXTENDED", values=_values_text(missing))
 
-    def _compare_numbers(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
-        for side in ("minimum", "maximum"):
+    def _compare_numbers(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+        for side, codes in (
+            ("minimum", ("MINIMUM_INCREASED", "MINIMUM_DECREASED")),
+            ("maximum", ("MAXIMUM_DECREASED", "MAXIMUM_INCREASED")),
+        ):
             w_bound, r_bound = _bound(writer, side), _bound(reader, side)
-            if not _tighter(r_bound, w_bound, lower=side == "minimum"):
-                continue
-            old, new = (w_bound, r_bound) if self.direction == _BACKWARD else (r_bound, w_bound)
-            change = f"{side} {_bound_text(old)} -> {_bound_text(new)}"
-            if side == "minimum":
-                self.emit(
-                    path,
-                    ("MINIMUM_INCREASED", change),
-                    (
-                        "MINIMUM_DECREASED",
-                        change + ": consumers of the old version reject the smaller values",
-                    ),
-                )
-            else:
-                self.emit(
-                    path,
-                    ("MAXIMUM_DECREASED", change),
-                    (
-                        "MAXIMUM_INCREASED",
-                        change + ": consumers of the old version reject the larger values",
-                    ),
-                )
+            if _tighter(r_bound, w_bound, lower=side == "minimum"):
+                old, new = self.old_new(_bound_text(w_bound), _bound_text(r_bound))
+                self.emit(path, *codes, old=old, new=new)
         r_step, w_step = reader.get("multipleOf"), writer.get("multipleOf")
-        if _is_number(r_step) and not (_is_number(w_step) and _divides(r_step, w_step)):
-            old_step, new_step = (
-                (w_step, r_step) if self.direction == _BACKWARD else (r_step, w_step)
-            )
-            text = f"multipleOf {hints.show(old_step) if old_step is not None else 'none'} -> {hints.show(new_step) if new_step is not None else 'none'}"
-            self.emit(path, ("MULTIPLE_OF_CHANGED", text), ("MULTIPLE_OF_CHANGED", text))
+        if _is_number(r_step) and not (_is_number(w_step) and _divides(float(r_step), float(w_step))):
+            old, new = self.old_new(_plain(w_step), _plain(r_step))
+            self.emit(path, "MULTIPLE_OF_CHANGED", "MULTIPLE_OF_CHANGED", old=old, new=new)
 
-    def _compare_strings(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
-        self._compare_size(writer, reader, path, "minLength", "maxLength", "LENGTH")
-        r_pattern, w_pattern = reader.get("pattern"), writer.get("pattern")
-        if r_pattern is not None and r_pattern != w_pattern:
-            if w_pattern is None:
-                self.emit(
-                    path,
-                    ("PATTERN_ADDED", f"pattern {hints.show(r_pattern)} added"),
-                    (
-                        "PATTERN_REMOVED",
-                        f"pattern {hints.show(r_pattern)} removed: consumers of the old version reject values that do not match it",
-                    ),
-                )
-            else:
-                old, new = (
-                    (w_pattern, r_pattern)
-                    if self.direction == _BACKWARD
-                    else (r_pattern, w_pattern)
-                )
-                text = f"pattern changed from {hints.show(old)} to {hints.show(new)}"
-                self.emit(path, ("PATTERN_CHANGED", text), ("PATTERN_CHANGED", text))
-        r_format, w_format = reader.get("format"), writer.get("format")
-        if r_format is not None and r_format != w_format:
-            if w_format is None:
-                self.emit(
-                    path,
-                    ("FORMAT_ADDED", f"format {hints.show(r_format)} added"),
-                    (
-                        "FORMAT_REMOVED",
-                        f"format {hints.show(r_format)} removed: consumers of the old version reject other strings",
-                    ),
-                )
-            else:
-                old, new = (
-                    (w_format, r_format) if self.direction == _BACKWARD else (r_format, w_format)
-                )
-                text = f"format changed from {hints.show(old)} to {hints.show(new)}"
-                self.emit(path, ("FORMAT_CHANGED", text), ("FORMAT_CHANGED", text))
-
-    def _compare_size(
-        self,
-        writer: Mapping[str, Any],
-        reader: Mapping[str, Any],
-        path: str,
-        low: str,
-        high: str,
-        noun: str,
-    ) -> None:
-        for keyword, lower in ((low, True), (high, False)):
-            w_bound = (writer[keyword], False) if _is_number(writer.get(keyword)) else None
-            r_bound = (reader[keyword], False) if _is_number(reader.get(keyword)) else None
-            if not _tighter(r_bound, w_bound, lower=lower):
+    def _compare_strings(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+        self._compare_sizes(writer, reader, path, ("minLength", "maxLength"))
+        for keyword, added, removed, changed in (
+            ("pattern", "PATTERN_ADDED", "PATTERN_REMOVED", "PATTERN_CHANGED"),
+            ("format", "FORMAT_ADDED", "FORMAT_REMOVED", "FORMAT_CHANGED"),
+        ):
+            r_value, w_value = reader.get(keyword), writer.get(keyword)
+            if r_value is None or r_value == w_value:
                 continue
-            old, new = (w_bound, r_bound) if self.direction == _BACKWARD else (r_bound, w_bound)
-            text = f"{keyword} {_bound_text(old)} -> {_bound_text(new)}"
-            prefix = "MIN" if lower else "MAX"
-            tightened, loosened = (
-                ("INCREASED", "DECREASED") if lower else ("DECREASED", "INCREASED")
-            )
-            self.emit(
-                path,
-                (f"{prefix}_{noun}_{tightened}", text),
-                (
-                    f"{prefix}_{noun}_{loosened}",
-                    text + ": consumers of the old version reject the new sizes",
-                ),
-            )
+            old, new = self.old_new(_plain(w_value), _plain(r_value))
+            if w_value is None:
+                self.emit(path, added, removed, old=old, new=new)
+            else:
+                self.emit(path, changed, changed, old=old, new=new)
+
+    def _compare_sizes(
+        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str, keywords: tuple[str, str]
+    ) -> None:
+        for keyword, lower in zip(keywords, (True, False), strict=True):
+            w_value, r_value = writer.get(keyword), reader.get(keyword)
+            w_bound = (float(w_value), False) if _is_number(w_value) else None
+            r_bound = (float(r_value), False) if _is_number(r_value) else None
+            if _tighter(r_bound, w_bound, lower=lower):
+                old, new = self.old_new(_plain(w_value), _plain(r_value))
+                self.emit(path, *_SIZE_CODES[keyword], old=old, new=new)
 
     # Arrays -------------------------------------------------------------------------------------
 
-    def _compare_arrays(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
-        self._compare_size(writer, reader, path, "minItems", "maxItems", "ITEMS")
+    def _compare_arrays(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+        self._compare_sizes(writer, reader, path, ("minItems", "maxItems"))
         if reader.get("uniqueItems") is True and writer.get("uniqueItems") is not True:
-            self.emit(
-                path,
-                ("UNIQUE_ITEMS_ADDED", "items must now be unique"),
-                (
-                    "UNIQUE_ITEMS_REMOVED",
-                    "items need not be unique any more: consumers of the old version reject duplicates",
-                ),
-            )
-        w_prefix = writer.get("prefixItems") if isinstance(writer.get("prefixItems"), list) else []
-        r_prefix = reader.get("prefixItems") if isinstance(reader.get("prefixItems"), list) else []
+            self.emit(path, "UNIQUE_ITEMS_ADDED", "UNIQUE_ITEMS_REMOVED")
+        w_prefix, r_prefix = _list(writer.get("prefixItems")), _list(reader.get("prefixItems"))
         w_items, r_items = writer.get("items", True), reader.get("items", True)
         for index in range(max(len(w_prefix), len(r_prefix))):
             w_item = w_prefix[index] if index < len(w_prefix) else w_items
@@ -650,75 +486,39 @@ class _Walk:
 
     # Objects ------------------------------------------------------------------------------------
 
-    def _compare_objects(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
+    def _compare_objects(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
         w_props, r_props = properties(writer), properties(reader)
         w_required, r_required = required(writer), required(reader)
-        writer_only = [n for n in w_props if n not in r_props]
-        reader_only = [n for n in r_props if n not in w_props]
         for name in w_props:
             child = hints.field_path(path, [name])
             if name in r_props:
                 self.compare(w_props[name], r_props[name], child)
             else:
                 self._writer_only(writer, reader, name, child)
+        reader_only = [n for n in r_props if n not in w_props]
         for name in reader_only:
             self._reader_only(writer, r_props[name], name, hints.field_path(path, [name]))
         for name in sorted(r_required - w_required, key=_order(r_props)):
             if has_default(self._resolved(r_props.get(name), self.reader_root)):
-                continue  # the default fills the gap (Confluent: REQUIRED_..._WITH_DEFAULT is compatible)
+                continue  # the default fills the gap (Confluent: ..._WITH_DEFAULT_ADDED is compatible)
             child = hints.field_path(path, [name])
             if name in w_props:
-                self.emit(
-                    child,
-                    (
-                        "PROPERTY_MADE_REQUIRED",
-                        "now required, without a default: configs that omit it fail",
-                    ),
-                    (
-                        "PROPERTY_MADE_OPTIONAL",
-                        "no longer required: consumers of the old version fail when it is omitted",
-                    ),
-                )
+                self.emit(child, "PROPERTY_MADE_REQUIRED", "PROPERTY_MADE_OPTIONAL")
             else:
-                self.emit(
-                    child,
-                    (
-                        "REQUIRED_PROPERTY_ADDED",
-                        "new required property without a default: configs written for the old version lack it",
-                    ),
-                    (
-                        "REQUIRED_PROPERTY_REMOVED",
-                        "required by the old version but gone from the new one: consumers of the old version fail without it",
-                    ),
-                )
-        self._record_renames(path, writer_only, reader_only)
+                self.emit(child, "REQUIRED_PROPERTY_ADDED", "REQUIRED_PROPERTY_REMOVED")
+        self._record_renames(path, [n for n in w_props if n not in r_props], reader_only)
         self._compare_additional(writer, reader, path)
-        self._compare_size(writer, reader, path, "minProperties", "maxProperties", "PROPERTIES")
+        self._compare_sizes(writer, reader, path, ("minProperties", "maxProperties"))
 
-    def _writer_only(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], name: str, path: str
-    ) -> None:
+    def _writer_only(self, writer: Mapping[str, Any], reader: Mapping[str, Any], name: str, path: str) -> None:
         """A property only the writer declares: the reader checks it as an undeclared one."""
         if is_open(reader):
             return
         undeclared = schema_for_undeclared(reader, name)
         declared = properties(writer)[name]
         if undeclared is False:
-            if self._resolved(declared, self.writer_root) is False:
-                return  # the writer never allowed a value: nothing to reject
-            self.emit(
-                path,
-                (
-                    "PROPERTY_REMOVED",
-                    "removed from a closed model (additionalProperties: false): configs that set it fail",
-                ),
-                (
-                    "PROPERTY_ADDED_TO_CLOSED_MODEL",
-                    "added, but the old version is closed (additionalProperties: false): consumers of the old version reject configs that set it",
-                ),
-            )
+            if self._resolved(declared, self.writer_root) is not False:
+                self.emit(path, "PROPERTY_REMOVED", "PROPERTY_ADDED_TO_CLOSED_MODEL")
         else:
             self.compare(declared, undeclared, path)
 
@@ -729,81 +529,52 @@ class _Walk:
             return  # closed writer: its data never holds this property
         if is_open(writer):
             resolved = self._resolved(declared, self.reader_root)
-            if resolved is True or resolved == {} or _only_annotations(resolved):
-                return  # Confluent: a property with an empty schema may be added to an open model
-            self.emit(
-                path,
-                (
-                    "PROPERTY_ADDED_TO_OPEN_MODEL",
-                    "added to an open model (additionalProperties not false): configs for the old version may already carry it with any value",
-                ),
-                (
-                    "PROPERTY_REMOVED_FROM_OPEN_MODEL",
-                    "removed while the model stays open: configs may carry it with any value, which consumers of the old version reject",
-                ),
-            )
+            if resolved is not True and not _only_annotations(resolved):
+                self.emit(path, "PROPERTY_ADDED_TO_OPEN_MODEL", "PROPERTY_REMOVED_FROM_OPEN_MODEL")
             return
         self.compare(undeclared, declared, path)
 
-    def _compare_additional(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
+    def _compare_additional(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
         w_extra = writer.get("additionalProperties", True)
         r_extra = reader.get("additionalProperties", True)
         if w_extra is False:
             return
         if r_extra is False:
-            self.emit(
-                f"{path}.*",
-                (
-                    "ADDITIONAL_PROPERTIES_NARROWED",
-                    "model closed (additionalProperties: false): configs with undeclared properties fail",
-                ),
-                (
-                    "ADDITIONAL_PROPERTIES_EXTENDED",
-                    "model opened (additionalProperties no longer false): consumers of the old version reject undeclared properties",
-                ),
-            )
+            self.emit(f"{path}.*", "ADDITIONAL_PROPERTIES_NARROWED", "ADDITIONAL_PROPERTIES_EXTENDED")
             return
         self.compare(w_extra, r_extra, f"{path}.*")
 
     def _record_renames(self, path: str, writer_only: list[str], reader_only: list[str]) -> None:
-        old_only, new_only = (
-            (writer_only, reader_only)
-            if self.direction == _BACKWARD
-            else (reader_only, writer_only)
-        )
+        old_only, new_only = self.old_new(writer_only, reader_only)
         taken: set[str] = set()
         for old_name in old_only:
             match = hints.most_similar(old_name, [n for n in new_only if n not in taken])
             if match is not None:
                 taken.add(match)
-                self.renames[hints.field_path(path, [old_name])] = hints.field_path(path, [match])
+                new_path = hints.field_path(path, [match])
+                self.renames[hints.field_path(path, [old_name])] = _Rename(new_path, old_name, match)
 
     # Unions -------------------------------------------------------------------------------------
 
-    def _compare_unions(
-        self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
-    ) -> None:
+    def _compare_unions(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+        """Every writer alternative must be accepted by some reader alternative."""
         w_branches, r_branches = _branches(writer), _branches(reader)
+        keyword = next((k for k in _UNION if k in writer or k in reader), "anyOf")
         for index, w_branch in enumerate(w_branches):
             attempts = [self._probe(w_branch, r_branch, path) for r_branch in r_branches]
             if any(not found for found in attempts):
                 continue
-            if len(r_branches) == 1:
-                self.changes.extend(attempts[0])  # the real reason beats a generic "branch" code
-            elif len(w_branches) == 1:
-                self.changes.extend(min(attempts, key=len))
+            if len(r_branches) == 1 or len(w_branches) == 1:
+                # The concrete reason beats a generic "alternative removed".
+                best: list[BreakingChange] = min(attempts, key=len)
+                self.changes.extend(best)
             else:
-                keyword = "anyOf" if "anyOf" in writer else "oneOf"
-                branch = hints.describe(w_branch)
                 self.emit(
                     f"{path}.{keyword}[{index}]",
-                    ("BRANCH_REMOVED", f"alternative {branch} is no longer accepted"),
-                    (
-                        "BRANCH_ADDED",
-                        f"new alternative {branch} is not accepted by the old version",
-                    ),
+                    "BRANCH_REMOVED",
+                    "BRANCH_ADDED",
+                    keyword=keyword,
+                    branch=hints.describe(w_branch),
                 )
 
     def _resolved(self, schema: Any, root: Any) -> Any:
@@ -815,11 +586,19 @@ class _Walk:
 
 # --- helpers -------------------------------------------------------------------------------------
 
+_ANY: Mapping[str, Any] = {}
+
 
 def _as_schema(schema: Any) -> Mapping[str, Any] | bool:
     if isinstance(schema, bool | Mapping):
         return schema
     return True  # garbage is reported by the schema check; here it constrains nothing
+
+
+def _as_object(schema: Any) -> Any:
+    if isinstance(schema, Mapping) and "type" not in schema:
+        return {**schema, "type": "object"}
+    return schema
 
 
 def _union(schema: Mapping[str, Any]) -> bool:
@@ -837,13 +616,13 @@ def _branches(schema: Mapping[str, Any]) -> list[Any]:
 
 
 def _flatten(schema: Any, root: Any) -> Any:
-    """Merge `allOf` conjuncts into one schema (an approximation that covers the usual
-    "base + extension" pattern: properties and required are united, other keywords overlaid)."""
+    """Merge `allOf` conjuncts into one schema: an approximation that covers the usual
+    "base + extension" pattern (properties and required united, other keywords overlaid)."""
     if not isinstance(schema, Mapping) or not isinstance(schema.get("allOf"), list):
         return schema
     merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
-    for part in schema["allOf"]:
-        part = _flatten(resolve(part, root), root)
+    for conjunct in schema["allOf"]:
+        part = _flatten(resolve(conjunct, root), root)
         if part is False:
             return False
         if not isinstance(part, Mapping):
@@ -862,6 +641,10 @@ def _only_annotations(schema: Any) -> bool:
     return isinstance(schema, Mapping) and set(schema) <= _ANNOTATIONS
 
 
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
 def _enum(schema: Mapping[str, Any]) -> list[Any] | None:
     if "const" in schema:
         return [schema["const"]]
@@ -869,30 +652,27 @@ def _enum(schema: Mapping[str, Any]) -> list[Any] | None:
     return list(values) if isinstance(values, list) else None
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _bound(schema: Mapping[str, Any], side: str) -> tuple[float, bool] | None:
     """(value, exclusive) of the effective lower or upper bound; draft-4 boolean flags included."""
     plain = schema.get(side)
-    exclusive_key = "exclusiveMinimum" if side == "minimum" else "exclusiveMaximum"
-    exclusive = schema.get(exclusive_key)
+    exclusive = schema.get("exclusiveMinimum" if side == "minimum" else "exclusiveMaximum")
     candidates: list[tuple[float, bool]] = []
     if _is_number(plain):
-        candidates.append((plain, exclusive is True))
+        candidates.append((float(plain), exclusive is True))
     if _is_number(exclusive):
-        candidates.append((exclusive, True))
+        candidates.append((float(exclusive), True))
     if not candidates:
         return None
     if side == "minimum":
-        return max(candidates, key=lambda b: (b[0], b[1]))
+        return max(candidates)
     return min(candidates, key=lambda b: (b[0], not b[1]))
 
 
-def _tighter(
-    reader: tuple[float, bool] | None, writer: tuple[float, bool] | None, *, lower: bool
-) -> bool:
+def _tighter(reader: tuple[float, bool] | None, writer: tuple[float, bool] | None, *, lower: bool) -> bool:
     if reader is None:
         return False
     if writer is None:
@@ -905,7 +685,12 @@ def _tighter(
 def _bound_text(bound: tuple[float, bool] | None) -> str:
     if bound is None:
         return "none"
-    return f"{hints.show(bound[0])}{' (exclusive)' if bound[1] else ''}"
+    value = int(bound[0]) if bound[0].is_integer() else bound[0]
+    return f"{value}{' (exclusive)' if bound[1] else ''}"
+
+
+def _plain(value: Any) -> str:
+    return "none" if value is None else hints.show(value)
 
 
 def _divides(step: float, other: float) -> bool:

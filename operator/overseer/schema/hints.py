@@ -52,9 +52,7 @@ def similarity(a: str, b: str) -> float:
     if _osa_distance(na, nb) <= (1 if len(short) <= 4 else 2):
         return 0.85
     # Word-wise abbreviation: every word of one is a prefix of the matching word of the other.
-    if len(ta) == len(tb) and all(
-        x.startswith(y) or y.startswith(x) for x, y in zip(ta, tb, strict=True)
-    ):
+    if len(ta) == len(tb) and all(x.startswith(y) or y.startswith(x) for x, y in zip(ta, tb, strict=True)):
         return 0.85
     sa, sb = set(ta), set(tb)
     if (sa < sb or sb < sa) and len(sa & sb) >= 1 and len("".join(sa & sb)) >= 4:
@@ -144,9 +142,7 @@ def describe(schema: Any) -> str:
         text = "a value matching " + str(schema["$ref"])
     elif any(k in schema for k in ("anyOf", "oneOf")):
         branches = schema.get("anyOf") or schema.get("oneOf") or []
-        text = (
-            " or ".join(describe(b) for b in branches) if isinstance(branches, list) else "a value"
-        )
+        text = " or ".join(describe(b) for b in branches) if isinstance(branches, list) else "a value"
     else:
         text = "a value"
     text += _bounds(schema)
@@ -164,13 +160,9 @@ def _bounds(schema: Mapping[str, Any]) -> str:
         parts.append(f">= {show(lo)}")
     elif hi is not None:
         parts.append(f"<= {show(hi)}")
-    if schema.get("exclusiveMinimum") is not None and not isinstance(
-        schema["exclusiveMinimum"], bool
-    ):
+    if schema.get("exclusiveMinimum") is not None and not isinstance(schema["exclusiveMinimum"], bool):
         parts.append(f"> {show(schema['exclusiveMinimum'])}")
-    if schema.get("exclusiveMaximum") is not None and not isinstance(
-        schema["exclusiveMaximum"], bool
-    ):
+    if schema.get("exclusiveMaximum") is not None and not isinstance(schema["exclusiveMaximum"], bool):
         parts.append(f"< {show(schema['exclusiveMaximum'])}")
     if "pattern" in schema:
         parts.append(f"matching {show(schema['pattern'])}")

@@ -24,10 +24,7 @@ def resolve(schema: Any, root: Any, *, depth: int = 0) -> Any:
             raise UnresolvableRef(f"$ref chain too deep at {schema['$ref']!r}")
         target = _pointer(root, schema["$ref"])
         siblings = {k: v for k, v in schema.items() if k != "$ref"}
-        if siblings and isinstance(target, Mapping):
-            schema = {**target, **siblings}
-        else:
-            schema = target
+        schema = {**target, **siblings} if siblings and isinstance(target, Mapping) else target
         depth += 1
     return schema
 

@@ -23,6 +23,7 @@ from jsonschema.validators import validator_for
 from overseer.api.model_document import SchemaSnapshot
 from overseer.schema import hints
 from overseer.schema.jsonschema_walk import (
+    JSON_TYPES,
     UnresolvableRef,
     json_pointer,
     properties,
@@ -83,9 +84,7 @@ def compile_section(schema: Any) -> CompiledSection:
         key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
         # Non-string keys or non-JSON values (possible from YAML): not cacheable, and not valid.
-        return CompiledSection(
-            schema, None, "not a valid JSON Schema: keys must be strings and values JSON"
-        )
+        return CompiledSection(schema, None, "not a valid JSON Schema: keys must be strings and values JSON")
     hit = _cache.get(key)
     if hit is not None:
         _cache.move_to_end(key)
@@ -115,16 +114,12 @@ def _compile(schema: Any) -> CompiledSection:
         warnings.simplefilter("ignore")
         cls = validator_for(schema, default=Draft202012Validator)
     try:
-        cls.check_schema(schema)
+        cls.check_schema(schema)  # type: ignore[arg-type]  # booleans are schemas too
     except SchemaError as error:
-        return CompiledSection(
-            schema, None, "not a valid JSON Schema: " + _schema_error_text(error)
-        )
+        return CompiledSection(schema, None, "not a valid JSON Schema: " + _schema_error_text(error))
     if isinstance(schema, Mapping):
         declared = schema.get("type")
-        if declared is not None and "object" not in (
-            declared if isinstance(declared, list) else [declared]
-        ):
+        if declared is not None and "object" not in (declared if isinstance(declared, list) else [declared]):
             return CompiledSection(
                 schema,
                 None,
@@ -143,7 +138,8 @@ def _compile(schema: Any) -> CompiledSection:
 def _schema_error_text(error: SchemaError) -> str:
     where = hints.field_path("", error.path) or "top level"
     if error.path and error.path[-1] == "type":
-        return f"at {where}: {hints.show(error.instance)} is not a JSON type (expected one of array, boolean, integer, null, number, object, string)"
+        types = ", ".join(JSON_TYPES)
+        return f"at {where}: {hints.show(error.instance)} is not a JSON type (expected one of {types})"
     if error.validator == "format" and error.validator_value == "regex":
         return f"at {where}: {hints.show(error.instance)} is not a valid regular expression"
     return f"at {where}: {error.message}"
@@ -171,8 +167,8 @@ def _check_refs(node: Any, root: Any, where: list[Any]) -> str | None:
 
 def _check_defaults(validator: Validator, node: Any, root: Any, where: list[str]) -> str | None:
     """A default that violates its own schema would make every defaulted config invalid."""
-    for name, sub in properties(node).items():
-        sub = resolve(sub, root)
+    for name, raw in properties(node).items():
+        sub = resolve(raw, root)
         if isinstance(sub, Mapping) and "default" in sub:
             sub_validator = validator.evolve(schema=sub)
             error = next(iter(sub_validator.iter_errors(sub["default"])), None)
@@ -223,15 +219,11 @@ def validate_model_config(
         value = values[section]
         compiled = compile_section(sections[section])
         if not isinstance(value, Mapping):
-            problems.append(
-                FieldProblem(section, f"expected an object, found {hints.found(value)}")
-            )
+            problems.append(FieldProblem(section, f"expected an object, found {hints.found(value)}"))
             defaulted[section] = {}
             continue
         if compiled.validator is None:
-            problems.append(
-                FieldProblem(f"schema.{section}", compiled.problem or "unusable schema")
-            )
+            problems.append(FieldProblem(f"schema.{section}", compiled.problem or "unusable schema"))
             defaulted[section] = dict(value)
             continue
         ops: list[dict[str, Any]] = []
@@ -257,9 +249,9 @@ def _apply_defaults(
         props = properties(resolve(schema, root))
     except UnresolvableRef:
         return out
-    for name, sub in props.items():
+    for name, raw in props.items():
         try:
-            sub = resolve(sub, root)
+            sub = resolve(raw, root)
         except UnresolvableRef:
             continue
         if not isinstance(sub, Mapping):
@@ -279,9 +271,7 @@ def _apply_defaults(
     return out
 
 
-def _problems(
-    section: str, validator: Validator, instance: Mapping[str, Any]
-) -> Iterator[FieldProblem]:
+def _problems(section: str, validator: Validator, instance: Mapping[str, Any]) -> Iterator[FieldProblem]:
     seen: set[tuple[str, str]] = set()
     # A value of the wrong type also fails its enum/bounds; the type error alone says it best.
     errors = list(validator.iter_errors(instance))
@@ -300,8 +290,8 @@ def _messages(error: ValidationError, root: Any) -> Iterator[tuple[list[Any], st
     """(instance path parts, message) pairs for one jsonschema error, in user words."""
     parts = list(error.absolute_path)
     keyword = error.validator
-    value = error.validator_value
-    instance = error.instance
+    value: Any = error.validator_value
+    instance: Any = error.instance
     if keyword == "required" and isinstance(instance, Mapping):
         props = properties(error.schema)
         undeclared = [k for k in instance if k not in props]
@@ -401,9 +391,7 @@ def _undeclared(
     props = properties(schema)
     patterns = schema.get("patternProperties", {}) if isinstance(schema, Mapping) else {}
     missing_required = [
-        r
-        for r in (schema.get("required", []) if isinstance(schema, Mapping) else [])
-        if r not in instance
+        r for r in (schema.get("required", []) if isinstance(schema, Mapping) else []) if r not in instance
     ]
     unset_optional = [p for p in props if p not in instance and p not in missing_required]
     for key in instance:

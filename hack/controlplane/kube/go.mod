@@ -1,4 +1,4 @@
-// Wrapper module: builds kube-apiserver and kube-controller-manager from k8s.io/kubernetes.
+// Wrapper module: builds kube-apiserver, kube-controller-manager and kubectl from k8s.io/kubernetes.
 // kubernetes' own go.mod requires its staging modules at v0.0.0; each replace below points one
 // at its published release so the module graph resolves.
 module schema-overseer.local/controlplane/kube

@@ -36,6 +36,13 @@ def check_ultralytics() -> None:
         raise RuntimeError(
             "Ultralytics safe loading is not active (ULTRALYTICS_SAFE_LOAD unset at import, or torch < 2.6)"
         )
+    # Ultralytics patches PIL.Image.open so that an unidentified image triggers a pip install of a
+    # HEIF plugin. Undo it: a bad upload must be a 400, never an install attempt.
+    patches: Any = importlib.import_module("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None:
+        pil_image: Any = importlib.import_module("PIL.Image")
+        pil_image.open = original
     # `sync` would send usage events; settings live in a file shared with other tools.
     if settings.get("sync"):
         settings.update({"sync": False})

@@ -1,32 +1,94 @@
 """The `overseer` command: validate manifests, diff schema versions, run the serving process.
 
-The CLI boundary: every expected failure becomes a one-line message and an exit code
-(0 valid, 1 invalid, 2 usage or read error); no traceback reaches the user.
+This is the CLI boundary: every expected failure becomes a one-line message and an exit code
+(0 valid, 1 invalid, 2 usage or read error). No traceback reaches the user; an unexpected
+exception is reported in one line as an internal error (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from overseer.api.errors import parse_manifest
+from overseer.api.v1alpha1 import COMPATIBILITY_MODES, KINDS, ModelSchema, SchemaVersion
+from overseer.checks import Problem, Report, check_documents
+from overseer.manifests import (
+    STDIN,
+    Document,
+    ReadError,
+    collect_sources,
+    expand_lists,
+    parse_documents,
+    read_source,
+)
+from overseer.schema.compatibility import (
+    BreakingChange,
+    CompatibilityReport,
+    check_compatibility,
+    check_registered_versions,
+)
 
 SERVING_EXTRA_HINT = "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
+class UsageError(Exception):
+    """A one-line reason to exit 2."""
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse's own exit code for usage errors is 2 as well; keep its one-line style.
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="overseer", description="Model-config contracts for Kubernetes: validate, diff, serve.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+
+    validate = commands.add_parser(
+        "validate",
+        help="check ModelSchema and ModelDeployment manifests (no cluster needed)",
+        description="Check every ModelSchema and ModelDeployment in the given YAML files, folders or stdin (-). "
+        "Other kinds are skipped. Exit 0 when all are valid, 1 when any is invalid, 2 on usage or read errors.",
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="YAML/JSON file, folder (recursive), or - for stdin")
+    validate.add_argument(
+        "--schemas",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="more files or folders holding the ModelSchemas that deployments reference",
+    )
+    validate.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    validate.set_defaults(handler=_validate)
+
+    schema = commands.add_parser("schema", help="work with ModelSchema versions")
+    schema_commands = schema.add_subparsers(dest="schema_command", metavar="COMMAND", parser_class=_Parser)
+    schema_commands.required = True
+    diff = schema_commands.add_parser(
+        "diff",
+        help="list breaking changes between two schema versions",
+        description="Compare two ModelSchema versions. OLD and NEW are YAML files holding a ModelSchema; FILE#N "
+        "picks version N (default: the highest). Exit 1 when NEW is not compatible with OLD under MODE.",
+    )
+    diff.add_argument("old", metavar="OLD", help="FILE or FILE#VERSION")
+    diff.add_argument("new", metavar="NEW", help="FILE or FILE#VERSION")
+    diff.add_argument(
+        "--mode",
+        type=str.upper,
+        choices=COMPATIBILITY_MODES,
+        help="compatibility mode (default: NEW's spec.compatibility)",
+    )
+    diff.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    diff.set_defaults(handler=_diff)
 
     serve = commands.add_parser("serve", help="run the model serving process (needs the serving extra)")
     serve.add_argument("--model-file", help="model document to start from (default: $OVERSEER_MODEL_FILE)")
@@ -37,23 +99,220 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(list(argv) if argv is not None else None)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except UsageError as error:
+        _err(str(error))
+        return EXIT_USAGE
+    except SystemExit as stop:  # --help, or argparse exiting on its own
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `overseer validate ... | head`
+        return EXIT_OK
+    except Exception as error:  # the CLI boundary: one line, never a traceback
+        _err(f"overseer: internal error: {type(error).__name__}: {error}")
+        return EXIT_USAGE
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# --- validate ----------------------------------------------------------------------------------------
+
+
+def _validate(args: argparse.Namespace) -> int:
+    read_errors: list[str] = []
+    stdin_used = [False]
+    documents = _load(args.paths, read_errors, stdin_used)
+    extra = _load(args.schemas, read_errors, stdin_used)
+    report = check_documents(documents.documents, extra.documents)
+    problems = sorted(
+        [*documents.syntax, *extra.syntax, *report.problems],
+        key=lambda p: (p.source, p.index, p.path),
+    )
+    if args.output == "json":
+        print(json.dumps([p.to_json() for p in problems], indent=2))
+    else:
+        for problem in problems:
+            print(problem)
+    for message in read_errors:
+        _err(f"overseer: {message}")
+    errors = report.errors + len(documents.syntax) + len(extra.syntax)
+    _err(_summary(report, errors, documents.files + extra.files))
+    if read_errors:
+        return EXIT_USAGE
+    return EXIT_INVALID if errors else EXIT_OK
+
+
+@dataclass
+class _Loaded:
+    documents: list[Document]
+    syntax: list[Problem]
+    files: int
+
+
+def _load(paths: Sequence[str], read_errors: list[str], stdin_used: list[bool]) -> _Loaded:
+    loaded = _Loaded([], [], 0)
+    try:
+        sources = collect_sources(paths)
+    except ReadError as error:
+        read_errors.append(str(error))
+        return loaded
+    for source in sources:
+        if source == STDIN:
+            if stdin_used[0]:
+                raise UsageError("overseer: stdin (-) can be read only once")
+            stdin_used[0] = True
+        try:
+            text = read_source(source)
+        except ReadError as error:
+            read_errors.append(str(error))
+            continue
+        loaded.files += 1
+        docs, syntax = parse_documents(text, source)
+        loaded.documents.extend(expand_lists(docs))
+        loaded.syntax.extend(
+            Problem(s.source, s.index, _line_of(s.message), None, None, None, "", s.message) for s in syntax
+        )
+    return loaded
+
+
+def _line_of(message: str) -> int:
+    marker = "line "
+    if marker in message:
+        digits = message.split(marker, 1)[1].split(",", 1)[0]
+        if digits.isdigit():
+            return int(digits)
+    return 1
+
+
+def _summary(report: Report, errors: int, files: int) -> str:
+    def plural(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    checked = f"{plural(report.schemas, 'ModelSchema')} and {plural(report.deployments, 'ModelDeployment')}"
+    text = f"overseer: checked {checked} in {plural(files, 'file')}"
+    if report.skipped:
+        text += f" ({plural(report.skipped, 'other object')} skipped)"
+    text += f": {plural(errors, 'error')}"
+    if report.warnings:
+        text += f", {plural(report.warnings, 'warning')}"
+    if not report.schemas and not report.deployments and not errors:
+        text += f" - no {' or '.join(KINDS)} found"
+    return text
+
+
+# --- schema diff -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Picked:
+    label: str
+    schema: ModelSchema
+    version: SchemaVersion
+    explicit: bool
+
+
+def _pick(argument: str) -> _Picked:
+    """FILE or FILE#N -> one ModelSchema version; UsageError (exit 2) when that is impossible."""
+    path, sep, number = argument.rpartition("#") if "#" in argument else (argument, "", "")
+    if sep and not number.isdigit():
+        raise UsageError(f"overseer: {argument}: expected FILE#N with N a version number")
+    if path == STDIN:
+        raise UsageError("overseer: schema diff reads files, not stdin")
+    try:
+        text = read_source(path)
+    except (ReadError, IsADirectoryError) as error:
+        raise UsageError(f"overseer: {error}") from error
+    documents, syntax = parse_documents(text, path)
+    if syntax:
+        raise UsageError(f"overseer: {path}: {syntax[0].message}")
+    bodies = [
+        d.body for d in expand_lists(documents) if isinstance(d.body, dict) and d.body.get("kind") == "ModelSchema"
+    ]
+    if len(bodies) != 1:
+        found = "no ModelSchema" if not bodies else f"{len(bodies)} ModelSchemas"
+        raise UsageError(f"overseer: {path}: expected exactly one ModelSchema, found {found}")
+    schema, errors = parse_manifest(ModelSchema, bodies[0])
+    if schema is None:
+        field, message = errors[0]
+        more = f" (and {len(errors) - 1} more problems; run overseer validate)" if len(errors) > 1 else ""
+        raise UsageError(f"overseer: {path}: invalid ModelSchema: {field}: {message}{more}")
+    if sep:
+        version = schema.spec.version(int(number))
+        if version is None:
+            numbers = ", ".join(str(v.version) for v in schema.spec.versions)
+            raise UsageError(
+                f"overseer: {path}: ModelSchema {schema.metadata.name!r} has no version {number} (versions: {numbers})"
+            )
+    else:
+        version = schema.spec.latest
+    return _Picked(argument, schema, version, bool(sep))
+
+
+def _diff(args: argparse.Namespace) -> int:
+    old, new = _pick(args.old), _pick(args.new)
+    mode = args.mode or new.schema.spec.compatibility
+    report = check_compatibility(old.version.model_dump(by_alias=True), new.version.model_dump(by_alias=True), mode)
+    changes = list(report.changes)
+    if not old.explicit and not new.explicit:
+        # Whole files: registered versions must also be left untouched.
+        changes[:0] = check_registered_versions(old.schema.spec.versions, new.schema.spec.versions)
+    compatible = not changes
+    if args.output == "json":
+        print(json.dumps(_diff_json(old, new, report, changes), indent=2))
+    else:
+        for change in changes:
+            print(f"{change.code} {change.path}: {change.message}")
+        for notice in report.notices:
+            print(f"note: {notice.code} {notice.path}: {notice.message}")
+        print(_diff_summary(old, new, report.mode, changes))
+    return EXIT_OK if compatible else EXIT_INVALID
+
+
+def _diff_summary(old: _Picked, new: _Picked, mode: str, changes: list[BreakingChange]) -> str:
+    subject = f"{new.schema.metadata.name} version {new.version.version}"
+    against = f"version {old.version.version}"
+    if mode == "NONE" and not changes:
+        return f"{subject} vs {against}: mode NONE, compatibility not checked"
+    if not changes:
+        return f"{subject} is {mode} compatible with {against}"
+    count = f"{len(changes)} breaking change{'' if len(changes) == 1 else 's'}"
+    return f"{subject} is not {mode} compatible with {against}: {count}"
+
+
+def _diff_json(old: _Picked, new: _Picked, report: CompatibilityReport, changes: list[BreakingChange]) -> Any:
+    def side(picked: _Picked) -> dict[str, Any]:
+        return {"file": picked.label, "name": picked.schema.metadata.name, "version": picked.version.version}
+
+    def change(item: BreakingChange) -> dict[str, Any]:
+        return {"code": item.code, "path": item.path, "message": item.message, "direction": item.direction}
+
+    return {
+        "mode": report.mode,
+        "compatible": not changes,
+        "old": side(old),
+        "new": side(new),
+        "changes": [change(c) for c in changes],
+        "notices": [change(n) for n in report.notices],
+    }
+
+
+# --- serve -------------------------------------------------------------------------------------------
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         from overseer_serving.command import serve
     except ImportError:
-        print(SERVING_EXTRA_HINT, file=sys.stderr)
+        _err(SERVING_EXTRA_HINT)
         return EXIT_USAGE
     return int(serve(model_file=args.model_file, token_file=args.token_file, host=args.host, port=args.port))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
-    handler = args.handler
-    return int(handler(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,6 +34,8 @@ class ModelSpec(_Strict):
     uri: str = Field(
         min_length=1,
         description="Where the weights are: file://, http(s):// (s3:// where the serving image supports it).",
+        # Lets the API server refuse other schemes too (the validator below is the authority).
+        json_schema_extra={"pattern": "^(file|https?|s3)://.+"},
     )
     digest: str = Field(
         pattern=DIGEST_PATTERN,

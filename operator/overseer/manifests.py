@@ -1,0 +1,185 @@
+"""Reading Kubernetes manifests: files, folders and stdin, multi-document YAML (or JSON).
+
+YAML is read the way kubectl reads it (sigs.k8s.io/yaml): timestamps stay strings and mapping
+keys become strings. Duplicate keys are an error rather than a silent "last one wins": in a
+config file, a second `conf:` overriding the first is exactly the kind of mistake to catch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# Far above any real manifest stream (etcd caps one object at 1.5 MiB; big charts render a few MiB),
+# low enough that a stray dataset or binary is refused before it is parsed.
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+STDIN = "-"
+
+
+class ReadError(Exception):
+    """An input that cannot be read at all (missing, unreadable, binary, too large): exit 2."""
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    """The path as given on the command line, or "<stdin>"."""
+    index: int
+    """1-based position of the document in its source."""
+    line: int
+    """1-based line where the document starts."""
+    body: Any
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    """A YAML syntax error: the rest of that source cannot be read (exit 1, like any invalid input)."""
+
+    source: str
+    index: int
+    message: str
+
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ManifestLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """Safe loader with kubectl's scalar rules and duplicate-key detection."""
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            seen: dict[Any, Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    key = _key_text(key)
+                if key in seen:
+                    raise ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node
+        mapping = super().construct_mapping(node, deep=deep)
+        return {k if isinstance(k, str) else _key_text(k): v for k, v in mapping.items()}
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return "null" if key is None else str(key)
+
+
+# kubectl keeps timestamps as strings; PyYAML would turn `2024-01-03` into a date object.
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+
+
+def collect_sources(paths: Sequence[str]) -> list[str]:
+    """Expand folders (recursively, manifest suffixes only, sorted); keep files and "-" as given."""
+    sources: list[str] = []
+    for raw in paths:
+        if raw == STDIN:
+            sources.append(STDIN)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                os.path.normpath(p)
+                for p in path.rglob("*")
+                if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file() and not _hidden(p.relative_to(path))
+            )
+            if not found:
+                raise ReadError(f"{raw}: no {', '.join(MANIFEST_SUFFIXES)} files in this folder")
+            sources.extend(found)
+        elif path.exists():
+            sources.append(os.path.normpath(raw))
+        else:
+            raise ReadError(f"{raw}: no such file or folder")
+    return list(dict.fromkeys(sources))
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def read_source(source: str, stdin: IO[bytes] | None = None) -> str:
+    """The text of one source; ReadError with a one-line reason when it is not a text manifest."""
+    name = "<stdin>" if source == STDIN else source
+    try:
+        if source == STDIN:
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            data = stream.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as error:
+        raise ReadError(f"{name}: cannot read: {error.strerror or error}") from error
+    if len(data) > MAX_INPUT_BYTES:
+        raise ReadError(f"{name}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; not a manifest file")
+    if b"\x00" in data:
+        raise ReadError(f"{name}: binary content (NUL bytes); expected YAML or JSON text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ReadError(f"{name}: not UTF-8 text (invalid byte at offset {error.start})") from error
+
+
+def parse_documents(text: str, source: str) -> tuple[list[Document], list[SyntaxProblem]]:
+    """All documents of a YAML stream; a syntax error ends the stream with one SyntaxProblem."""
+    name = "<stdin>" if source == STDIN else source
+    documents: list[Document] = []
+    loader = _ManifestLoader(text)
+    index = 0
+    try:
+        while loader.check_node():
+            index += 1
+            node = loader.get_node()
+            line = node.start_mark.line + 1 if node is not None else 1
+            body = loader.construct_document(node) if node is not None else None
+            documents.append(Document(name, index, line, body))
+    except yaml.YAMLError as error:
+        return documents, [SyntaxProblem(name, index or 1, _yaml_error_text(error))]
+    except RecursionError:
+        return documents, [SyntaxProblem(name, index or 1, "YAML nested too deeply")]
+    finally:
+        loader.dispose()
+    return documents, []
+
+
+def _yaml_error_text(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"invalid YAML: {where}{problem}"
+
+
+def expand_lists(documents: Sequence[Document]) -> Iterator[Document]:
+    """`kind: List` (what `kubectl get -o yaml` prints) stands for its items."""
+    for document in documents:
+        body = document.body
+        if (
+            isinstance(body, dict)
+            and isinstance(body.get("kind"), str)
+            and body["kind"].endswith("List")
+            and isinstance(body.get("items"), list)
+            and body.get("apiVersion") == "v1"
+        ):
+            for item in body["items"]:
+                yield Document(document.source, document.index, document.line, item)
+        else:
+            yield document

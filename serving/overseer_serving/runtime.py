@@ -50,7 +50,14 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self._current is not None
+        """This worker serves a model, and so does every other worker of the pod: the kernel
+        hands connections to any worker, so one still loading would fail requests."""
+        if self._current is None:
+            return False
+        if self.settings.workers == 1:
+            return True
+        serving = {int(s["worker"]) for s in self.store.statuses() if s.get("model")}
+        return len(serving) >= self.settings.workers
 
     def model(self) -> LoadedModel:
         """The model a request should use, taken once at its start."""

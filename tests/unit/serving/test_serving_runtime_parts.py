@@ -56,3 +56,17 @@ def test_decode_image_limits() -> None:
         decode_image(b"this is not an image", max_pixels=1_000_000)
     with pytest.raises(BadRequest, match="empty"):
         decode_image(b"", max_pixels=1_000_000)
+
+
+def test_serve_without_the_serving_extra_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from overseer_serving import command
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bentoml" else real(name, *a))
+    assert command.serve("model.json", None, None, None) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'schema-overseer[serving]'" in err and "bentoml" in err

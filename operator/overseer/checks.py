@@ -276,10 +276,10 @@ def _check_deployment(obj: _Object, schemas: Sequence[_SchemaEntry]) -> Iterator
     if entry is None:
         known = sorted({s.obj.name for s in schemas})
         hint = hints.most_similar(ref_name, known)
-        detail = f"; did you mean {hint!r}?" if hint else (f" (found: {', '.join(known)})" if known else "")
+        detail = f" (did you mean {hint!r}?)" if hint else (f" (found: {', '.join(known)})" if known else "")
         yield obj.problem(
             "spec.schemaRef.name",
-            f"ModelSchema {ref_name!r} not found among the inputs{detail}; pass its file, or --schemas PATH",
+            f"ModelSchema {ref_name!r} not found among the inputs{detail}; pass its file or use --schemas PATH",
         )
         return
     if entry.parsed is None:
@@ -308,8 +308,11 @@ def _check_deployment(obj: _Object, schemas: Sequence[_SchemaEntry]) -> Iterator
         model.get("metadata", {}),
         model.get("customObjects", {}),
     )
+    reported = {path for path, _ in errors}
     for item in result.problems:
-        yield obj.problem(f"spec.model.{item.path}", item.message)
+        path = f"spec.model.{item.path}"
+        if path not in reported:  # a non-object section is already reported by the object check
+            yield obj.problem(path, item.message)
     if parsed is not None and parsed.spec.promotion is not None and result.ok:
         yield from _check_promotion(obj, parsed, result.defaulted["metadata"])
 

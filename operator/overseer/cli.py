@@ -143,7 +143,7 @@ def _validate(args: argparse.Namespace) -> int:
     for message in read_errors:
         _err(f"overseer: {message}")
     errors = report.errors + len(documents.syntax) + len(extra.syntax)
-    _err(_summary(report, errors, documents.files + extra.files))
+    _err(_summary(report, errors, documents.files + extra.files, len(read_errors)))
     if read_errors:
         return EXIT_USAGE
     return EXIT_INVALID if errors else EXIT_OK
@@ -158,11 +158,12 @@ class _Loaded:
 
 def _load(paths: Sequence[str], read_errors: list[str], stdin_used: list[bool]) -> _Loaded:
     loaded = _Loaded([], [], 0)
-    try:
-        sources = collect_sources(paths)
-    except ReadError as error:
-        read_errors.append(str(error))
-        return loaded
+    sources: list[str] = []
+    for path in paths:  # one unreadable path must not hide the problems of the others
+        try:
+            sources.extend(s for s in collect_sources([path]) if s not in sources)
+        except ReadError as error:
+            read_errors.append(str(error))
     for source in sources:
         if source == STDIN:
             if stdin_used[0]:
@@ -191,7 +192,7 @@ def _line_of(message: str) -> int:
     return 1
 
 
-def _summary(report: Report, errors: int, files: int) -> str:
+def _summary(report: Report, errors: int, files: int, read_errors: int) -> str:
     def plural(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -202,7 +203,9 @@ def _summary(report: Report, errors: int, files: int) -> str:
     text += f": {plural(errors, 'error')}"
     if report.warnings:
         text += f", {plural(report.warnings, 'warning')}"
-    if not report.schemas and not report.deployments and not errors:
+    if read_errors:
+        text += f", {plural(read_errors, 'unreadable input')}"
+    elif not report.schemas and not report.deployments and not errors:
         text += f" - no {' or '.join(KINDS)} found"
     return text
 

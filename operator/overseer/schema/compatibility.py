@@ -31,6 +31,7 @@ from overseer.schema.codes import message
 from overseer.schema.jsonschema_walk import (
     UnresolvableRef,
     accepts_types,
+    expand_types,
     has_default,
     is_open,
     properties,
@@ -410,12 +411,18 @@ class _Walk:
         if not rejected:
             return True
         old, new = self.old_new(_types_text(w_types), _types_text(r_types))
-        left = w_types is None or bool(set(w_types) - rejected)
-        if left:
+        # Some writer values still pass (a number reader... an integer reader still takes whole numbers).
+        overlap = (
+            w_types is None
+            or bool(set(w_types) - rejected)
+            or ("number" in w_types and r_types is not None and "integer" in r_types)
+        )
+        narrower = r_types is not None and (w_types is None or r_types <= expand_types(w_types))
+        if overlap and narrower:
             self.emit(path, "TYPE_NARROWED", "TYPE_WIDENED", old=old, new=new)
         else:
             self.emit(path, "TYPE_CHANGED", "TYPE_CHANGED", old=old, new=new)
-        return left
+        return overlap
 
     def _compare_enum(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
         r_values, w_values = _enum(reader), _enum(writer)

@@ -83,11 +83,11 @@ def accepts_types(reader: frozenset[str] | None, writer: frozenset[str] | None) 
     if reader is None:
         return frozenset()
     if writer is None:
-        return frozenset(JSON_TYPES) - _expand(reader)
-    return frozenset(t for t in writer if t not in _expand(reader))
+        return frozenset(JSON_TYPES) - expand_types(reader)
+    return frozenset(t for t in writer if t not in expand_types(reader))
 
 
-def _expand(types: frozenset[str]) -> frozenset[str]:
+def expand_types(types: frozenset[str]) -> frozenset[str]:
     return types | {"integer"} if "number" in types else types
 
 

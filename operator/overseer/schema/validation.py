@@ -165,8 +165,13 @@ def _check_refs(node: Any, root: Any, where: list[Any]) -> str | None:
     return None
 
 
-def _check_defaults(validator: Validator, node: Any, root: Any, where: list[str]) -> str | None:
+def _check_defaults(
+    validator: Validator, node: Any, root: Any, where: list[str], visiting: frozenset[int] = frozenset()
+) -> str | None:
     """A default that violates its own schema would make every defaulted config invalid."""
+    if id(node) in visiting:
+        return None  # a recursive $ref: this schema is already being checked further up
+    visiting = visiting | {id(node)}
     for name, raw in properties(node).items():
         sub = resolve(raw, root)
         if isinstance(sub, Mapping) and "default" in sub:
@@ -175,7 +180,7 @@ def _check_defaults(validator: Validator, node: Any, root: Any, where: list[str]
             if error is not None:
                 path = hints.field_path("", [*where, name])
                 return f"default of {path} is invalid: {_explain_one(error, root)}"
-        problem = _check_defaults(validator, sub, root, [*where, name])
+        problem = _check_defaults(validator, sub, root, [*where, name], visiting)
         if problem:
             return problem
     return None
@@ -233,7 +238,7 @@ def validate_model_config(
             ops = [{"op": "add", "path": json_pointer([section]), "value": copy.deepcopy(filled)}]
         patch.extend(ops)
         defaulted[section] = filled
-        found = sorted(_problems(section, compiled.validator, filled), key=lambda p: p.path)
+        found = sorted(_problems(section, compiled.validator, filled, value), key=lambda p: p.path)
         problems.extend(found)
     return ConfigValidation(problems=tuple(problems), defaulted=defaulted, patch=patch)
 
@@ -271,7 +276,10 @@ def _apply_defaults(
     return out
 
 
-def _problems(section: str, validator: Validator, instance: Mapping[str, Any]) -> Iterator[FieldProblem]:
+def _problems(
+    section: str, validator: Validator, instance: Mapping[str, Any], given: Mapping[str, Any]
+) -> Iterator[FieldProblem]:
+    """Problems of `instance` (defaults filled in); `given` is what the user wrote, for hints."""
     seen: set[tuple[str, str]] = set()
     # A value of the wrong type also fails its enum/bounds; the type error alone says it best.
     errors = list(validator.iter_errors(instance))
@@ -279,14 +287,14 @@ def _problems(section: str, validator: Validator, instance: Mapping[str, Any]) -
     for error in errors:
         if error.validator != "type" and tuple(error.absolute_path) in mistyped:
             continue
-        for parts, message in _messages(error, validator.schema):
+        for parts, message in _messages(error, validator.schema, given):
             path = hints.field_path(section, parts)
             if (path, message) not in seen:
                 seen.add((path, message))
                 yield FieldProblem(path, message)
 
 
-def _messages(error: ValidationError, root: Any) -> Iterator[tuple[list[Any], str]]:
+def _messages(error: ValidationError, root: Any, given: Any = None) -> Iterator[tuple[list[Any], str]]:
     """(instance path parts, message) pairs for one jsonschema error, in user words."""
     parts = list(error.absolute_path)
     keyword = error.validator
@@ -305,7 +313,7 @@ def _messages(error: ValidationError, root: Any) -> Iterator[tuple[list[Any], st
                 message += f"; {alias!r} is set instead"
             yield [*parts, name], message
     elif keyword == "additionalProperties" and isinstance(instance, Mapping):
-        yield from _undeclared(error, parts, instance)
+        yield from _undeclared(error, parts, instance, _at(given, parts))
     elif keyword == "type":
         yield (
             parts,
@@ -385,7 +393,7 @@ def _safe_resolve(schema: Any, root: Any) -> Any:
 
 
 def _undeclared(
-    error: ValidationError, parts: list[Any], instance: Mapping[str, Any]
+    error: ValidationError, parts: list[Any], instance: Mapping[str, Any], given: Any
 ) -> Iterator[tuple[list[Any], str]]:
     schema = error.schema
     props = properties(schema)
@@ -393,7 +401,9 @@ def _undeclared(
     missing_required = [
         r for r in (schema.get("required", []) if isinstance(schema, Mapping) else []) if r not in instance
     ]
-    unset_optional = [p for p in props if p not in instance and p not in missing_required]
+    # A property filled in from its default was not set by the user: it may be what they meant.
+    user_keys = given if isinstance(given, Mapping) else instance
+    unset_optional = [p for p in props if p not in user_keys and p not in missing_required]
     for key in instance:
         if key in props or any(_matches(p, key) for p in patterns):
             continue
@@ -410,6 +420,18 @@ def _undeclared(
             yield [*parts, key], f"not allowed (allowed: {', '.join(sorted(props))})"
         else:
             yield [*parts, key], "not allowed: the schema declares no such property"
+
+
+def _at(value: Any, parts: list[Any]) -> Any:
+    """The part of `value` at an instance path, or None."""
+    for part in parts:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return None
+    return value
 
 
 def _matches(pattern: str, key: str) -> bool:

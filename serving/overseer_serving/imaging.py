@@ -24,7 +24,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image:
         with warnings.catch_warnings():
             # PIL warns (and past 2x raises) on decompression bombs; our own limit below is stricter.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            img = _pil_open()(io.BytesIO(data))  # reads the header only
+            img: Image = _pil_open()(io.BytesIO(data))  # reads the header only
             width, height = img.size
             if width * height > max_pixels:
                 raise PayloadTooLarge(

@@ -425,9 +425,9 @@ def _undeclared(
 def _at(value: Any, parts: list[Any]) -> Any:
     """The part of `value` at an instance path, or None."""
     for part in parts:
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+        if (isinstance(value, Mapping) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and part < len(value)
+        ):
             value = value[part]
         else:
             return None

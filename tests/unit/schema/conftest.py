@@ -6,16 +6,11 @@ import copy
 import io
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from overseer.cli import main
-
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "examples"
+from schema_testing import CliResult
 
 # Version 1 of the object-detector contract, as the seed documents describe it.
 DETECTOR_V1: dict[str, Any] = {
@@ -49,17 +44,6 @@ DETECTOR_V1: dict[str, Any] = {
 @pytest.fixture
 def detector_v1() -> dict[str, Any]:
     return copy.deepcopy(DETECTOR_V1)
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, CliResult
-
 from overseer import manifests
+from schema_testing import EXAMPLES, CliResult
 
 Run = Callable[..., CliResult]
 DIGEST = "sha256:" + "ab" * 32
@@ -40,8 +39,9 @@ SCHEMA = textwrap.dedent(
 
 
 def deployment(custom: str = "{conf: 0.25}", *, name: str = "cat", version: str = "1", extra: str = "") -> str:
-    return textwrap.dedent(
-        f"""\
+    return (
+        textwrap.dedent(
+            f"""\
         apiVersion: overseer.dev/v1alpha1
         kind: ModelDeployment
         metadata: {{name: {name}, namespace: ml}}
@@ -55,7 +55,9 @@ def deployment(custom: str = "{conf: 0.25}", *, name: str = "cat", version: str 
             labels: {{owner: vision}}
             customObjects: {custom}
         """
-    ) + extra
+        )
+        + extra
+    )
 
 
 def write(tmp_path: Path, name: str, *documents: str) -> str:
@@ -122,7 +124,9 @@ def test_stdin_and_schemas_flag(run_cli: Run, tmp_path: Path) -> None:
     assert result.code == 0, result.out
     bad = run_cli("validate", "-", "--schemas", schema_file, stdin=deployment("{conf: -1}").encode())
     assert bad.code == 1
-    assert bad.lines == ["<stdin>: ModelDeployment/ml/cat: spec.model.customObjects.conf: expected a value >= 0, found -1"]
+    assert bad.lines == [
+        "<stdin>: ModelDeployment/ml/cat: spec.model.customObjects.conf: expected a value >= 0, found -1"
+    ]
 
 
 def test_other_kinds_are_skipped_and_kind_list_is_expanded(run_cli: Run, tmp_path: Path) -> None:
@@ -133,7 +137,9 @@ def test_other_kinds_are_skipped_and_kind_list_is_expanded(run_cli: Run, tmp_pat
     path = write(tmp_path, "helm.yaml", other, SCHEMA, listed)
     result = run_cli("validate", path)
     assert result.code == 1
-    assert result.lines == [f"{path}: ModelDeployment/ml/cat: spec.model.customObjects.conf: expected a value <= 1, found 5"]
+    assert result.lines == [
+        f"{path}: ModelDeployment/ml/cat: spec.model.customObjects.conf: expected a value <= 1, found 5"
+    ]
     assert "1 other object skipped" in result.err
 
 
@@ -187,7 +193,9 @@ def test_schema_with_invalid_json_schema_section(run_cli: Run, tmp_path: Path) -
 def test_schema_typo_in_a_field_name_gets_a_hint(run_cli: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "s.yaml", SCHEMA.replace("compatibility: BACKWARD", "compatibilty: BACKWARD"))
     result = run_cli("validate", path)
-    assert result.lines == [f"{path}: ModelSchema/ml/object-detector: spec.compatibilty: unknown field; did you mean 'compatibility'?"]
+    assert result.lines == [
+        f"{path}: ModelSchema/ml/object-detector: spec.compatibilty: unknown field; did you mean 'compatibility'?"
+    ]
 
 
 # --- bad input ---------------------------------------------------------------------------------------
@@ -196,7 +204,10 @@ def test_schema_typo_in_a_field_name_gets_a_hint(run_cli: Run, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("apiVersion: v1\nkind: [", "document 1 (line 3): invalid YAML: line 3, column 1: did not find expected node content"),
+        (
+            "apiVersion: v1\nkind: [",
+            "document 1 (line 3): invalid YAML: line 3, column 1: did not find expected node content",
+        ),
         (
             "apiVersion: overseer.dev/v1alpha1\nkind: ModelDeploy\nmetadata: {name: x}\n",
             "ModelDeploy/default/x: kind: unknown kind 'ModelDeploy' in overseer.dev; did you mean 'ModelDeployment'?",
@@ -213,7 +224,10 @@ def test_schema_typo_in_a_field_name_gets_a_hint(run_cli: Run, tmp_path: Path) -
             "apiVersion: v1\nkind: ModelSchema\nmetadata: {name: y}\n",
             "ModelSchema/default/y: apiVersion: 'v1' does not serve ModelSchema; expected overseer.dev/v1alpha1",
         ),
-        ("- just\n- a list\n", "document 1 (line 1): expected a Kubernetes object (a mapping), found an array of 2 items"),
+        (
+            "- just\n- a list\n",
+            "document 1 (line 1): expected a Kubernetes object (a mapping), found an array of 2 items",
+        ),
         ("owner: vision\n", "document 1 (line 1): not a Kubernetes object: apiVersion and kind are missing"),
         (
             "apiVersion: overseer.dev/v1alpha1\nkind: ModelSchema\nmetadata: {}\nspec: {versions: [{version: 1}]}\n",
@@ -221,8 +235,17 @@ def test_schema_typo_in_a_field_name_gets_a_hint(run_cli: Run, tmp_path: Path) -
         ),
         ("a: 1\na: 2\n", "document 1 (line 2): invalid YAML: line 2, column 1: duplicate key 'a' (first at line 1)"),
     ],
-    ids=["invalid-yaml", "unknown-kind", "missing-apiversion", "wrong-version", "wrong-group", "list", "no-kind",
-         "no-name", "duplicate-key"],
+    ids=[
+        "invalid-yaml",
+        "unknown-kind",
+        "missing-apiversion",
+        "wrong-version",
+        "wrong-group",
+        "list",
+        "no-kind",
+        "no-name",
+        "duplicate-key",
+    ],
 )
 def test_bad_documents_exit_1_with_a_readable_line(run_cli: Run, tmp_path: Path, content: str, expected: str) -> None:
     path = write(tmp_path, "bad.yaml", content)
@@ -235,23 +258,49 @@ def test_bad_documents_exit_1_with_a_readable_line(run_cli: Run, tmp_path: Path,
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        (deployment(version="7"), "spec.schemaRef.version: ModelSchema 'object-detector' has no version 7 (versions: 1)"),
+        (
+            deployment(version="7"),
+            "spec.schemaRef.version: ModelSchema 'object-detector' has no version 7 (versions: 1)",
+        ),
         (
             deployment().replace("name: object-detector", "name: object-detectr"),
             "spec.schemaRef.name: ModelSchema 'object-detectr' not found among the inputs (did you mean "
             "'object-detector'?); pass its file or use --schemas PATH",
         ),
-        (deployment().replace(DIGEST, "sha256:abc"), "spec.model.digest: expected sha256:<64 lowercase hex digits>, found 'sha256:abc'"),
-        (deployment().replace("labels: {owner: vision}", "labels: [vision]"), "spec.model.labels: expected object, found an array of 1 item"),
+        (
+            deployment().replace(DIGEST, "sha256:abc"),
+            "spec.model.digest: expected sha256:<64 lowercase hex digits>, found 'sha256:abc'",
+        ),
+        (
+            deployment().replace("labels: {owner: vision}", "labels: [vision]"),
+            "spec.model.labels: expected object, found an array of 1 item",
+        ),
         (deployment("42"), "spec.model.customObjects: expected object, found integer 42"),
-        (deployment().replace("file:///models", "ftp://models"), "spec.model.uri: unsupported URI 'ftp://models/cat.pt': "
-         "expected one of file://, http://, https://, s3://"),
+        (
+            deployment().replace("file:///models", "ftp://models"),
+            "spec.model.uri: unsupported URI 'ftp://models/cat.pt': expected one of file://, http://, https://, s3://",
+        ),
         (deployment(extra="  replicas: 0\n"), "spec.replicas: expected a value >= 1, found 0"),
-        (deployment(extra="  rollout: {strategy: Blue}\n"), "spec.rollout.strategy: expected 'HotSwap' or 'Rolling', found 'Blue'"),
-        (deployment(extra="  promotion: {metric: f1, minimum: 0.8}\n"), "spec.promotion.metric: 'f1' is not in spec.model.metadata"),
+        (
+            deployment(extra="  rollout: {strategy: Blue}\n"),
+            "spec.rollout.strategy: expected 'HotSwap' or 'Rolling', found 'Blue'",
+        ),
+        (
+            deployment(extra="  promotion: {metric: f1, minimum: 0.8}\n"),
+            "spec.promotion.metric: 'f1' is not in spec.model.metadata",
+        ),
     ],
-    ids=["missing-version", "missing-schema", "digest", "labels-list", "custom-int", "uri", "replicas", "strategy",
-         "promotion-metric"],
+    ids=[
+        "missing-version",
+        "missing-schema",
+        "digest",
+        "labels-list",
+        "custom-int",
+        "uri",
+        "replicas",
+        "strategy",
+        "promotion-metric",
+    ],
 )
 def test_bad_deployments(run_cli: Run, tmp_path: Path, doc: str, expected: str) -> None:
     path = write(tmp_path, "d.yaml", SCHEMA, doc)
@@ -265,7 +314,11 @@ def test_duplicate_names(run_cli: Run, tmp_path: Path) -> None:
     second = write(tmp_path, "b.yaml", deployment())
     result = run_cli("validate", first, second)
     assert result.code == 1
-    assert result.lines == [f"{second}: ModelDeployment/ml/cat: metadata.name: duplicate ModelDeployment (first defined in {first}:{SCHEMA.count(chr(10)) + 2})"]
+    first_line = SCHEMA.count("\n") + 2
+    assert result.lines == [
+        f"{second}: ModelDeployment/ml/cat: metadata.name: "
+        f"duplicate ModelDeployment (first defined in {first}:{first_line})"
+    ]
 
 
 def test_same_file_twice_is_not_a_duplicate(run_cli: Run, tmp_path: Path) -> None:
@@ -329,7 +382,9 @@ def test_a_read_error_does_not_hide_other_problems(run_cli: Run, tmp_path: Path)
     path = write(tmp_path, "d.yaml", SCHEMA, deployment("{conf: 9}"))
     result = run_cli("validate", path, str(tmp_path / "missing.yaml"))
     assert result.code == 2
-    assert result.lines == [f"{path}: ModelDeployment/ml/cat: spec.model.customObjects.conf: expected a value <= 1, found 9"]
+    assert result.lines == [
+        f"{path}: ModelDeployment/ml/cat: spec.model.customObjects.conf: expected a value <= 1, found 9"
+    ]
 
 
 def test_folders_are_searched_recursively_skipping_hidden_ones(run_cli: Run, tmp_path: Path) -> None:
@@ -343,14 +398,18 @@ def test_folders_are_searched_recursively_skipping_hidden_ones(run_cli: Run, tmp
 
 
 def test_empty_documents_and_no_overseer_objects(run_cli: Run, tmp_path: Path) -> None:
-    path = write(tmp_path, "empty.yaml", "", "# only a comment\n", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    path = write(
+        tmp_path, "empty.yaml", "", "# only a comment\n", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    )
     result = run_cli("validate", path)
     assert result.code == 0
     assert "no ModelSchema or ModelDeployment found" in result.err
 
 
 def test_deprecated_version_is_a_warning(run_cli: Run, tmp_path: Path) -> None:
-    path = write(tmp_path, "d.yaml", SCHEMA.replace("- version: 1", "- version: 1\n      deprecated: true"), deployment())
+    path = write(
+        tmp_path, "d.yaml", SCHEMA.replace("- version: 1", "- version: 1\n      deprecated: true"), deployment()
+    )
     result = run_cli("validate", path)
     assert result.code == 0
     assert result.lines == [

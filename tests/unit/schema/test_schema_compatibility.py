@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from overseer.schema import check_compatibility, check_version_history
 from overseer.schema.compatibility import check_against_history, check_registered_versions
 
@@ -31,9 +30,21 @@ CONF = {"type": "number", "minimum": 0, "maximum": 1}
 # (id, mode, old version, new version, expected codes; empty = compatible)
 PAIRS: list[tuple[str, str, dict[str, Any], dict[str, Any], list[str]]] = [
     # Annotations never break.
-    ("description-backward", "BACKWARD", co(closed({"conf": CONF})), co(closed({"conf": {**CONF, "description": "x"}})), []),
+    (
+        "description-backward",
+        "BACKWARD",
+        co(closed({"conf": CONF})),
+        co(closed({"conf": {**CONF, "description": "x"}})),
+        [],
+    ),
     ("description-forward", "FORWARD", co(closed({"conf": CONF})), co(closed({"conf": {**CONF, "title": "Conf"}})), []),
-    ("description-full", "FULL", co(closed({"conf": CONF}, description="a")), co(closed({"conf": CONF}, description="b")), []),
+    (
+        "description-full",
+        "FULL",
+        co(closed({"conf": CONF}, description="a")),
+        co(closed({"conf": CONF}, description="b")),
+        [],
+    ),
     # Types.
     ("integer-to-number-backward", "BACKWARD", co(closed({"n": INT})), co(closed({"n": NUM})), []),
     ("integer-to-number-forward", "FORWARD", co(closed({"n": INT})), co(closed({"n": NUM})), ["TYPE_WIDENED"]),
@@ -42,120 +53,416 @@ PAIRS: list[tuple[str, str, dict[str, Any], dict[str, Any], list[str]]] = [
     ("number-to-integer-forward", "FORWARD", co(closed({"n": NUM})), co(closed({"n": INT})), []),
     ("string-to-number-backward", "BACKWARD", co(closed({"s": STR})), co(closed({"s": NUM})), ["TYPE_CHANGED"]),
     ("string-to-number-forward", "FORWARD", co(closed({"s": STR})), co(closed({"s": NUM})), ["TYPE_CHANGED"]),
-    ("null-dropped", "BACKWARD", co(closed({"s": {"type": ["string", "null"]}})), co(closed({"s": STR})), ["TYPE_NARROWED"]),
+    (
+        "null-dropped",
+        "BACKWARD",
+        co(closed({"s": {"type": ["string", "null"]}})),
+        co(closed({"s": STR})),
+        ["TYPE_NARROWED"],
+    ),
     ("null-added-backward", "BACKWARD", co(closed({"s": STR})), co(closed({"s": {"type": ["string", "null"]}})), []),
     # Properties and content models.
-    ("removed-from-closed-backward", "BACKWARD", co(closed({"a": STR, "b": NUM})), co(closed({"a": STR})), ["PROPERTY_REMOVED"]),
+    (
+        "removed-from-closed-backward",
+        "BACKWARD",
+        co(closed({"a": STR, "b": NUM})),
+        co(closed({"a": STR})),
+        ["PROPERTY_REMOVED"],
+    ),
     ("removed-from-closed-forward", "FORWARD", co(closed({"a": STR, "b": NUM})), co(closed({"a": STR})), []),
     ("removed-from-open-backward", "BACKWARD", co(open_({"a": STR, "b": NUM})), co(open_({"a": STR})), []),
-    ("removed-from-open-forward", "FORWARD", co(open_({"a": STR, "b": NUM})), co(open_({"a": STR})),
-     ["PROPERTY_REMOVED_FROM_OPEN_MODEL"]),
-    ("added-to-open-backward", "BACKWARD", co(open_({"a": STR})), co(open_({"a": STR, "b": NUM})),
-     ["PROPERTY_ADDED_TO_OPEN_MODEL"]),
+    (
+        "removed-from-open-forward",
+        "FORWARD",
+        co(open_({"a": STR, "b": NUM})),
+        co(open_({"a": STR})),
+        ["PROPERTY_REMOVED_FROM_OPEN_MODEL"],
+    ),
+    (
+        "added-to-open-backward",
+        "BACKWARD",
+        co(open_({"a": STR})),
+        co(open_({"a": STR, "b": NUM})),
+        ["PROPERTY_ADDED_TO_OPEN_MODEL"],
+    ),
     ("added-to-open-forward", "FORWARD", co(open_({"a": STR})), co(open_({"a": STR, "b": NUM})), []),
-    ("added-empty-schema-to-open", "BACKWARD", co(open_({"a": STR})), co(open_({"a": STR, "b": {"description": "x"}})), []),
-    ("optional-with-default-to-closed-backward", "BACKWARD", co(closed({"a": STR})),
-     co(closed({"a": STR, "max_det": {**INT, "default": 300}})), []),
-    ("optional-with-default-to-closed-forward", "FORWARD", co(closed({"a": STR})),
-     co(closed({"a": STR, "max_det": {**INT, "default": 300}})), ["PROPERTY_ADDED_TO_CLOSED_MODEL"]),
-    ("optional-with-default-to-closed-full", "FULL", co(closed({"a": STR})),
-     co(closed({"a": STR, "max_det": {**INT, "default": 300}})), ["PROPERTY_ADDED_TO_CLOSED_MODEL"]),
-    ("required-added-no-default", "BACKWARD", co(closed({"a": STR})), co(closed({"a": STR, "nms": NUM}, ("nms",))),
-     ["REQUIRED_PROPERTY_ADDED"]),
-    ("required-added-with-default", "BACKWARD", co(closed({"a": STR})),
-     co(closed({"a": STR, "nms": {**NUM, "default": 0.5}}, ("nms",))), []),
-    ("required-added-to-open", "BACKWARD", co(open_({"a": STR})), co(open_({"a": STR, "nms": NUM}, ("nms",))),
-     ["PROPERTY_ADDED_TO_OPEN_MODEL", "REQUIRED_PROPERTY_ADDED"]),
-    ("made-required-backward", "BACKWARD", co(closed({"a": STR})), co(closed({"a": STR}, ("a",))),
-     ["PROPERTY_MADE_REQUIRED"]),
+    (
+        "added-empty-schema-to-open",
+        "BACKWARD",
+        co(open_({"a": STR})),
+        co(open_({"a": STR, "b": {"description": "x"}})),
+        [],
+    ),
+    (
+        "optional-with-default-to-closed-backward",
+        "BACKWARD",
+        co(closed({"a": STR})),
+        co(closed({"a": STR, "max_det": {**INT, "default": 300}})),
+        [],
+    ),
+    (
+        "optional-with-default-to-closed-forward",
+        "FORWARD",
+        co(closed({"a": STR})),
+        co(closed({"a": STR, "max_det": {**INT, "default": 300}})),
+        ["PROPERTY_ADDED_TO_CLOSED_MODEL"],
+    ),
+    (
+        "optional-with-default-to-closed-full",
+        "FULL",
+        co(closed({"a": STR})),
+        co(closed({"a": STR, "max_det": {**INT, "default": 300}})),
+        ["PROPERTY_ADDED_TO_CLOSED_MODEL"],
+    ),
+    (
+        "required-added-no-default",
+        "BACKWARD",
+        co(closed({"a": STR})),
+        co(closed({"a": STR, "nms": NUM}, ("nms",))),
+        ["REQUIRED_PROPERTY_ADDED"],
+    ),
+    (
+        "required-added-with-default",
+        "BACKWARD",
+        co(closed({"a": STR})),
+        co(closed({"a": STR, "nms": {**NUM, "default": 0.5}}, ("nms",))),
+        [],
+    ),
+    (
+        "required-added-to-open",
+        "BACKWARD",
+        co(open_({"a": STR})),
+        co(open_({"a": STR, "nms": NUM}, ("nms",))),
+        ["PROPERTY_ADDED_TO_OPEN_MODEL", "REQUIRED_PROPERTY_ADDED"],
+    ),
+    (
+        "made-required-backward",
+        "BACKWARD",
+        co(closed({"a": STR})),
+        co(closed({"a": STR}, ("a",))),
+        ["PROPERTY_MADE_REQUIRED"],
+    ),
     ("made-required-forward", "FORWARD", co(closed({"a": STR})), co(closed({"a": STR}, ("a",))), []),
-    ("made-required-with-default", "BACKWARD", co(closed({"a": STR})),
-     co(closed({"a": {**STR, "default": "x"}}, ("a",))), []),
+    (
+        "made-required-with-default",
+        "BACKWARD",
+        co(closed({"a": STR})),
+        co(closed({"a": {**STR, "default": "x"}}, ("a",))),
+        [],
+    ),
     ("made-optional-backward", "BACKWARD", co(closed({"a": STR}, ("a",))), co(closed({"a": STR})), []),
-    ("made-optional-forward", "FORWARD", co(closed({"a": STR}, ("a",))), co(closed({"a": STR})),
-     ["PROPERTY_MADE_OPTIONAL"]),
-    ("required-dropped-forward", "FORWARD", co(closed({"a": STR, "b": STR}, ("a", "b"))),
-     co(closed({"a": STR}, ("a",))), ["REQUIRED_PROPERTY_REMOVED"]),
+    (
+        "made-optional-forward",
+        "FORWARD",
+        co(closed({"a": STR}, ("a",))),
+        co(closed({"a": STR})),
+        ["PROPERTY_MADE_OPTIONAL"],
+    ),
+    (
+        "required-dropped-forward",
+        "FORWARD",
+        co(closed({"a": STR, "b": STR}, ("a", "b"))),
+        co(closed({"a": STR}, ("a",))),
+        ["REQUIRED_PROPERTY_REMOVED"],
+    ),
     # Enums and consts.
-    ("enum-narrowed-backward", "BACKWARD", co(closed({"r": {"enum": [224, 320, 640]}})), co(closed({"r": {"enum": [224, 640]}})),
-     ["ENUM_NARROWED"]),
-    ("enum-narrowed-forward", "FORWARD", co(closed({"r": {"enum": [224, 320, 640]}})), co(closed({"r": {"enum": [224, 640]}})), []),
-    ("enum-extended-backward", "BACKWARD", co(closed({"r": {"enum": [224]}})), co(closed({"r": {"enum": [224, 640]}})), []),
-    ("enum-extended-forward", "FORWARD", co(closed({"r": {"enum": [224]}})), co(closed({"r": {"enum": [224, 640]}})),
-     ["ENUM_EXTENDED"]),
-    ("enum-added-to-free-string", "BACKWARD", co(closed({"s": STR})), co(closed({"s": {**STR, "enum": ["a"]}})), ["ENUM_NARROWED"]),
-    ("const-changed-full", "FULL", co(closed({"v": {"const": 1}})), co(closed({"v": {"const": 2}})),
-     ["ENUM_NARROWED", "ENUM_EXTENDED"]),
+    (
+        "enum-narrowed-backward",
+        "BACKWARD",
+        co(closed({"r": {"enum": [224, 320, 640]}})),
+        co(closed({"r": {"enum": [224, 640]}})),
+        ["ENUM_NARROWED"],
+    ),
+    (
+        "enum-narrowed-forward",
+        "FORWARD",
+        co(closed({"r": {"enum": [224, 320, 640]}})),
+        co(closed({"r": {"enum": [224, 640]}})),
+        [],
+    ),
+    (
+        "enum-extended-backward",
+        "BACKWARD",
+        co(closed({"r": {"enum": [224]}})),
+        co(closed({"r": {"enum": [224, 640]}})),
+        [],
+    ),
+    (
+        "enum-extended-forward",
+        "FORWARD",
+        co(closed({"r": {"enum": [224]}})),
+        co(closed({"r": {"enum": [224, 640]}})),
+        ["ENUM_EXTENDED"],
+    ),
+    (
+        "enum-added-to-free-string",
+        "BACKWARD",
+        co(closed({"s": STR})),
+        co(closed({"s": {**STR, "enum": ["a"]}})),
+        ["ENUM_NARROWED"],
+    ),
+    (
+        "const-changed-full",
+        "FULL",
+        co(closed({"v": {"const": 1}})),
+        co(closed({"v": {"const": 2}})),
+        ["ENUM_NARROWED", "ENUM_EXTENDED"],
+    ),
     # Numeric bounds.
-    ("minimum-increased", "BACKWARD", co(closed({"c": CONF})), co(closed({"c": {**CONF, "minimum": 0.1}})), ["MINIMUM_INCREASED"]),
-    ("minimum-decreased-backward", "BACKWARD", co(closed({"c": {**CONF, "minimum": 0.1}})), co(closed({"c": CONF})), []),
-    ("minimum-decreased-forward", "FORWARD", co(closed({"c": {**CONF, "minimum": 0.1}})), co(closed({"c": CONF})),
-     ["MINIMUM_DECREASED"]),
-    ("maximum-decreased", "BACKWARD", co(closed({"c": CONF})), co(closed({"c": {**CONF, "maximum": 0.9}})), ["MAXIMUM_DECREASED"]),
-    ("maximum-added", "BACKWARD", co(closed({"c": NUM})), co(closed({"c": {**NUM, "maximum": 1}})), ["MAXIMUM_DECREASED"]),
-    ("maximum-removed-forward", "FORWARD", co(closed({"c": {**NUM, "maximum": 1}})), co(closed({"c": NUM})),
-     ["MAXIMUM_INCREASED"]),
-    ("minimum-made-exclusive", "BACKWARD", co(closed({"c": {**NUM, "minimum": 0}})),
-     co(closed({"c": {**NUM, "exclusiveMinimum": 0}})), ["MINIMUM_INCREASED"]),
-    ("multiple-of-coarser", "BACKWARD", co(closed({"r": {**INT, "multipleOf": 32}})), co(closed({"r": {**INT, "multipleOf": 64}})),
-     ["MULTIPLE_OF_CHANGED"]),
-    ("multiple-of-finer-backward", "BACKWARD", co(closed({"r": {**INT, "multipleOf": 64}})),
-     co(closed({"r": {**INT, "multipleOf": 32}})), []),
-    ("resolution-range-relaxed", "FULL", co(closed({"r": {**INT, "maximum": 640}})), co(closed({"r": {**INT, "maximum": 1280}})),
-     ["MAXIMUM_INCREASED"]),
+    (
+        "minimum-increased",
+        "BACKWARD",
+        co(closed({"c": CONF})),
+        co(closed({"c": {**CONF, "minimum": 0.1}})),
+        ["MINIMUM_INCREASED"],
+    ),
+    (
+        "minimum-decreased-backward",
+        "BACKWARD",
+        co(closed({"c": {**CONF, "minimum": 0.1}})),
+        co(closed({"c": CONF})),
+        [],
+    ),
+    (
+        "minimum-decreased-forward",
+        "FORWARD",
+        co(closed({"c": {**CONF, "minimum": 0.1}})),
+        co(closed({"c": CONF})),
+        ["MINIMUM_DECREASED"],
+    ),
+    (
+        "maximum-decreased",
+        "BACKWARD",
+        co(closed({"c": CONF})),
+        co(closed({"c": {**CONF, "maximum": 0.9}})),
+        ["MAXIMUM_DECREASED"],
+    ),
+    (
+        "maximum-added",
+        "BACKWARD",
+        co(closed({"c": NUM})),
+        co(closed({"c": {**NUM, "maximum": 1}})),
+        ["MAXIMUM_DECREASED"],
+    ),
+    (
+        "maximum-removed-forward",
+        "FORWARD",
+        co(closed({"c": {**NUM, "maximum": 1}})),
+        co(closed({"c": NUM})),
+        ["MAXIMUM_INCREASED"],
+    ),
+    (
+        "minimum-made-exclusive",
+        "BACKWARD",
+        co(closed({"c": {**NUM, "minimum": 0}})),
+        co(closed({"c": {**NUM, "exclusiveMinimum": 0}})),
+        ["MINIMUM_INCREASED"],
+    ),
+    (
+        "multiple-of-coarser",
+        "BACKWARD",
+        co(closed({"r": {**INT, "multipleOf": 32}})),
+        co(closed({"r": {**INT, "multipleOf": 64}})),
+        ["MULTIPLE_OF_CHANGED"],
+    ),
+    (
+        "multiple-of-finer-backward",
+        "BACKWARD",
+        co(closed({"r": {**INT, "multipleOf": 64}})),
+        co(closed({"r": {**INT, "multipleOf": 32}})),
+        [],
+    ),
+    (
+        "resolution-range-relaxed",
+        "FULL",
+        co(closed({"r": {**INT, "maximum": 640}})),
+        co(closed({"r": {**INT, "maximum": 1280}})),
+        ["MAXIMUM_INCREASED"],
+    ),
     # Strings.
-    ("min-length-increased", "BACKWARD", co(closed({"s": STR})), co(closed({"s": {**STR, "minLength": 3}})), ["MIN_LENGTH_INCREASED"]),
-    ("max-length-decreased", "BACKWARD", co(closed({"s": {**STR, "maxLength": 9}})), co(closed({"s": {**STR, "maxLength": 5}})),
-     ["MAX_LENGTH_DECREASED"]),
-    ("max-length-increased-forward", "FORWARD", co(closed({"s": {**STR, "maxLength": 5}})),
-     co(closed({"s": {**STR, "maxLength": 9}})), ["MAX_LENGTH_INCREASED"]),
-    ("pattern-added-backward", "BACKWARD", co(closed({"s": STR})), co(closed({"s": {**STR, "pattern": "^[a-z]+$"}})), ["PATTERN_ADDED"]),
+    (
+        "min-length-increased",
+        "BACKWARD",
+        co(closed({"s": STR})),
+        co(closed({"s": {**STR, "minLength": 3}})),
+        ["MIN_LENGTH_INCREASED"],
+    ),
+    (
+        "max-length-decreased",
+        "BACKWARD",
+        co(closed({"s": {**STR, "maxLength": 9}})),
+        co(closed({"s": {**STR, "maxLength": 5}})),
+        ["MAX_LENGTH_DECREASED"],
+    ),
+    (
+        "max-length-increased-forward",
+        "FORWARD",
+        co(closed({"s": {**STR, "maxLength": 5}})),
+        co(closed({"s": {**STR, "maxLength": 9}})),
+        ["MAX_LENGTH_INCREASED"],
+    ),
+    (
+        "pattern-added-backward",
+        "BACKWARD",
+        co(closed({"s": STR})),
+        co(closed({"s": {**STR, "pattern": "^[a-z]+$"}})),
+        ["PATTERN_ADDED"],
+    ),
     ("pattern-added-forward", "FORWARD", co(closed({"s": STR})), co(closed({"s": {**STR, "pattern": "^[a-z]+$"}})), []),
-    ("pattern-changed", "FORWARD", co(closed({"s": {**STR, "pattern": "^a"}})), co(closed({"s": {**STR, "pattern": "^b"}})),
-     ["PATTERN_CHANGED"]),
-    ("pattern-removed-forward", "FORWARD", co(closed({"s": {**STR, "pattern": "^a"}})), co(closed({"s": STR})), ["PATTERN_REMOVED"]),
-    ("format-added", "BACKWARD", co(closed({"s": STR})), co(closed({"s": {**STR, "format": "date"}})), ["FORMAT_ADDED"]),
+    (
+        "pattern-changed",
+        "FORWARD",
+        co(closed({"s": {**STR, "pattern": "^a"}})),
+        co(closed({"s": {**STR, "pattern": "^b"}})),
+        ["PATTERN_CHANGED"],
+    ),
+    (
+        "pattern-removed-forward",
+        "FORWARD",
+        co(closed({"s": {**STR, "pattern": "^a"}})),
+        co(closed({"s": STR})),
+        ["PATTERN_REMOVED"],
+    ),
+    (
+        "format-added",
+        "BACKWARD",
+        co(closed({"s": STR})),
+        co(closed({"s": {**STR, "format": "date"}})),
+        ["FORMAT_ADDED"],
+    ),
     # Arrays.
-    ("min-items-increased", "BACKWARD", co(closed({"l": {"type": "array"}})), co(closed({"l": {"type": "array", "minItems": 1}})),
-     ["MIN_ITEMS_INCREASED"]),
-    ("max-items-decreased", "BACKWARD", co(closed({"l": {"type": "array", "maxItems": 9}})),
-     co(closed({"l": {"type": "array", "maxItems": 3}})), ["MAX_ITEMS_DECREASED"]),
-    ("unique-items-added", "BACKWARD", co(closed({"l": {"type": "array"}})), co(closed({"l": {"type": "array", "uniqueItems": True}})),
-     ["UNIQUE_ITEMS_ADDED"]),
-    ("items-narrowed", "BACKWARD", co(closed({"l": {"type": "array", "items": NUM}})),
-     co(closed({"l": {"type": "array", "items": INT}})), ["TYPE_NARROWED"]),
-    ("items-widened-backward", "BACKWARD", co(closed({"l": {"type": "array", "items": INT}})),
-     co(closed({"l": {"type": "array", "items": NUM}})), []),
+    (
+        "min-items-increased",
+        "BACKWARD",
+        co(closed({"l": {"type": "array"}})),
+        co(closed({"l": {"type": "array", "minItems": 1}})),
+        ["MIN_ITEMS_INCREASED"],
+    ),
+    (
+        "max-items-decreased",
+        "BACKWARD",
+        co(closed({"l": {"type": "array", "maxItems": 9}})),
+        co(closed({"l": {"type": "array", "maxItems": 3}})),
+        ["MAX_ITEMS_DECREASED"],
+    ),
+    (
+        "unique-items-added",
+        "BACKWARD",
+        co(closed({"l": {"type": "array"}})),
+        co(closed({"l": {"type": "array", "uniqueItems": True}})),
+        ["UNIQUE_ITEMS_ADDED"],
+    ),
+    (
+        "items-narrowed",
+        "BACKWARD",
+        co(closed({"l": {"type": "array", "items": NUM}})),
+        co(closed({"l": {"type": "array", "items": INT}})),
+        ["TYPE_NARROWED"],
+    ),
+    (
+        "items-widened-backward",
+        "BACKWARD",
+        co(closed({"l": {"type": "array", "items": INT}})),
+        co(closed({"l": {"type": "array", "items": NUM}})),
+        [],
+    ),
     # additionalProperties.
-    ("model-closed-backward", "BACKWARD", co(open_({"a": STR})), co(closed({"a": STR})), ["ADDITIONAL_PROPERTIES_NARROWED"]),
+    (
+        "model-closed-backward",
+        "BACKWARD",
+        co(open_({"a": STR})),
+        co(closed({"a": STR})),
+        ["ADDITIONAL_PROPERTIES_NARROWED"],
+    ),
     ("model-closed-forward", "FORWARD", co(open_({"a": STR})), co(closed({"a": STR})), []),
-    ("model-opened-forward", "FORWARD", co(closed({"a": STR})), co(open_({"a": STR})), ["ADDITIONAL_PROPERTIES_EXTENDED"]),
-    ("additional-schema-narrowed", "BACKWARD", co(open_({})), co(open_({}, additionalProperties=STR)), ["TYPE_NARROWED"]),
+    (
+        "model-opened-forward",
+        "FORWARD",
+        co(closed({"a": STR})),
+        co(open_({"a": STR})),
+        ["ADDITIONAL_PROPERTIES_EXTENDED"],
+    ),
+    (
+        "additional-schema-narrowed",
+        "BACKWARD",
+        co(open_({})),
+        co(open_({}, additionalProperties=STR)),
+        ["TYPE_NARROWED"],
+    ),
     # Unions.
-    ("anyof-branch-removed-backward", "BACKWARD", co(closed({"v": {"anyOf": [STR, INT, {"type": "boolean"}]}})),
-     co(closed({"v": {"anyOf": [STR, INT]}})), ["BRANCH_REMOVED"]),
-    ("anyof-branch-removed-forward", "FORWARD", co(closed({"v": {"anyOf": [STR, INT, {"type": "boolean"}]}})),
-     co(closed({"v": {"anyOf": [STR, INT]}})), []),
-    ("oneof-branch-added-forward", "FORWARD", co(closed({"v": {"oneOf": [STR, INT]}})),
-     co(closed({"v": {"oneOf": [STR, INT, {"type": "boolean"}]}})), ["BRANCH_ADDED"]),
+    (
+        "anyof-branch-removed-backward",
+        "BACKWARD",
+        co(closed({"v": {"anyOf": [STR, INT, {"type": "boolean"}]}})),
+        co(closed({"v": {"anyOf": [STR, INT]}})),
+        ["BRANCH_REMOVED"],
+    ),
+    (
+        "anyof-branch-removed-forward",
+        "FORWARD",
+        co(closed({"v": {"anyOf": [STR, INT, {"type": "boolean"}]}})),
+        co(closed({"v": {"anyOf": [STR, INT]}})),
+        [],
+    ),
+    (
+        "oneof-branch-added-forward",
+        "FORWARD",
+        co(closed({"v": {"oneOf": [STR, INT]}})),
+        co(closed({"v": {"oneOf": [STR, INT, {"type": "boolean"}]}})),
+        ["BRANCH_ADDED"],
+    ),
     ("union-collapsed", "BACKWARD", co(closed({"v": {"anyOf": [STR, INT]}})), co(closed({"v": STR})), ["TYPE_CHANGED"]),
     # Nesting, references, combinators.
-    ("nested-property-narrowed", "BACKWARD", co(closed({"nms": closed({"iou": NUM})})),
-     co(closed({"nms": closed({"iou": INT})})), ["TYPE_NARROWED"]),
-    ("ref-target-changed", "BACKWARD",
-     co({**closed({"c": {"$ref": "#/$defs/ratio"}}), "$defs": {"ratio": CONF}}),
-     co({**closed({"c": {"$ref": "#/$defs/ratio"}}), "$defs": {"ratio": {**CONF, "maximum": 0.5}}}), ["MAXIMUM_DECREASED"]),
-    ("allof-extension-made-required", "BACKWARD",
-     co({"allOf": [closed({"a": STR})]}), co({"allOf": [closed({"a": STR}), {"required": ["a"]}]}),
-     ["PROPERTY_MADE_REQUIRED"]),
-    ("not-keyword-changed", "BACKWARD", co(closed({"s": {**STR, "not": {"const": "a"}}})),
-     co(closed({"s": {**STR, "not": {"const": "b"}}})), ["KEYWORD_CHANGED"]),
-    ("false-property-removed-from-closed", "BACKWARD", co(closed({"a": STR, "legacy": False})), co(closed({"a": STR})), []),
+    (
+        "nested-property-narrowed",
+        "BACKWARD",
+        co(closed({"nms": closed({"iou": NUM})})),
+        co(closed({"nms": closed({"iou": INT})})),
+        ["TYPE_NARROWED"],
+    ),
+    (
+        "ref-target-changed",
+        "BACKWARD",
+        co({**closed({"c": {"$ref": "#/$defs/ratio"}}), "$defs": {"ratio": CONF}}),
+        co({**closed({"c": {"$ref": "#/$defs/ratio"}}), "$defs": {"ratio": {**CONF, "maximum": 0.5}}}),
+        ["MAXIMUM_DECREASED"],
+    ),
+    (
+        "allof-extension-made-required",
+        "BACKWARD",
+        co({"allOf": [closed({"a": STR})]}),
+        co({"allOf": [closed({"a": STR}), {"required": ["a"]}]}),
+        ["PROPERTY_MADE_REQUIRED"],
+    ),
+    (
+        "not-keyword-changed",
+        "BACKWARD",
+        co(closed({"s": {**STR, "not": {"const": "a"}}})),
+        co(closed({"s": {**STR, "not": {"const": "b"}}})),
+        ["KEYWORD_CHANGED"],
+    ),
+    (
+        "false-property-removed-from-closed",
+        "BACKWARD",
+        co(closed({"a": STR, "legacy": False})),
+        co(closed({"a": STR})),
+        [],
+    ),
     # Other sections are section-qualified.
-    ("label-required", "BACKWARD", {"labels": open_({"owner": STR})}, {"labels": open_({"owner": STR}, ("owner",))},
-     ["PROPERTY_MADE_REQUIRED"]),
-    ("metadata-min-properties", "BACKWARD", {"metadata": open_({})}, {"metadata": open_({}, minProperties=1)},
-     ["MIN_PROPERTIES_INCREASED"]),
+    (
+        "label-required",
+        "BACKWARD",
+        {"labels": open_({"owner": STR})},
+        {"labels": open_({"owner": STR}, ("owner",))},
+        ["PROPERTY_MADE_REQUIRED"],
+    ),
+    (
+        "metadata-min-properties",
+        "BACKWARD",
+        {"metadata": open_({})},
+        {"metadata": open_({}, minProperties=1)},
+        ["MIN_PROPERTIES_INCREASED"],
+    ),
     # NONE accepts anything.
     ("none-type-changed", "NONE", co(closed({"s": STR})), co(closed({"s": NUM})), []),
     ("none-property-removed", "NONE", co(closed({"a": STR, "b": STR}, ("b",))), co(closed({"a": STR})), []),
@@ -175,7 +482,9 @@ def test_there_are_at_least_forty_pairs_and_every_mode_family_is_covered() -> No
 
 
 def test_paths_are_section_qualified() -> None:
-    report = check_compatibility(co(closed({"nms": closed({"iou": NUM})})), co(closed({"nms": closed({"iou": INT})})), "BACKWARD")
+    report = check_compatibility(
+        co(closed({"nms": closed({"iou": NUM})})), co(closed({"nms": closed({"iou": INT})})), "BACKWARD"
+    )
     assert [c.path for c in report.changes] == ["customObjects.nms.iou"]
     labels = check_compatibility({"labels": open_({})}, {"labels": open_({}, additionalProperties=STR)}, "BACKWARD")
     assert [c.path for c in labels.changes] == ["labels.*"]
@@ -230,7 +539,9 @@ def test_changed_default_is_a_notice_not_a_break() -> None:
 
 
 def test_invalid_new_section_is_a_breaking_change_not_an_exception() -> None:
-    report = check_compatibility(co(closed({"a": STR})), co({"type": "object", "properties": {"a": {"type": "strin"}}}), "NONE")
+    report = check_compatibility(
+        co(closed({"a": STR})), co({"type": "object", "properties": {"a": {"type": "strin"}}}), "NONE"
+    )
     assert [(c.code, c.path) for c in report.changes] == [("SCHEMA_INVALID", "customObjects")]
 
 
@@ -272,7 +583,9 @@ def test_backward_compares_with_the_previous_version_only() -> None:
 
 
 def test_backward_transitive_catches_what_pairwise_checks_miss() -> None:
-    reports = check_version_history([{"version": 1, **V1}, {"version": 2, **V2}, {"version": 3, **V3}], "BACKWARD_TRANSITIVE")
+    reports = check_version_history(
+        [{"version": 1, **V1}, {"version": 2, **V2}, {"version": 3, **V3}], "BACKWARD_TRANSITIVE"
+    )
     failing = [(r.old_version, r.new_version, [c.code for c in r.changes]) for r in reports if not r.compatible]
     assert failing == [(1, 3, ["REQUIRED_PROPERTY_ADDED"])]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from overseer.api.model_document import SchemaSnapshot
 from overseer.schema import FieldProblem, validate_model_config
 
@@ -21,7 +20,12 @@ def test_valid_config_passes_and_defaults_are_filled_in(detector_v1: dict[str, A
     result = validate_model_config(detector_v1, LABELS, METADATA, {"conf": 0.25})
     assert result.ok
     assert result.problems == ()
-    assert result.defaulted["customObjects"] == {"conf": 0.25, "resize_resolution": 640, "iou": 0.45, "multi_label": False}
+    assert result.defaulted["customObjects"] == {
+        "conf": 0.25,
+        "resize_resolution": 640,
+        "iou": 0.45,
+        "multi_label": False,
+    }
     assert result.patch == [
         {"op": "add", "path": "/customObjects/resize_resolution", "value": 640},
         {"op": "add", "path": "/customObjects/iou", "value": 0.45},
@@ -63,7 +67,9 @@ def test_inputs_are_not_mutated(detector_v1: dict[str, Any]) -> None:
 
 def test_missing_required_names_field_and_expected_type(detector_v1: dict[str, Any]) -> None:
     result = validate_model_config(detector_v1, {"owner": "x"}, METADATA, {"conf": 0.5})
-    assert messages(result) == ["labels.stage: required property missing (expected one of 'dev', 'staging', 'production')"]
+    assert messages(result) == [
+        "labels.stage: required property missing (expected one of 'dev', 'staging', 'production')"
+    ]
 
 
 def test_unknown_field_next_to_missing_required_gets_a_rename_hint(detector_v1: dict[str, Any]) -> None:
@@ -90,10 +96,19 @@ def test_unknown_field_without_lookalike_lists_what_is_allowed(detector_v1: dict
         ({"conf": "high"}, "customObjects.conf: expected number, found string 'high'"),
         ({"conf": 1.5}, "customObjects.conf: expected a value <= 1, found 1.5"),
         ({"conf": -0.1}, "customObjects.conf: expected a value >= 0, found -0.1"),
-        ({"conf": 0.3, "resize_resolution": 650}, "customObjects.resize_resolution: expected a multiple of 32, found 650"),
-        ({"conf": 0.3, "resize_resolution": 2048}, "customObjects.resize_resolution: expected a value <= 1280, found 2048"),
+        (
+            {"conf": 0.3, "resize_resolution": 650},
+            "customObjects.resize_resolution: expected a multiple of 32, found 650",
+        ),
+        (
+            {"conf": 0.3, "resize_resolution": 2048},
+            "customObjects.resize_resolution: expected a value <= 1280, found 2048",
+        ),
         ({"conf": 0.3, "multi_label": "yes"}, "customObjects.multi_label: expected boolean, found string 'yes'"),
-        ({"conf": 0.3, "resize_resolution": 64.5}, "customObjects.resize_resolution: expected integer, found number 64.5"),
+        (
+            {"conf": 0.3, "resize_resolution": 64.5},
+            "customObjects.resize_resolution: expected integer, found number 64.5",
+        ),
     ],
 )
 def test_wrong_values_say_what_was_expected_and_found(

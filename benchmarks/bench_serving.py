@@ -1,0 +1,225 @@
+"""Serving benchmark: in-place swap vs restart, and /detect overhead vs a raw predict loop.
+
+    .venv/bin/python benchmarks/bench_serving.py [--requests 40] [--swaps 3] [--restarts 2]
+
+(a) swap: wall time of PUT /admin/model (fetch, verify, load, warm-up, smoke test, switch) on a
+    running server, versus restart-to-ready: `overseer serve` started from nothing until /readyz
+    answers 200, for the same model, in the same run. Restart excludes stopping the old process,
+    so the ratio is conservative.
+(b) overhead: /detect p50 latency and throughput versus a loop of PIL decode + model.predict over
+    the same JPEG images with the same predict arguments, in this process; the server is measured
+    with 1 client (latency and throughput) and with 4 concurrent clients (throughput).
+
+Everything runs on 127.0.0.1 with toy YOLOv8n networks built from Ultralytics' bundled yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from overseer_serving.toymodels import build_detector
+
+TOKEN = "bench-token"
+OVERSEER = str(Path(sys.executable).with_name("overseer"))
+SCHEMA = {
+    "name": "object-detector",
+    "version": 1,
+    "labels": {"type": "object"},
+    "metadata": {"type": "object"},
+    "customObjects": {"type": "object", "properties": {"resize_resolution": {"type": "integer", "default": 640}}},
+}
+CUSTOM_OBJECTS = {"resize_resolution": 640, "conf": 0.25, "max_det": 100}
+
+
+def document(path: Path, digest: str, version: str) -> dict[str, Any]:
+    model = {"name": "bench", "version": version, "uri": f"file://{path}", "digest": digest}
+    return {"model": {**model, "customObjects": CUSTOM_OBJECTS}, "schema": SCHEMA}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, work: Path, doc: dict[str, Any]) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "model.json").write_text(json.dumps(doc))
+        (work / "token").write_text(TOKEN)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OVERSEER_")}
+        cmd = [OVERSEER, "serve", "--model-file", str(work / "model.json"), "--token-file", str(work / "token")]
+        self.log = (work / "server.log").open("wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [*cmd, "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 180.0) -> float:
+        deadline = self.started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return time.monotonic() - self.started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server not ready in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def jpegs(n: int) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)).save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def raw_loop(weights: Path, images: list[bytes], requests: int) -> tuple[list[float], float]:
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    model = YOLO(str(weights), task="detect")
+    kwargs = {"imgsz": 640, "conf": 0.25, "max_det": 100, "verbose": False}
+    for data in images[:2]:
+        model.predict(Image.open(io.BytesIO(data)).convert("RGB"), **kwargs)  # warm-up, as the server does
+    latencies = []
+    started = time.perf_counter()
+    for i in range(requests):
+        t = time.perf_counter()
+        model.predict(Image.open(io.BytesIO(images[i % len(images)])).convert("RGB"), **kwargs)
+        latencies.append(time.perf_counter() - t)
+    return latencies, requests / (time.perf_counter() - started)
+
+
+def served(url: str, images: list[bytes], requests: int, clients: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    started: list[float] = []
+    barrier = threading.Barrier(clients, action=lambda: started.append(time.perf_counter()))
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            c.post("/detect", files={"image": ("w.jpg", images[0], "image/jpeg")}).raise_for_status()  # connect
+            barrier.wait()
+            for i in counter:
+                t = time.perf_counter()
+                r = c.post("/detect", files={"image": ("x.jpg", images[i % len(images)], "image/jpeg")})
+                r.raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(client) for _ in range(clients)]:
+            f.result()
+    return latencies, requests / (time.perf_counter() - started[0])
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--swaps", type=int, default=3)
+    parser.add_argument("--restarts", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_name:
+        tmp = Path(tmp_name)
+        a, b = tmp / "a.pt", tmp / "b.pt"
+        docs = {
+            "a": document(a, build_detector(a, seed=1), "1"),
+            "b": document(b, build_detector(b, seed=2, names=["person", "car"]), "2"),
+        }
+        images = jpegs(8)
+        print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+        # (a) restart-to-ready, then swaps on the last server
+        restarts = []
+        for i in range(args.restarts):
+            server = Server(tmp / f"restart{i}", docs["b"])
+            try:
+                restarts.append(server.wait_ready())
+            finally:
+                server.stop()
+        server = Server(tmp / "swap", docs["a"])
+        try:
+            server.wait_ready()
+            swaps = []
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as c:
+                for i in range(args.swaps * 2):
+                    target = docs["b"] if i % 2 == 0 else docs["a"]
+                    t = time.perf_counter()
+                    answer = c.put("/admin/model", json=target)
+                    elapsed = time.perf_counter() - t
+                    answer.raise_for_status()
+                    if target is docs["b"]:
+                        swaps.append(elapsed)
+            # (b) overhead: the swaps ended on model a, the model the raw loop uses
+            served_1, served_tput_1 = served(server.url, images, args.requests, clients=1)
+            _, served_tput_4 = served(server.url, images, args.requests, clients=4)
+        finally:
+            server.stop()
+        raw, raw_tput = raw_loop(a, images, args.requests)
+
+    swap_s, restart_s = statistics.median(swaps), statistics.median(restarts)
+    raw_p50, served_p50 = statistics.median(raw), statistics.median(served_1)
+    print("\n(a) swap vs restart (same model, median)")
+    print(f"  swap (PUT /admin/model)  {ms(swap_s):>9}  n={len(swaps)}  all (s): {[round(s, 2) for s in swaps]}")
+    print(
+        f"  restart-to-ready         {ms(restart_s):>9}  n={len(restarts)}  all (s): {[round(s, 2) for s in restarts]}"
+    )
+    print(f"  restart / swap           {restart_s / swap_s:>8.1f}x  (aim: >= 10x)")
+    print("\n(b) /detect vs raw model.predict (640x480 JPEG, imgsz 640)")
+    print(f"  raw p50 {ms(raw_p50)}, throughput {raw_tput:.2f} img/s")
+    print(f"  /detect p50 {ms(served_p50)} (1 client), throughput {served_tput_1:.2f} img/s (1 client)")
+    print(f"  /detect throughput {served_tput_4:.2f} img/s (4 clients)")
+    print(
+        f"  p50 ratio raw/served {raw_p50 / served_p50:.2f}; throughput ratio served/raw: "
+        f"{served_tput_1 / raw_tput:.2f} (1 client), {served_tput_4 / raw_tput:.2f} (4 clients)  (aim: >= 0.7)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

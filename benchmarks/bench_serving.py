@@ -33,9 +33,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from PIL import Image
-
 from overseer_serving.toymodels import build_detector
+from PIL import Image
 
 TOKEN = "bench-token"
 OVERSEER = str(Path(sys.executable).with_name("overseer"))

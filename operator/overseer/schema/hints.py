@@ -49,7 +49,7 @@ def similarity(a: str, b: str) -> float:
     short, long_ = sorted((na, nb), key=len)
     if len(short) >= 3 and long_.startswith(short):
         return 0.9
-    if _osa_distance(na, nb) <= (1 if len(short) <= 4 else 2):
+    if len(short) >= 3 and _osa_distance(na, nb) <= (1 if len(short) <= 4 else 2):
         return 0.85
     # Word-wise abbreviation: every word of one is a prefix of the matching word of the other.
     if len(ta) == len(tb) and all(x.startswith(y) or y.startswith(x) for x, y in zip(ta, tb, strict=True)):
@@ -145,36 +145,41 @@ def describe(schema: Any) -> str:
         text = " or ".join(describe(b) for b in branches) if isinstance(branches, list) else "a value"
     else:
         text = "a value"
-    text += _bounds(schema)
     if isinstance(types, str) and types == "array" and isinstance(schema.get("items"), Mapping):
         text += " of " + describe(schema["items"])
-    return text
+    numeric, other = _bounds(schema)
+    return " ".join([text, *numeric]) + "".join(", " + part for part in other)
 
 
-def _bounds(schema: Mapping[str, Any]) -> str:
-    parts: list[str] = []
+def _plural(count: Any, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _bounds(schema: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(numeric bounds, other constraints) in words."""
+    numeric: list[str] = []
     lo, hi = schema.get("minimum"), schema.get("maximum")
     if lo is not None and hi is not None:
-        parts.append(f"between {show(lo)} and {show(hi)}")
+        numeric.append(f"between {show(lo)} and {show(hi)}")
     elif lo is not None:
-        parts.append(f">= {show(lo)}")
+        numeric.append(f">= {show(lo)}")
     elif hi is not None:
-        parts.append(f"<= {show(hi)}")
-    if schema.get("exclusiveMinimum") is not None and not isinstance(schema["exclusiveMinimum"], bool):
-        parts.append(f"> {show(schema['exclusiveMinimum'])}")
-    if schema.get("exclusiveMaximum") is not None and not isinstance(schema["exclusiveMaximum"], bool):
-        parts.append(f"< {show(schema['exclusiveMaximum'])}")
+        numeric.append(f"<= {show(hi)}")
+    for key, sign in (("exclusiveMinimum", ">"), ("exclusiveMaximum", "<")):
+        if schema.get(key) is not None and not isinstance(schema[key], bool):
+            numeric.append(f"{sign} {show(schema[key])}")
+    other: list[str] = []
     if "pattern" in schema:
-        parts.append(f"matching {show(schema['pattern'])}")
-    for key, word in (
-        ("minLength", "at least {} characters"),
-        ("maxLength", "at most {} characters"),
-        ("minItems", "at least {} items"),
-        ("maxItems", "at most {} items"),
+        other.append(f"matching {show(schema['pattern'])}")
+    for key, words, noun in (
+        ("minLength", "at least", "character"),
+        ("maxLength", "at most", "character"),
+        ("minItems", "at least", "item"),
+        ("maxItems", "at most", "item"),
     ):
         if key in schema:
-            parts.append(word.format(schema[key]))
-    return (" " + ", ".join(parts)) if parts else ""
+            other.append(f"{words} {_plural(schema[key], noun)}")
+    return numeric, other
 
 
 def field_path(section: str, parts: Iterable[Any]) -> str:

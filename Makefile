@@ -66,7 +66,7 @@ test-e2e: venv controlplane ## end-to-end tests with real serving processes
 	$(PYTEST) tests -m e2e
 
 demo: up ## bring the local cluster up and show it
-	@KUBECONFIG=$(CLUSTER_DIR)/kubeconfig bash hack/demo.sh
+	@KUBECONFIG=$(abspath $(CLUSTER_DIR))/kubeconfig bash hack/demo.sh
 
 bench: venv ## run the benchmarks and print their figures
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

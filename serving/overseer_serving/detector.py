@@ -36,7 +36,10 @@ class LoadedModel:
     def load(cls, desired: Desired, weights: Path, *, device: str) -> LoadedModel:
         """Load verified weights with Ultralytics' weights_only loader, then warm up and smoke-test."""
         offline.apply()
-        offline.check_ultralytics()
+        try:
+            offline.check_ultralytics()
+        except RuntimeError as error:
+            raise LoadFailed(f"refusing to load {desired.digest}: {error}", reason="unsafe_loader") from None
         from ultralytics import YOLO  # type: ignore[attr-defined]
 
         try:

@@ -70,3 +70,16 @@ def test_serve_without_the_serving_extra_names_the_extra(
     assert command.serve("model.json", None, None, None) == 2
     err = capsys.readouterr().err
     assert "pip install 'schema-overseer[serving]'" in err and "bentoml" in err
+
+
+def test_offline_settings_are_forced_not_defaulted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from overseer_serving import offline
+
+    for name in offline.FORCED:  # monkeypatch restores them all afterwards
+        monkeypatch.setenv(name, "0")
+    offline.apply()
+    assert os.environ["ULTRALYTICS_SAFE_LOAD"] == "1"
+    assert os.environ["YOLO_OFFLINE"] == "1"
+    assert os.environ["YOLO_AUTOINSTALL"] == "false"

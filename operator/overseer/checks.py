@@ -137,6 +137,18 @@ def check_documents(documents: Iterable[Document], extra_schemas: Iterable[Docum
     return report
 
 
+def check_object(body: Mapping[str, Any], known_schemas: Iterable[Mapping[str, Any]] = ()) -> list[Problem]:
+    """Admission-style check of one ModelSchema or ModelDeployment, the way `overseer validate` does.
+
+    `known_schemas` are ModelSchema bodies a deployment may reference (for a webhook: the ones in
+    the object's namespace). Only the problems of `body` itself are returned.
+    """
+    subject = Document("<object>", 1, 1, body)
+    context = [Document("<known>", index + 1, 1, schema) for index, schema in enumerate(known_schemas)]
+    report = check_documents([subject], context)
+    return [p for p in report.problems if p.source == subject.source]
+
+
 # --- identification --------------------------------------------------------------------------------
 
 

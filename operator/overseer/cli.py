@@ -177,19 +177,8 @@ def _load(paths: Sequence[str], read_errors: list[str], stdin_used: list[bool]) 
         loaded.files += 1
         docs, syntax = parse_documents(text, source)
         loaded.documents.extend(expand_lists(docs))
-        loaded.syntax.extend(
-            Problem(s.source, s.index, _line_of(s.message), None, None, None, "", s.message) for s in syntax
-        )
+        loaded.syntax.extend(Problem(s.source, s.index, s.line, None, None, None, "", s.message) for s in syntax)
     return loaded
-
-
-def _line_of(message: str) -> int:
-    marker = "line "
-    if marker in message:
-        digits = message.split(marker, 1)[1].split(",", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return 1
 
 
 def _summary(report: Report, errors: int, files: int, read_errors: int) -> str:

@@ -46,6 +46,7 @@ class SyntaxProblem:
 
     source: str
     index: int
+    line: int
     message: str
 
 
@@ -153,9 +154,11 @@ def parse_documents(text: str, source: str) -> tuple[list[Document], list[Syntax
             body = loader.construct_document(node) if node is not None else None
             documents.append(Document(name, index, line, body))
     except yaml.YAMLError as error:
-        return documents, [SyntaxProblem(name, index or 1, _yaml_error_text(error))]
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        return documents, [SyntaxProblem(name, index or 1, line, _yaml_error_text(error))]
     except RecursionError:
-        return documents, [SyntaxProblem(name, index or 1, "YAML nested too deeply")]
+        return documents, [SyntaxProblem(name, index or 1, 1, "YAML nested too deeply")]
     finally:
         loader.dispose()
     return documents, []

@@ -16,13 +16,15 @@ from typing import IO, Any
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # Far above any real manifest stream (etcd caps one object at 1.5 MiB; big charts render a few MiB),
 # low enough that a stray dataset or binary is refused before it is parsed.
 MAX_INPUT_BYTES = 32 * 1024 * 1024
 STDIN = "-"
+# Far more values than any manifest holds; guards against alias bombs (the API server has its own limit).
+MAX_EXPANDED_NODES = 1_000_000
 
 
 class ReadError(Exception):
@@ -151,6 +153,10 @@ def parse_documents(text: str, source: str) -> tuple[list[Document], list[Syntax
             index += 1
             node = loader.get_node()
             line = node.start_mark.line + 1 if node is not None else 1
+            if node is not None and _expanded_size(node) > MAX_EXPANDED_NODES:
+                raise ConstructorError(
+                    None, None, f"aliases expand to more than {MAX_EXPANDED_NODES:,} values", node.start_mark
+                )
             body = loader.construct_document(node) if node is not None else None
             documents.append(Document(name, index, line, body))
     except yaml.YAMLError as error:
@@ -162,6 +168,28 @@ def parse_documents(text: str, source: str) -> tuple[list[Document], list[Syntax
     finally:
         loader.dispose()
     return documents, []
+
+
+def _expanded_size(root: Node) -> int:
+    """How many values the document holds once aliases are expanded, without expanding them:
+    a "billion laughs" document is a few hundred bytes that every later walk would multiply."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once
+        if isinstance(node, MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
 
 
 def _yaml_error_text(error: yaml.YAMLError) -> str:

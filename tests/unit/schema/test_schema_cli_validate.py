@@ -427,3 +427,15 @@ def test_unexpected_failure_is_one_line(run_cli: Run, tmp_path: Path, monkeypatc
     assert result.code == 2
     assert result.err.strip().splitlines()[-1] == "overseer: internal error: RuntimeError: boom"
     no_traceback(result)
+
+
+def test_yaml_alias_bomb_is_refused_quickly(run_cli: Run, tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = "\n".join(lines) + "\nlabels: *a8\n"
+    path = write(tmp_path, "bomb.yaml", bomb)
+    result = run_cli("validate", path)
+    assert result.code == 1
+    assert result.lines == [
+        f"{path}: document 1 (line 1): invalid YAML: line 1, column 1: aliases expand to more than 1,000,000 values"
+    ]

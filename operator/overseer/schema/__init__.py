@@ -8,7 +8,9 @@ from overseer.schema.compatibility import (
     MODES,
     BreakingChange,
     CompatibilityReport,
+    check_against_history,
     check_compatibility,
+    check_registered_versions,
     check_version_history,
 )
 from overseer.schema.validation import ConfigValidation, FieldProblem, validate_model_config
@@ -19,7 +21,9 @@ __all__ = [
     "CompatibilityReport",
     "ConfigValidation",
     "FieldProblem",
+    "check_against_history",
     "check_compatibility",
+    "check_registered_versions",
     "check_version_history",
     "validate_model_config",
 ]

@@ -138,6 +138,7 @@ class PodRunner(threading.Thread):
         self.last_state: dict[str, Any] = {}
         self.ready = False
         self._last_status: str = ""
+        self._log_offset = 0
 
     # -- status ---------------------------------------------------------------------------------
     def publish(self, phase: str = "Running") -> None:
@@ -196,6 +197,7 @@ class PodRunner(threading.Thread):
         logfile = (self.pod_dir / "container.log").open("ab")
         logfile.write(f"--- {now()} start #{self.restart_count}: {' '.join(spec.argv)}\n".encode())
         logfile.flush()
+        self._log_offset = logfile.tell()  # this run's output starts here (for termination messages)
         try:
             # preexec_fn is needed for PDEATHSIG; it only calls setsid and prctl (no locks taken).
             self.proc = subprocess.Popen(
@@ -217,7 +219,7 @@ class PodRunner(threading.Thread):
         try:
             with (self.pod_dir / "container.log").open("rb") as f:
                 f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
+                f.seek(max(self._log_offset, f.tell() - LOG_TAIL_BYTES))
                 return f.read().decode(errors="replace").strip()
         except OSError:
             return ""

@@ -71,7 +71,8 @@ def test_pods_swap_in_place_under_load_without_restart(
     kubectl: Kubectl, models: dict[str, ModelFile], image_bytes: bytes
 ) -> None:
     old, new = models["a"], models["b"]
-    kubectl.run("create", "configmap", "cat-recognition-model", f"--from-literal=model.json={json.dumps(old.document())}")
+    model_json = json.dumps(old.document())
+    kubectl.run("create", "configmap", "cat-recognition-model", f"--from-literal=model.json={model_json}")
     kubectl.run("create", "secret", "generic", "cat-recognition-admin", f"--from-literal=token={TOKEN}")
     kubectl.apply(DEPLOYMENT)
     pods = wait_for(lambda: ready_pods(kubectl), 240, "2 ready serving pods")

@@ -53,7 +53,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: venv controlplane ## run every test tier (unit, cluster, e2e)
+test: venv controlplane lint ## lint, then run every test tier (unit, cluster, e2e)
 	$(PYTEST) tests
 
 test-unit: venv ## fast tests of pure logic: no cluster, no servers

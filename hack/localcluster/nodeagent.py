@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import functools
 import http.client
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,9 +202,10 @@ class PodRunner(threading.Thread):
         self._log_offset = logfile.tell()  # this run's output starts here (for termination messages)
         try:
             # preexec_fn is needed for PDEATHSIG; it only calls setsid and prctl (no locks taken).
+            in_child = functools.partial(procs.die_with_parent, os.getpid())
             self.proc = subprocess.Popen(
                 spec.argv, env=spec.env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
-                stdout=logfile, stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent,  # noqa: PLW1509
+                stdout=logfile, stderr=subprocess.STDOUT, preexec_fn=in_child,  # noqa: PLW1509
             )
         except OSError as e:
             raise PodSpecError(f"cannot start {spec.argv[0]!r}: {e.strerror}") from e
@@ -254,6 +257,10 @@ class PodRunner(threading.Thread):
         finally:
             self._kill()
             self.agent.ips.release(self.ip)
+            # Keep container.log for `make logs`; drop the process record and the volumes
+            # (secrets do not stay on disk after their pod is gone).
+            (self.pod_dir / "process.json").unlink(missing_ok=True)
+            shutil.rmtree(self.pod_dir / "volumes", ignore_errors=True)
             self.stopped.set()
 
     def _supervise(self) -> None:

@@ -53,19 +53,23 @@ def read_record(path: Path) -> tuple[int, int | None] | None:
         return None
 
 
-def die_with_parent() -> None:
-    """preexec_fn: new session, and SIGKILL when the parent (the agent) dies, so pods never outlive it."""
+def die_with_parent(parent_pid: int) -> None:
+    """In the child before exec: new session, and SIGKILL when the parent (the agent) dies."""
     os.setsid()
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
-def signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, started: int | None, sig: signal.Signals) -> None:
+    """Signal the process group led by pid; fall back to the lone process only if it is still ours."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
+        if is_same_process(pid, started):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
 
 
 def group_alive(pgid: int) -> bool:
@@ -102,15 +106,19 @@ def stop_group(pid: int, started: int | None, grace: float) -> None:
 
 
 def _stop_group(pid: int, started: int | None, grace: float) -> None:
-    if not is_same_process(pid, started) and not group_alive(pid):
-        return
-    signal_group(pid, signal.SIGTERM)
+    if not is_same_process(pid, started):
+        # The leader is gone (or the pid was reused): only a group it left behind may be ours.
+        if started is not None and is_same_process(pid, None):
+            return  # pid reused by an unrelated process: never signal it
+        if not group_alive(pid):
+            return
+    signal_group(pid, started, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not group_alive(pid):
             return
         time.sleep(0.05)
-    signal_group(pid, signal.SIGKILL)
+    signal_group(pid, started, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and group_alive(pid):
         time.sleep(0.05)

@@ -148,7 +148,10 @@ def start_stack(d: Path, owner_pid: int | None = None, timeout: float = START_TI
     state = _read_state(d)
     if state and is_healthy(d):
         return Stack(d, d / "kubeconfig", state["apiserver_url"], state["ip_block"], Path(state["kubectl"]))
-    if d.exists():
+    if d.exists() and any(d.iterdir()):
+        if state is None:
+            # Not a stack folder (or one too broken to know): never delete what we did not make.
+            raise StackError(f"{d} exists, is not empty and holds no state.json: choose another --dir or remove it")
         stop_stack(d)  # stale from a killed run: stop what it recorded, start clean
         shutil.rmtree(d, ignore_errors=True)
     bins = binaries()
@@ -252,7 +255,7 @@ def stop_stack(d: Path, keep_agent: bool = False) -> None:
     for record in (d / "pods").glob("*/process.json") if (d / "pods").exists() else []:
         rec = procs.read_record(record)
         if rec:
-            procs.stop_group(rec[0], None, grace=2)
+            procs.stop_group(rec[0], rec[1], grace=2)
     for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
         if name in pids:
             pid, started = pids[name]

@@ -13,13 +13,24 @@ from typing import Any
 from .podspec import ObjectReader, PodSpecError, field_ref
 
 
+def contained(root: Path, relative: str) -> Path:
+    """root/relative, refusing paths that escape root (absolute, '..', or through a symlink)."""
+    path = root / relative
+    if os.path.isabs(relative) or not path.resolve().is_relative_to(root.resolve()):
+        raise PodSpecError(f"volume path {relative!r} escapes its volume")
+    return path
+
+
 def _write_if_changed(path: Path, data: bytes, mode: int) -> None:
-    if path.exists() and path.read_bytes() == data:
+    if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(mode)
+    tmp.unlink(missing_ok=True)
+    # O_EXCL | O_NOFOLLOW: never write through a link a pod process may have planted.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)  # readers never see a half-written file
 
 
@@ -30,21 +41,35 @@ def _project(
     default_mode: int,
     what: str,
     optional: bool,
-) -> None:
+) -> set[Path]:
+    """Write the projected files; returns the paths written (so vanished keys can be pruned)."""
     if data is None:
         if optional:
-            return
+            return set()
         raise PodSpecError(f"{what} not found")
+    written: set[Path] = set()
     if items:
         for item in items:
             if item["key"] not in data:
                 if optional:
                     continue
                 raise PodSpecError(f"{what} has no key {item['key']!r}")
-            _write_if_changed(target / item["path"], data[item["key"]], item.get("mode", default_mode))
+            path = contained(target, item["path"])
+            _write_if_changed(path, data[item["key"]], item.get("mode", default_mode))
+            written.add(path)
     else:
         for key, value in data.items():
-            _write_if_changed(target / key, value, default_mode)
+            path = contained(target, key)
+            _write_if_changed(path, value, default_mode)
+            written.add(path)
+    return written
+
+
+def _prune(target: Path, keep: set[Path]) -> None:
+    """Remove files whose key left the ConfigMap/Secret, as kubelet does."""
+    for path in target.rglob("*"):
+        if path.is_file() and path not in keep:
+            path.unlink(missing_ok=True)
 
 
 def sync_volumes(pod: Mapping[str, Any], pod_dir: Path, pod_ip: str, read_object: ObjectReader) -> dict[str, Path]:
@@ -61,34 +86,42 @@ def sync_volumes(pod: Mapping[str, Any], pod_dir: Path, pod_ip: str, read_object
         dirs[name] = target
         if "configMap" in volume:
             src = volume["configMap"]
-            _project(target, read_object("ConfigMap", namespace, src["name"]), src.get("items"),
-                     src.get("defaultMode", 0o644), f"configMap {src['name']!r}", src.get("optional", False))
+            _prune(target, _project(target, read_object("ConfigMap", namespace, src["name"]), src.get("items"),
+                                    src.get("defaultMode", 0o644), f"configMap {src['name']!r}",
+                                    src.get("optional", False)))
         elif "secret" in volume:
             src = volume["secret"]
-            _project(target, read_object("Secret", namespace, src["secretName"]), src.get("items"),
-                     src.get("defaultMode", 0o644), f"secret {src['secretName']!r}", src.get("optional", False))
+            _prune(target, _project(target, read_object("Secret", namespace, src["secretName"]), src.get("items"),
+                                    src.get("defaultMode", 0o644), f"secret {src['secretName']!r}",
+                                    src.get("optional", False)))
         elif "projected" in volume:
             mode = volume["projected"].get("defaultMode", 0o644)
+            written: set[Path] = set()
             for source in volume["projected"].get("sources") or []:
                 if "configMap" in source:
                     src = source["configMap"]
-                    _project(target, read_object("ConfigMap", namespace, src["name"]), src.get("items"),
-                             mode, f"configMap {src['name']!r}", src.get("optional", False))
+                    written |= _project(target, read_object("ConfigMap", namespace, src["name"]), src.get("items"),
+                                        mode, f"configMap {src['name']!r}", src.get("optional", False))
                 elif "secret" in source:
                     src = source["secret"]
-                    _project(target, read_object("Secret", namespace, src["name"]), src.get("items"),
-                             mode, f"secret {src['name']!r}", src.get("optional", False))
+                    written |= _project(target, read_object("Secret", namespace, src["name"]), src.get("items"),
+                                        mode, f"secret {src['name']!r}", src.get("optional", False))
                 elif "downwardAPI" in source:
-                    _downward(target, pod, pod_ip, source["downwardAPI"].get("items") or [], mode)
+                    written |= _downward(target, pod, pod_ip, source["downwardAPI"].get("items") or [], mode)
                 # serviceAccountToken: processes here use the kubeconfig they are given, not a token.
+            _prune(target, written)
         elif "downwardAPI" in volume:
             _downward(target, pod, pod_ip, volume["downwardAPI"].get("items") or [],
                       volume["downwardAPI"].get("defaultMode", 0o644))
     return dirs
 
 
-def _downward(target: Path, pod: Mapping[str, Any], pod_ip: str, items: list[dict[str, Any]], mode: int) -> None:
+def _downward(target: Path, pod: Mapping[str, Any], pod_ip: str, items: list[dict[str, Any]], mode: int) -> set[Path]:
+    written: set[Path] = set()
     for item in items:
         if "fieldRef" in item:
+            path = contained(target, item["path"])
             value = field_ref(pod, item["fieldRef"]["fieldPath"], pod_ip)
-            _write_if_changed(target / item["path"], value.encode(), item.get("mode", mode))
+            _write_if_changed(path, value.encode(), item.get("mode", mode))
+            written.add(path)
+    return written

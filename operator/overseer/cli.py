@@ -91,12 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     diff.set_defaults(handler=_diff)
 
     serve = commands.add_parser("serve", help="run the model serving process (needs the serving extra)")
-    serve.add_argument("--model-file", help="model document to start from (default: $OVERSEER_MODEL_FILE)")
-    serve.add_argument("--token-file", help="admin bearer token file (default: $OVERSEER_ADMIN_TOKEN_FILE)")
-    serve.add_argument("--host", help="address to listen on")
-    serve.add_argument("--port", type=int, help="port to listen on (default: $OVERSEER_PORT)")
+    add_serve_arguments(serve)
     serve.set_defaults(handler=_serve)
     return parser
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Define the `serve` flags; shared with `python -m overseer_serving` so both accept the same ones."""
+    parser.add_argument("--model-file", help="model document to start from (default: $OVERSEER_MODEL_FILE)")
+    parser.add_argument("--token-file", help="admin bearer token file (default: $OVERSEER_ADMIN_TOKEN_FILE)")
+    parser.add_argument("--host", help="address to listen on")
+    parser.add_argument("--port", type=int, help="port to listen on (default: $OVERSEER_PORT)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

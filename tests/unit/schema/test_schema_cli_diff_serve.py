@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import types
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from overseer.cli import add_serve_arguments
 from schema_testing import EXAMPLES, CliResult
 
 Run = Callable[..., CliResult]
@@ -162,3 +164,10 @@ def test_help_and_unknown_commands(run_cli: Run) -> None:
     unknown = run_cli("deploy")
     assert unknown.code == 2
     assert "invalid choice: 'deploy'" in unknown.err
+
+
+def test_serve_flags_are_reusable_by_another_parser() -> None:
+    parser = argparse.ArgumentParser(prog="python -m overseer_serving")
+    add_serve_arguments(parser)
+    args = parser.parse_args(["--model-file", "m.yaml", "--token-file", "t", "--host", "0.0.0.0", "--port", "9000"])
+    assert vars(args) == {"model_file": "m.yaml", "token_file": "t", "host": "0.0.0.0", "port": 9000}

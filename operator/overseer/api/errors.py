@@ -24,10 +24,7 @@ def parse_manifest(model: type[M], body: Mapping[str, Any]) -> tuple[M | None, l
     Returns the object, or None and (field path, message) pairs.
     """
     try:
-        try:
-            return model.model_validate(body, by_alias=True, by_name=False), []
-        except TypeError:  # pragma: no cover - pydantic < 2.11 has no by_name: accept snake_case too
-            return model.model_validate(body), []
+        return model.model_validate(body, by_alias=True, by_name=False), []
     except ValidationError as error:
         return None, list(explain(model, error))
 

@@ -9,7 +9,7 @@ extensions (CEL rules, list types) into the CRD.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,15 +19,6 @@ GROUP = "overseer.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-COMPATIBILITY_MODES = (
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-)
 CompatibilityMode = Literal[
     "NONE",
     "BACKWARD",
@@ -37,6 +28,8 @@ CompatibilityMode = Literal[
     "FULL",
     "FULL_TRANSITIVE",
 ]
+# The one list of modes: the CRD enum, the CLI's --mode choices and the compatibility checker use it.
+COMPATIBILITY_MODES: tuple[str, ...] = get_args(CompatibilityMode)
 MAX_SCHEMA_VERSIONS = 100
 
 # A JSON Schema or a free-form config section: kept as-is by the API server.

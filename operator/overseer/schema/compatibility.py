@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+from overseer.api.v1alpha1 import COMPATIBILITY_MODES
 from overseer.schema import hints
 from overseer.schema.codes import message
 from overseer.schema.jsonschema_walk import (
@@ -42,15 +43,7 @@ from overseer.schema.jsonschema_walk import (
 )
 from overseer.schema.validation import SECTIONS, compile_section
 
-MODES = (
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-)
+MODES = COMPATIBILITY_MODES
 
 _BACKWARD, _FORWARD = "BACKWARD", "FORWARD"
 

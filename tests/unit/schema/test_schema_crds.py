@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 import yaml
 from overseer import crdgen
-from schema_testing import EXAMPLES, REPO
+from overseer.schema.compatibility import MODES
+from schema_testing import EXAMPLES, REPO, CliResult
 
 CRDS = REPO / "crds"
 FILES = {"ModelSchema": "overseer.dev_modelschemas.yaml", "ModelDeployment": "overseer.dev_modeldeployments.yaml"}
@@ -117,3 +118,11 @@ def test_examples_satisfy_the_crd_schema(kind: str, example: str) -> None:
         else {**body, "spec": {**body["spec"], "compatibility": "SOMETIMES"}}
     )
     assert not jsonschema.Draft4Validator(schema_of(kind)).is_valid(broken)
+
+
+
+def test_one_list_of_compatibility_modes_everywhere(run_cli: Callable[..., CliResult]) -> None:
+    enum = schema_of("ModelSchema")["properties"]["spec"]["properties"]["compatibility"]["enum"]
+    assert tuple(enum) == MODES
+    result = run_cli("schema", "diff", "old.yaml", "new.yaml", "--mode", "sideways")
+    assert f"(choose from {', '.join(repr(m) for m in MODES)})" in result.err

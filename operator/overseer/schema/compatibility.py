@@ -41,7 +41,7 @@ from overseer.schema.jsonschema_walk import (
     schema_for_undeclared,
     types_of,
 )
-from overseer.schema.validation import SECTIONS, compile_section
+from overseer.schema.validation import SECTIONS, compile_section, sections_of
 
 MODES = COMPATIBILITY_MODES
 
@@ -91,13 +91,6 @@ def directions(mode: str) -> tuple[str, ...]:
     return table.get(base, (_BACKWARD, _FORWARD))
 
 
-def _sections(version: Any) -> dict[str, Any]:
-    """The three JSON Schema sections of a version given as a mapping or an API object."""
-    if isinstance(version, Mapping):
-        return {wire: version.get(wire, version.get(attr, {})) for wire, attr in SECTIONS}
-    return {wire: getattr(version, attr, {}) for wire, attr in SECTIONS}
-
-
 def _version_number(version: Any) -> int | None:
     number = version.get("version") if isinstance(version, Mapping) else getattr(version, "version", None)
     return number if isinstance(number, int) else None
@@ -111,7 +104,7 @@ def check_compatibility(old: Any, new: Any, mode: str) -> CompatibilityReport:
     check_against_history for the transitive walk over earlier versions.
     """
     mode = normalize_mode(mode)
-    old_sections, new_sections = _sections(old), _sections(new)
+    old_sections, new_sections = sections_of(old), sections_of(new)
     changes: list[BreakingChange] = []
     notices: list[BreakingChange] = []
     for section, _ in SECTIONS:
@@ -175,7 +168,7 @@ def check_registered_versions(old_versions: Sequence[Any], new_versions: Sequenc
         if new is None:
             changes.append(BreakingChange("VERSION_REMOVED", f"version {number}", message("VERSION_REMOVED")))
             continue
-        old_sections, new_sections = _sections(old), _sections(new)
+        old_sections, new_sections = sections_of(old), sections_of(new)
         for section, _ in SECTIONS:
             if _canonical(old_sections[section]) != _canonical(new_sections[section]):
                 path = f"version {number}.{section}"

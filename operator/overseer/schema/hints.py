@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from overseer.schema.jsonschema_walk import json_type
+
 _TOKEN_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
@@ -74,25 +76,6 @@ def most_similar(name: str, candidates: Iterable[str]) -> str | None:
 # --- rendering -------------------------------------------------------------------------------
 
 _MAX_SHOWN = 60
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a Python value, as JSON Schema users know them."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
 
 
 def show(value: Any) -> str:

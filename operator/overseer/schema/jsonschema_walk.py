@@ -56,13 +56,14 @@ def types_of(schema: Any) -> frozenset[str] | None:
     if isinstance(declared, list):
         return frozenset(str(t) for t in declared)
     if "const" in schema:
-        return frozenset({_json_type_name(schema["const"])})
+        return frozenset({_value_type(schema["const"])})
     if isinstance(schema.get("enum"), list):
-        return frozenset(_json_type_name(v) for v in schema["enum"])
+        return frozenset(_value_type(v) for v in schema["enum"])
     return None
 
 
-def _json_type_name(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type name of a Python value, as JSON Schema users know them (1.0 is a number)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -70,12 +71,19 @@ def _json_type_name(value: Any) -> str:
     if isinstance(value, int):
         return "integer"
     if isinstance(value, float):
-        return "integer" if value.is_integer() else "number"
+        return "number"
     if isinstance(value, str):
         return "string"
-    if isinstance(value, list):
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
         return "array"
-    return "object"
+    return type(value).__name__
+
+
+def _value_type(value: Any) -> str:
+    # JSON Schema's `integer` accepts 1.0, so an enum of whole floats admits integer-typed values.
+    return "integer" if isinstance(value, float) and value.is_integer() else json_type(value)
 
 
 def accepts_types(reader: frozenset[str] | None, writer: frozenset[str] | None) -> frozenset[str]:

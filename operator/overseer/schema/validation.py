@@ -194,11 +194,15 @@ def _explain_one(error: ValidationError, root: Any) -> str:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _sections_of(schema: SchemaSnapshot | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(schema, SchemaSnapshot):
-        return {wire: getattr(schema, attr) for wire, attr in SECTIONS}
-    # Accept both the wire name and the Python name for customObjects; a missing section allows anything.
-    return {wire: schema.get(wire, schema.get(attr, {})) for wire, attr in SECTIONS}
+def sections_of(version: Any) -> dict[str, Any]:
+    """The three JSON Schema sections of a schema version, by wire name.
+
+    `version` is a mapping (wire or Python names: customObjects or custom_objects) or an object
+    with the attributes (SchemaSnapshot, SchemaVersion). A missing section allows anything.
+    """
+    if isinstance(version, Mapping):
+        return {wire: version.get(wire, version.get(attr, {})) for wire, attr in SECTIONS}
+    return {wire: getattr(version, attr, {}) for wire, attr in SECTIONS}
 
 
 def validate_model_config(
@@ -211,7 +215,7 @@ def validate_model_config(
 
     Never raises on bad input: unusable schemas and non-object sections become problems.
     """
-    sections = _sections_of(schema)
+    sections = sections_of(schema)
     values: dict[str, Any] = {
         "labels": labels,
         "metadata": metadata,
@@ -448,5 +452,6 @@ __all__ = [
     "FieldProblem",
     "compile_section",
     "schema_problem",
+    "sections_of",
     "validate_model_config",
 ]

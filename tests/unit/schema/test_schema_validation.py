@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from overseer.api.model_document import SchemaSnapshot
-from overseer.schema import FieldProblem, validate_model_config
+from overseer.api.v1alpha1 import SchemaVersion
+from overseer.schema import FieldProblem, check_compatibility, hints, validate_model_config
+from overseer.schema.jsonschema_walk import types_of
 
 LABELS = {"owner": "vision-team", "stage": "production"}
 METADATA = {"f1": 0.87, "dataset_version": "2024.01"}
@@ -231,3 +233,27 @@ def test_an_empty_schema_accepts_anything() -> None:
     result = validate_model_config({}, {"a": 1}, {"b": [1]}, {"c": {"d": None}})
     assert result.ok
     assert result.patch == []
+
+
+@pytest.mark.parametrize("form", ["wire mapping", "python mapping", "SchemaSnapshot", "SchemaVersion"])
+def test_every_form_of_a_schema_version_reads_the_same_sections(detector_v1: dict[str, Any], form: str) -> None:
+    wire = {"version": 1, **detector_v1}
+    version: Any = {
+        "wire mapping": wire,
+        "python mapping": {
+            **{k: v for k, v in wire.items() if k != "customObjects"},
+            "custom_objects": wire["customObjects"],
+        },
+        "SchemaSnapshot": SchemaSnapshot.model_validate({"name": "s", **wire}),
+        "SchemaVersion": SchemaVersion.model_validate(wire),
+    }[form]
+    result = validate_model_config(version, LABELS, METADATA, {"conf": 1.5})
+    assert messages(result) == ["customObjects.conf: expected a value <= 1, found 1.5"]
+    assert check_compatibility(wire, version, "FULL").compatible
+
+
+def test_one_json_type_naming_for_messages_and_compatibility() -> None:
+    assert hints.found(0.5) == "number 0.5"
+    assert hints.found((1, 2)) == "an array of 2 items"
+    assert types_of({"enum": [(1, 2), "a"]}) == {"array", "string"}
+    assert types_of({"const": 2.0}) == {"integer"}  # JSON Schema: 2.0 is an integer

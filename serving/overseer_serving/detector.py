@@ -38,8 +38,8 @@ class LoadedModel:
         offline.apply()
         try:
             offline.check_ultralytics()
-        except RuntimeError as error:
-            raise LoadFailed(f"refusing to load {desired.digest}: {error}", reason="unsafe_loader") from None
+        except Exception as error:  # too old, not importable, flag not active: all mean "not safe to load"
+            raise LoadFailed(f"refusing to load {desired.digest}: {_one_line(error)}", reason="unsafe_loader") from None
         from ultralytics import YOLO  # type: ignore[attr-defined]
 
         try:

@@ -80,6 +80,6 @@ def test_offline_settings_are_forced_not_defaulted(monkeypatch: pytest.MonkeyPat
     for name in offline.FORCED:  # monkeypatch restores them all afterwards
         monkeypatch.setenv(name, "0")
     offline.apply()
-    assert os.environ["ULTRALYTICS_SAFE_LOAD"] == "1"
+    assert os.environ["ULTRALYTICS_SAFE_LOAD"] == "true"
     assert os.environ["YOLO_OFFLINE"] == "1"
     assert os.environ["YOLO_AUTOINSTALL"] == "false"

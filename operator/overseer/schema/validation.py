@@ -267,14 +267,14 @@ def _apply_defaults(
             continue
         if name not in out:
             if "default" in sub:
-                out[name] = copy.deepcopy(sub["default"])
-                ops.append(
-                    {
-                        "op": "add",
-                        "path": json_pointer([*where, name]),
-                        "value": copy.deepcopy(sub["default"]),
-                    }
-                )
+                value = copy.deepcopy(sub["default"])
+                if isinstance(value, Mapping):
+                    # A defaulted object gets its own properties' defaults too, as if the user had
+                    # written it: omitting `c` and writing `c: {}` must give the same config. The
+                    # patch adds the filled object whole, so the inner operations are not needed.
+                    value = _apply_defaults(sub, root, value, [*where, name], [])
+                out[name] = value
+                ops.append({"op": "add", "path": json_pointer([*where, name]), "value": copy.deepcopy(value)})
         elif isinstance(out[name], Mapping) and properties(sub):
             out[name] = _apply_defaults(sub, root, out[name], [*where, name], ops)
     return out

@@ -61,6 +61,30 @@ def test_nested_defaults_and_pointer_escaping() -> None:
     assert result.patch == [{"op": "add", "path": "/customObjects/nms/iou~1threshold", "value": 0.5}]
 
 
+def test_a_defaulted_object_gets_its_nested_defaults() -> None:
+    schema = {
+        "customObjects": {
+            "type": "object",
+            "properties": {
+                "c": {"type": "object", "default": {}, "properties": {"d": {"type": "integer", "default": 3}}},
+                "e": {"type": "object", "default": {"f": 1}, "properties": {"f": {}, "g": {"default": "x"}}},
+            },
+        }
+    }
+    omitted = validate_model_config(schema, {}, {}, {"keep": True})
+    written = validate_model_config(schema, {}, {}, {"keep": True, "c": {}, "e": {"f": 1}})
+    assert omitted.defaulted["customObjects"] == written.defaulted["customObjects"] == {
+        "keep": True,
+        "c": {"d": 3},
+        "e": {"f": 1, "g": "x"},
+    }
+    assert omitted.patch == [
+        {"op": "add", "path": "/customObjects/c", "value": {"d": 3}},
+        {"op": "add", "path": "/customObjects/e", "value": {"f": 1, "g": "x"}},
+    ]
+    assert schema["customObjects"]["properties"]["c"]["default"] == {}  # the schema's default is not mutated
+
+
 def test_inputs_are_not_mutated(detector_v1: dict[str, Any]) -> None:
     custom = {"conf": 0.25}
     validate_model_config(detector_v1, LABELS, METADATA, custom)

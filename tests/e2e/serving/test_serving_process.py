@@ -34,6 +34,7 @@ def run_to_exit(tmp_path: Path, document: dict[str, Any] | None, *args: str) -> 
         ("digest mismatch", "digest mismatch"),
         ("schema section missing", "schema: required field is missing"),
         ("unknown parameter", "customObjects.confidence: this server does not implement"),
+        ("wrong parameter type", "customObjects.agnostic_nms: expected a boolean, found string 'yes'"),
     ],
 )
 def test_invalid_start_up_document_exits_1_with_one_message(
@@ -46,6 +47,8 @@ def test_invalid_start_up_document_exits_1_with_one_message(
         doc["model"]["digest"] = models["b"].digest
     elif case == "schema section missing":
         del doc["schema"]
+    elif case == "wrong parameter type":  # the schema leaves it open; the server must not coerce it
+        doc["model"]["customObjects"] = {"conf": 0.3, "agnostic_nms": "yes"}
     else:
         doc["model"]["customObjects"] = {"conf": 0.3, "confidence": 0.3}
     result = run_to_exit(tmp_path, doc)

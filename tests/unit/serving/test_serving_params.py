@@ -56,3 +56,36 @@ def test_classes_must_exist_in_the_model() -> None:
         from_custom_objects({"classes": ["zebra"]}).class_ids(NAMES)
     with pytest.raises(InvalidConfig, match="class id 7 is not in this model"):
         from_custom_objects({"classes": [7]}).class_ids(NAMES)
+
+
+@pytest.mark.parametrize(
+    ("custom_objects", "message"),
+    [
+        ({"max_det": True}, "customObjects.max_det: expected an integer, found boolean true"),
+        ({"max_det": 10.5}, "customObjects.max_det: expected an integer, found number 10.5"),
+        ({"classes": [True]}, "customObjects.classes[0]: expected a class id (integer) or class name (string)"),
+        ({"agnostic_nms": "yes"}, "customObjects.agnostic_nms: expected a boolean, found string 'yes'"),
+        ({"multi_label": 1}, "customObjects.multi_label: expected a boolean, found integer 1"),
+        ({"conf": "0.5"}, "customObjects.conf: expected a number, found string '0.5'"),
+        ({"iou": True}, "customObjects.iou: expected a number, found boolean true"),
+        ({"resize_resolution": "640"}, "customObjects.resize_resolution: expected an integer or [height, width]"),
+        ({"resize_resolution": [480, "6"]}, "customObjects.resize_resolution: expected an integer or [height, width]"),
+    ],
+)
+def test_a_wrong_type_is_refused_never_coerced(custom_objects: dict[str, object], message: str) -> None:
+    # Coercing would serve a value nobody wrote (max_det: true -> 1): "results silently change".
+    with pytest.raises(InvalidConfig) as caught:
+        from_custom_objects(custom_objects)
+    assert caught.value.message.startswith(message), caught.value.message
+    assert caught.value.status == 422
+
+
+def test_an_integer_is_accepted_for_a_number() -> None:
+    params = from_custom_objects({"conf": 1, "iou": 0})
+    assert (params.conf, params.iou) == (1.0, 0.0)
+    assert isinstance(params.predict_kwargs(None)["conf"], float)
+
+
+def test_a_misspelt_parameter_gets_a_suggestion() -> None:
+    with pytest.raises(InvalidConfig, match=r"customObjects\.confidence: .*did you mean 'conf'\?"):
+        from_custom_objects({"confidence": 0.3})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -76,6 +77,9 @@ class CompiledSection:
 
 _CACHE_SIZE = 512
 _cache: OrderedDict[str, CompiledSection] = OrderedDict()
+# Admission webhooks and serving threads call compile_section concurrently: an unguarded hit could
+# be evicted by another thread between the lookup and move_to_end (KeyError).
+_cache_lock = threading.Lock()
 
 
 def compile_section(schema: Any) -> CompiledSection:
@@ -85,14 +89,18 @@ def compile_section(schema: Any) -> CompiledSection:
     except (TypeError, ValueError):
         # Non-string keys or non-JSON values (possible from YAML): not cacheable, and not valid.
         return CompiledSection(schema, None, "not a valid JSON Schema: keys must be strings and values JSON")
-    hit = _cache.get(key)
-    if hit is not None:
-        _cache.move_to_end(key)
-        return hit
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    # Compile outside the lock: it is the slow part, and two threads compiling the same section
+    # at once only waste a little work.
     compiled = _compile(schema)
-    _cache[key] = compiled
-    if len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[key] = compiled
+        if len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return compiled
 
 

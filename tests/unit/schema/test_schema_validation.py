@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -281,3 +284,36 @@ def test_one_json_type_naming_for_messages_and_compatibility() -> None:
     assert hints.found((1, 2)) == "an array of 2 items"
     assert types_of({"enum": [(1, 2), "a"]}) == {"array", "string"}
     assert types_of({"const": 2.0}) == {"integer"}  # JSON Schema: 2.0 is an integer
+
+
+def test_the_validator_cache_is_safe_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admission webhooks and serving threads share the cache; a hit evicted by another thread
+    between the lookup and the LRU bump must not raise."""
+    from overseer.schema import validation
+
+    class SlowCache(OrderedDict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+            found = super().get(key, default)
+            time.sleep(0.0005)  # widen the window another thread could evict `key` in
+            return found
+
+    monkeypatch.setattr(validation, "_cache", SlowCache())
+    monkeypatch.setattr(validation, "_CACHE_SIZE", 2)
+    schemas = [{"type": "object", "properties": {f"p{n}": {"type": "integer"}}} for n in range(4)]
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for round_ in range(25):
+                schema = schemas[(offset + round_) % len(schemas)]
+                assert validation.compile_section(schema).validator is not None
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(validation._cache) <= 2

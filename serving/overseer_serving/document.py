@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from overseer.api.errors import explain
 from overseer.api.model_document import ModelDocument
 from overseer.schema.validation import validate_model_config
 from pydantic import ValidationError
@@ -74,11 +75,8 @@ def parse(data: Any) -> ModelDocument:
     try:
         return ModelDocument.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for e in error.errors():
-            path = ".".join(str(p) for p in e["loc"]) or "document"
-            msg = "required field is missing" if e["type"] == "missing" else e["msg"]
-            problems.append(f"{path}: {msg}")
+        # The CLI's and the admission webhooks' words for the same mistakes (did-you-mean included).
+        problems = [f"{path or 'document'}: {message}" for path, message in explain(ModelDocument, error)]
         raise InvalidDocument("; ".join(problems)) from None
 
 

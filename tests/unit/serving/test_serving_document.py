@@ -64,7 +64,7 @@ def test_truncated_json_is_a_bad_request() -> None:
 def test_missing_schema_section_names_the_field() -> None:
     doc = document(conf=0.4)
     del doc["schema"]
-    with pytest.raises(InvalidDocument, match="schema: required field is missing"):
+    with pytest.raises(InvalidDocument, match="schema: required field missing"):
         load_document(json.dumps(doc).encode())
 
 
@@ -105,3 +105,30 @@ def test_same_as_compares_weights_and_effective_config() -> None:
     c = load_document(json.dumps(document(conf=0.5)).encode())
     assert a.same_as(b)
     assert not a.same_as(c)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # the same words as `overseer validate` and the admission webhooks (overseer.api.errors.explain)
+        ({"uri": "ftp://host/w.pt"}, "model.uri: unsupported URI 'ftp://host/w.pt': expected one of file://"),
+        ({"digest": "sha256:ABC"}, "model.digest: expected sha256:<64 lowercase hex digits>, found 'sha256:ABC'"),
+        ({"customObject": {}}, "model.customObject: unknown field; did you mean 'customObjects'?"),
+        ({"version": 20240103}, "model.version: expected string, found integer 20240103 (quote it in YAML)"),
+    ],
+)
+def test_document_errors_speak_the_cli_words(change: dict[str, Any], message: str) -> None:
+    doc = document(conf=0.4)
+    doc["model"].update(change)
+    with pytest.raises(InvalidDocument) as caught:
+        load_document(json.dumps(doc).encode())
+    assert caught.value.message.startswith(message), caught.value.message
+    for pydantic_words in ("Value error,", "String should match pattern", "Extra inputs are not permitted"):
+        assert pydantic_words not in caught.value.message
+
+
+def test_a_misspelt_section_gets_a_suggestion() -> None:
+    doc = document(conf=0.4)
+    doc["schemas"] = doc.pop("schema")
+    with pytest.raises(InvalidDocument, match=r"schemas: unknown field; did you mean 'schema'\?"):
+        load_document(json.dumps(doc).encode())

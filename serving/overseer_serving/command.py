@@ -40,6 +40,8 @@ def serve(model_file: str | None, token_file: str | None, host: str | None, port
 
     offline.apply()  # before BentoML or Ultralytics is imported, here or in a worker
 
+    from overseer.api.errors import explain
+
     from overseer_serving import logs
     from overseer_serving.document import load_document
     from overseer_serving.errors import ServingError
@@ -51,7 +53,7 @@ def serve(model_file: str | None, token_file: str | None, host: str | None, port
     try:
         settings = ServingSettings(**{k: v for k, v in flags.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"{_setting_name(path)}: {message}" for path, message in explain(ServingSettings, error))
         return _fail(f"invalid settings: {problems}", code=2)
     if settings.model_file is None:
         return _fail("no model document: pass --model-file or set OVERSEER_MODEL_FILE", code=2)
@@ -121,6 +123,13 @@ def _export(settings: ServingSettings) -> None:
     overrides = json.loads(os.environ.get("BENTOML_CONFIG_OVERRIDES") or "{}")
     overrides.setdefault("services", {}).setdefault(SERVICE_NAME, {})["workers"] = settings.workers
     os.environ["BENTOML_CONFIG_OVERRIDES"] = json.dumps(overrides)
+
+
+def _setting_name(path: str) -> str:
+    """`host` -> `--host (OVERSEER_HOST)`: name a setting the way the user set it."""
+    flag = {"model_file": "--model-file", "admin_token_file": "--token-file", "host": "--host", "port": "--port"}
+    env = f"OVERSEER_{path.upper()}"
+    return f"{flag[path]} ({env})" if path in flag else env
 
 
 def _fail(message: str, code: int = 1) -> int:

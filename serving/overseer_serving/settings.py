@@ -6,9 +6,10 @@ back into the environment so the BentoML worker processes it spawns build the ve
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAME = "overseer-yolo"  # the BentoML service name (config key, logs)
@@ -24,7 +25,8 @@ class ServingSettings(BaseSettings):
         default=None, description="Bearer token for /admin/model; re-read on each call so rotation works."
     )
     # Loopback by default: a process started by hand must not be reachable from the network.
-    # The operator's pods pass --host with the pod IP.
+    # The operator's pods pass --host with the pod IP. An IP literal, bound exactly (0.0.0.0 and
+    # :: are literals too, for all addresses); never a name, whose resolution could bind elsewhere.
     host: str = DEFAULT_HOST
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="BentoML worker processes (each holds a model).")
@@ -45,6 +47,17 @@ class ServingSettings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|text)$")
     # Set by `overseer serve` for its workers: whom to stop when start-up fails.
     supervisor_pid: int | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _ip_literal(cls, host: str) -> str:
+        try:
+            return str(ipaddress.ip_address(host.strip()))
+        except ValueError:
+            raise ValueError(
+                f"must be an IP address literal (for example 127.0.0.1, the pod IP, or 0.0.0.0 for all addresses), "
+                f"not {host!r}"
+            ) from None
 
     @property
     def weights_dir(self) -> Path:

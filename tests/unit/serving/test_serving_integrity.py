@@ -82,10 +82,22 @@ def test_bearer_token_check(tmp_path: Path) -> None:
             check_bearer(header, token)
 
 
-def test_no_token_configured_fails_closed(tmp_path: Path) -> None:
-    assert read_token(None) is None
-    assert read_token(tmp_path / "absent") is None
+def test_no_usable_token_fails_closed_and_says_why(tmp_path: Path) -> None:
+    with pytest.raises(Unauthorized, match=r"no admin token file is configured \(OVERSEER_ADMIN_TOKEN_FILE\)"):
+        read_token(None)
+    with pytest.raises(Unauthorized, match=rf"token file {tmp_path}/absent cannot be read: No such file or directory"):
+        read_token(tmp_path / "absent")
     (tmp_path / "empty").write_text("\n")
-    assert read_token(tmp_path / "empty") is None
-    with pytest.raises(Unauthorized, match="disabled"):
-        check_bearer("Bearer anything", None)
+    with pytest.raises(Unauthorized, match=r"token file .*/empty is empty"):
+        read_token(tmp_path / "empty")
+
+
+def test_unreadable_token_file_is_reported_as_unreadable(tmp_path: Path) -> None:
+    # A directory where the file should be: reading fails for every user, root included.
+    (tmp_path / "token").mkdir()
+    with pytest.raises(Unauthorized) as caught:
+        read_token(tmp_path / "token")
+    assert caught.value.status == 401
+    assert caught.value.message == (
+        f"admin API disabled: the admin token file {tmp_path}/token cannot be read: Is a directory"
+    )

@@ -11,6 +11,7 @@ from overseer_serving.imaging import decode_image
 from overseer_serving.settings import ServingSettings
 from overseer_serving.state import StateStore
 from PIL import Image
+from pydantic import ValidationError
 
 
 def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -24,6 +25,17 @@ def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyP
 def test_default_host_is_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OVERSEER_HOST", raising=False)
     assert ServingSettings().host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.244.1.7", "0.0.0.0", "::1"])
+def test_host_accepts_ip_literals(host: str) -> None:
+    assert ServingSettings(host=host).host == host
+
+
+@pytest.mark.parametrize("host", ["localhost", "my-pod.default.svc", "", "127.0.0.1:3000", "300.1.1.1"])
+def test_host_refuses_anything_but_an_ip_literal(host: str) -> None:
+    with pytest.raises(ValidationError, match=f"must be an IP address literal .*not '{host}'"):
+        ServingSettings(host=host)
 
 
 def test_state_store_generations_and_statuses(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def run_to_exit(tmp_path: Path, document: dict[str, Any] | None, *args: str) -> 
     [
         ("schema violation", r"does not satisfy schema object-detector v1: customObjects.conf"),
         ("digest mismatch", "digest mismatch"),
-        ("schema section missing", "schema: required field is missing"),
+        ("schema section missing", "schema: required field missing"),
         ("unknown parameter", "customObjects.confidence: this server does not implement"),
         ("wrong parameter type", "customObjects.agnostic_nms: expected a boolean, found string 'yes'"),
     ],
@@ -63,6 +63,13 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert no_file.returncode == 2 and "--model-file" in no_file.stderr
     missing = run_to_exit(tmp_path, None, "--model-file", str(tmp_path / "absent.json"))
     assert missing.returncode == 1 and "cannot read model document" in missing.stderr
+    for name in ("localhost", "pod.example"):  # a name could resolve to, and bind, anything
+        by_name = run_to_exit(tmp_path, None, "--model-file", str(tmp_path / "absent.json"), "--host", name)
+        assert by_name.returncode == 2, by_name.stderr
+        assert by_name.stderr.strip() == (
+            "overseer serve: error: invalid settings: --host (OVERSEER_HOST): must be an IP address literal "
+            f"(for example 127.0.0.1, the pod IP, or 0.0.0.0 for all addresses), not '{name}'"
+        )
 
 
 def test_weights_that_do_not_load_stop_the_server_with_the_reason(tmp_path: Path, models: dict[str, ModelFile]) -> None:

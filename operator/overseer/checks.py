@@ -45,7 +45,8 @@ class Problem:
     def __str__(self) -> str:
         text = f"warning: {self.message}" if self.severity == "warning" else self.message
         where = f"{self.path}: " if self.path else ""
-        return f"{self.source}: {self.subject}: {where}{text}"
+        # One line per problem, whatever the file name, object name or message holds.
+        return hints.one_line(f"{self.source}: {self.subject}: {where}{text}")
 
     def to_json(self) -> dict[str, Any]:
         return {

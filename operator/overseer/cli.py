@@ -32,6 +32,7 @@ from overseer.schema.compatibility import (
     check_compatibility,
     check_registered_versions,
 )
+from overseer.schema.hints import one_line
 
 SERVING_EXTRA_HINT = "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
 
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _err(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
 
 
 # --- validate ----------------------------------------------------------------------------------------
@@ -265,9 +266,9 @@ def _diff(args: argparse.Namespace) -> int:
         print(json.dumps(_diff_json(old, new, report, changes), indent=2))
     else:
         for change in changes:
-            print(f"{change.code} {change.path}: {change.message}")
+            print(one_line(f"{change.code} {change.path}: {change.message}"))
         for notice in report.notices:
-            print(f"note: {notice.code} {notice.path}: {notice.message}")
+            print(one_line(f"note: {notice.code} {notice.path}: {notice.message}"))
         print(_diff_summary(old, new, report.mode, changes))
     return EXIT_OK if compatible else EXIT_INVALID
 

@@ -78,15 +78,39 @@ def most_similar(name: str, candidates: Iterable[str]) -> str | None:
 _MAX_SHOWN = 60
 
 
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped (\\n, \\x85, \\u2028, ...).
+
+    Output is one line per problem (`FILE: Kind/namespace/name: field.path: message`); this keeps
+    a value, a name or a file name from the user from splitting a line or hiding in it.
+    """
+    return "".join(char if char.isprintable() else _ESCAPES.get(char) or _escape(char) for char in text)
+
+
+def quote(text: str) -> str:
+    """'text' in single quotes with the quote, backslashes and unprintable characters escaped."""
+    return "'" + "".join(_ESCAPES.get(char) or (char if char.isprintable() else _escape(char)) for char in text) + "'"
+
+
 def show(value: Any) -> str:
-    """A short, JSON-flavoured rendering of a value for messages ('abc', 0.5, true, [1, 2])."""
+    """A short, JSON-flavoured rendering of a value for messages ('abc', 0.5, true, [1, 2]), always one line."""
     if isinstance(value, str):
-        text = "'" + value + "'"
+        text = quote(value)
     else:
         try:
-            text = json.dumps(value, ensure_ascii=False, default=str)
+            text = one_line(json.dumps(value, ensure_ascii=False, default=str))
         except (TypeError, ValueError):  # pragma: no cover - exotic objects only
-            text = repr(value)
+            text = one_line(repr(value))
     if len(text) > _MAX_SHOWN:
         text = text[: _MAX_SHOWN - 3] + "..."
     return text

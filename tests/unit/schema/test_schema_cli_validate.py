@@ -99,6 +99,18 @@ def test_problem_lines_name_file_object_and_field(run_cli: Run, tmp_path: Path) 
     assert "3 errors" in result.err
 
 
+def test_newlines_in_values_and_names_keep_one_line_per_problem(run_cli: Run, tmp_path: Path) -> None:
+    doc = deployment('{conf: "0.5\\nfake.yaml: ModelDeployment/ml/x: ok"}', name='"cat\\u2028two"')
+    path = write(tmp_path, "all.yaml", SCHEMA, doc)
+    result = run_cli("validate", path)
+    assert result.code == 1
+    assert result.out.count("\n") == 1
+    assert result.lines == [
+        f"{path}: ModelDeployment/ml/cat\\u2028two: spec.model.customObjects.conf: expected number, "
+        "found string '0.5\\nfake.yaml: ModelDeployment/ml/x: ok'"
+    ]
+
+
 def test_json_output_has_the_same_problems(run_cli: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "all.yaml", SCHEMA, deployment("{conf: 2}"))
     result = run_cli("validate", path, "-o", "json")

@@ -120,7 +120,6 @@ def test_examples_satisfy_the_crd_schema(kind: str, example: str) -> None:
     assert not jsonschema.Draft4Validator(schema_of(kind)).is_valid(broken)
 
 
-
 def test_one_list_of_compatibility_modes_everywhere(run_cli: Callable[..., CliResult]) -> None:
     enum = schema_of("ModelSchema")["properties"]["spec"]["properties"]["compatibility"]["enum"]
     assert tuple(enum) == MODES

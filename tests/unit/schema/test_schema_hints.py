@@ -36,3 +36,21 @@ def test_rendering() -> None:
     assert describe({"enum": ["a", "b"]}) == "one of 'a', 'b'"
     assert field_path("labels", ["app.kubernetes.io/name"]) == 'labels["app.kubernetes.io/name"]'
     assert field_path("customObjects", ["classes", 0, "name"]) == "customObjects.classes[0].name"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a\nb", "'a\\nb'"),
+        ("tab\there\r", "'tab\\there\\r'"),
+        ("it's", "'it\\'s'"),
+        ("C:\\models", "'C:\\\\models'"),
+        ("line\u2028sep\x85nel\x1b[31m", "'line\\u2028sep\\x85nel\\x1b[31m'"),
+        (["a\nb"], '["a\\nb"]'),
+        ({"k": "x\u2029"}, '{"k": "x\\u2029"}'),
+        ("größe", "'größe'"),
+    ],
+)
+def test_shown_values_are_one_unambiguous_line(value: object, expected: str) -> None:
+    assert show(value) == expected
+    assert len(show(value).splitlines()) == 1

@@ -76,11 +76,15 @@ def test_a_defaulted_object_gets_its_nested_defaults() -> None:
     }
     omitted = validate_model_config(schema, {}, {}, {"keep": True})
     written = validate_model_config(schema, {}, {}, {"keep": True, "c": {}, "e": {"f": 1}})
-    assert omitted.defaulted["customObjects"] == written.defaulted["customObjects"] == {
-        "keep": True,
-        "c": {"d": 3},
-        "e": {"f": 1, "g": "x"},
-    }
+    assert (
+        omitted.defaulted["customObjects"]
+        == written.defaulted["customObjects"]
+        == {
+            "keep": True,
+            "c": {"d": 3},
+            "e": {"f": 1, "g": "x"},
+        }
+    )
     assert omitted.patch == [
         {"op": "add", "path": "/customObjects/c", "value": {"d": 3}},
         {"op": "add", "path": "/customObjects/e", "value": {"f": 1, "g": "x"}},

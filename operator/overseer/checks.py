@@ -21,6 +21,7 @@ from overseer.schema.compatibility import check_against_history
 from overseer.schema.validation import SECTIONS, compile_section, validate_model_config
 
 Severity = Literal["error", "warning"]
+NO_NAMESPACE = "-"
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,14 @@ class Problem:
 
     @property
     def subject(self) -> str:
-        """`ModelSchema/default/object-detector`, or `document 2 (line 14)` for unidentified ones."""
+        """`ModelSchema/ml-serving/object-detector`, or `document 2 (line 14)` for unidentified ones.
+
+        The namespace is what the manifest says; `-` when it says none (the object lands wherever
+        `kubectl -n` puts it, and it may have matched a schema of any namespace). `-` is never a
+        namespace name, so the three segments stay parseable.
+        """
         if self.kind and self.name:
-            return f"{self.kind}/{self.namespace or 'default'}/{self.name}"
+            return f"{self.kind}/{self.namespace or NO_NAMESPACE}/{self.name}"
         return f"document {self.index} (line {self.line})"
 
     def __str__(self) -> str:
@@ -54,7 +60,7 @@ class Problem:
             "document": self.index,
             "line": self.line,
             "kind": self.kind,
-            "namespace": self.namespace or ("default" if self.name else None),
+            "namespace": self.namespace,
             "name": self.name,
             "path": self.path,
             "message": self.message,

@@ -130,6 +130,18 @@ def test_json_output_has_the_same_problems(run_cli: Run, tmp_path: Path) -> None
     ]
 
 
+def test_an_object_without_namespace_is_shown_as_written(run_cli: Run, tmp_path: Path) -> None:
+    # It matches the schema in namespace `ml`, yet it is not "in default": print what the file says.
+    doc = deployment("{conf: 2}").replace("metadata: {name: cat, namespace: ml}", "metadata: {name: cat}")
+    path = write(tmp_path, "all.yaml", SCHEMA, doc)
+    result = run_cli("validate", path)
+    assert result.lines == [
+        f"{path}: ModelDeployment/-/cat: spec.model.customObjects.conf: expected a value <= 1, found 2"
+    ]
+    problem = json.loads(run_cli("validate", path, "-o", "json").out)[0]
+    assert (problem["namespace"], problem["name"]) == (None, "cat")
+
+
 def test_stdin_and_schemas_flag(run_cli: Run, tmp_path: Path) -> None:
     schema_file = write(tmp_path, "schemas/detector.yaml", SCHEMA)
     result = run_cli("validate", "-", "--schemas", str(tmp_path / "schemas"), stdin=deployment().encode())
@@ -186,8 +198,8 @@ def test_schema_versions_must_be_unique_and_increasing(run_cli: Run, tmp_path: P
     result = run_cli("validate", path)
     assert result.code == 1
     assert result.lines == [
-        f"{path}: ModelSchema/default/s: spec.versions[1].version: versions must increase: 1 comes after 2",
-        f"{path}: ModelSchema/default/s: spec.versions[2].version: duplicate version 2 (also spec.versions[0])",
+        f"{path}: ModelSchema/-/s: spec.versions[1].version: versions must increase: 1 comes after 2",
+        f"{path}: ModelSchema/-/s: spec.versions[2].version: duplicate version 2 (also spec.versions[0])",
     ]
 
 
@@ -222,19 +234,19 @@ def test_schema_typo_in_a_field_name_gets_a_hint(run_cli: Run, tmp_path: Path) -
         ),
         (
             "apiVersion: overseer.dev/v1alpha1\nkind: ModelDeploy\nmetadata: {name: x}\n",
-            "ModelDeploy/default/x: kind: unknown kind 'ModelDeploy' in overseer.dev; did you mean 'ModelDeployment'?",
+            "ModelDeploy/-/x: kind: unknown kind 'ModelDeploy' in overseer.dev; did you mean 'ModelDeployment'?",
         ),
         (
             "kind: ModelSchema\nmetadata: {name: y}\n",
-            "ModelSchema/default/y: apiVersion: missing (expected overseer.dev/v1alpha1)",
+            "ModelSchema/-/y: apiVersion: missing (expected overseer.dev/v1alpha1)",
         ),
         (
             "apiVersion: overseer.dev/v1\nkind: ModelSchema\nmetadata: {name: y}\n",
-            "ModelSchema/default/y: apiVersion: unsupported version 'v1'; expected overseer.dev/v1alpha1",
+            "ModelSchema/-/y: apiVersion: unsupported version 'v1'; expected overseer.dev/v1alpha1",
         ),
         (
             "apiVersion: v1\nkind: ModelSchema\nmetadata: {name: y}\n",
-            "ModelSchema/default/y: apiVersion: 'v1' does not serve ModelSchema; expected overseer.dev/v1alpha1",
+            "ModelSchema/-/y: apiVersion: 'v1' does not serve ModelSchema; expected overseer.dev/v1alpha1",
         ),
         (
             "- just\n- a list\n",

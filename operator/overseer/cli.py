@@ -63,10 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH", help="YAML/JSON file, folder (recursive), or - for stdin")
     validate.add_argument(
         "--schemas",
-        nargs="+",
+        # One PATH per flag, repeatable: with nargs="+" the flag swallowed the positional PATHs
+        # after it (`validate --schemas s.yaml deploy.yaml` had no PATH left).
+        action="extend",
+        nargs=1,
         default=[],
         metavar="PATH",
-        help="more files or folders holding the ModelSchemas that deployments reference",
+        help="a file or folder holding ModelSchemas that deployments reference; repeat for more",
     )
     validate.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     validate.set_defaults(handler=_validate)

@@ -153,6 +153,32 @@ def test_stdin_and_schemas_flag(run_cli: Run, tmp_path: Path) -> None:
     ]
 
 
+def test_schemas_flag_takes_one_path_and_repeats(run_cli: Run, tmp_path: Path) -> None:
+    schemas = write(tmp_path, "schemas/detector.yaml", SCHEMA)
+    other = write(tmp_path, "schemas/other.yaml", SCHEMA.replace("name: object-detector", "name: other"))
+    good = write(tmp_path, "deploy/cat.yaml", deployment())
+    bad = write(tmp_path, "deploy/dog.yaml", deployment("{conf: 7}", name="dog"))
+
+    before = run_cli("validate", "--schemas", schemas, good)  # the flag no longer swallows PATH
+    assert before.code == 0, before.err
+    assert "checked 1 ModelSchema and 1 ModelDeployment in 2 files" in before.err
+
+    repeated = run_cli("validate", good, "--schemas", schemas, f"--schemas={other}")
+    assert repeated.code == 0, repeated.err
+    assert "checked 2 ModelSchemas and 1 ModelDeployment in 3 files" in repeated.err
+
+    # `--schemas A B`: B is a PATH, checked in full (its deployments too), not one more schema source.
+    positional = run_cli("validate", "--schemas", schemas, good, bad)
+    assert positional.code == 1
+    assert positional.lines == [
+        f"{bad}: ModelDeployment/ml/dog: spec.model.customObjects.conf: expected a value <= 1, found 7"
+    ]
+
+    alone = run_cli("validate", "--schemas", schemas)
+    assert alone.code == 2
+    assert "the following arguments are required: PATH" in alone.err
+
+
 def test_other_kinds_are_skipped_and_kind_list_is_expanded(run_cli: Run, tmp_path: Path) -> None:
     other = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"
     listed = "apiVersion: v1\nkind: List\nitems:\n" + textwrap.indent(

@@ -14,17 +14,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from overseer.api.errors import parse_manifest
 from overseer.api.v1alpha1 import COMPATIBILITY_MODES, KINDS, ModelSchema, SchemaVersion
 from overseer.checks import Problem, Report, check_documents
 from overseer.manifests import (
     STDIN,
     Document,
     ReadError,
+    SchemaFileError,
     collect_sources,
     expand_lists,
     parse_documents,
+    pick_version,
+    read_model_schema,
     read_source,
+    split_version,
 )
 from overseer.schema.compatibility import (
     BreakingChange,
@@ -221,39 +224,13 @@ class _Picked:
 
 def _pick(argument: str) -> _Picked:
     """FILE or FILE#N -> one ModelSchema version; UsageError (exit 2) when that is impossible."""
-    path, sep, number = argument.rpartition("#") if "#" in argument else (argument, "", "")
-    if sep and not number.isdigit():
-        raise UsageError(f"overseer: {argument}: expected FILE#N with N a version number")
-    if path == STDIN:
-        raise UsageError("overseer: schema diff reads files, not stdin")
     try:
-        text = read_source(path)
-    except (ReadError, IsADirectoryError) as error:
+        path, number = split_version(argument)
+        schema = read_model_schema(path)
+        version = pick_version(schema, number, path)
+    except SchemaFileError as error:
         raise UsageError(f"overseer: {error}") from error
-    documents, syntax = parse_documents(text, path)
-    if syntax:
-        raise UsageError(f"overseer: {path}: {syntax[0].message}")
-    bodies = [
-        d.body for d in expand_lists(documents) if isinstance(d.body, dict) and d.body.get("kind") == "ModelSchema"
-    ]
-    if len(bodies) != 1:
-        found = "no ModelSchema" if not bodies else f"{len(bodies)} ModelSchemas"
-        raise UsageError(f"overseer: {path}: expected exactly one ModelSchema, found {found}")
-    schema, errors = parse_manifest(ModelSchema, bodies[0])
-    if schema is None:
-        field, message = errors[0]
-        more = f" (and {len(errors) - 1} more problems; run overseer validate)" if len(errors) > 1 else ""
-        raise UsageError(f"overseer: {path}: invalid ModelSchema: {field}: {message}{more}")
-    if sep:
-        version = schema.spec.version(int(number))
-        if version is None:
-            numbers = ", ".join(str(v.version) for v in schema.spec.versions)
-            raise UsageError(
-                f"overseer: {path}: ModelSchema {schema.metadata.name!r} has no version {number} (versions: {numbers})"
-            )
-    else:
-        version = schema.spec.latest
-    return _Picked(argument, schema, version, bool(sep))
+    return _Picked(argument, schema, version, number is not None)
 
 
 def _diff(args: argparse.Namespace) -> int:

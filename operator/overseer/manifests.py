@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -17,6 +17,9 @@ from typing import IO, Any
 import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
+
+from overseer.api.errors import parse_manifest
+from overseer.api.v1alpha1 import ModelSchema, SchemaVersion
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # Far above any real manifest stream (etcd caps one object at 1.5 MiB; big charts render a few MiB),
@@ -214,3 +217,61 @@ def expand_lists(documents: Sequence[Document]) -> Iterator[Document]:
                 yield Document(document.source, document.index, document.line, item)
         else:
             yield document
+
+
+# --- one ModelSchema from a file: `schema diff OLD NEW` and the SDK's `FILE#N` ----------------------
+
+
+class SchemaFileError(ValueError):
+    """A ModelSchema reference that cannot be used; the message says why in one line."""
+
+
+def split_version(reference: str) -> tuple[str, int | None]:
+    """`FILE#N` -> (FILE, N); `FILE` -> (FILE, None)."""
+    if "#" not in reference:
+        return reference, None
+    path, _, number = reference.rpartition("#")
+    if not number.isdigit():
+        raise SchemaFileError(f"{reference}: expected FILE#N with N a version number")
+    return path, int(number)
+
+
+def read_model_schema(path: str) -> ModelSchema:
+    """The one ModelSchema in a file (multi-document YAML and `kind: List` are read)."""
+    if path == STDIN:
+        raise SchemaFileError("-: expected a file holding a ModelSchema, not stdin")
+    try:
+        text = read_source(path)
+    except ReadError as error:
+        raise SchemaFileError(str(error)) from error
+    documents, syntax = parse_documents(text, path)
+    if syntax:
+        raise SchemaFileError(f"{path}: {syntax[0].message}")
+    bodies = [
+        d.body for d in expand_lists(documents) if isinstance(d.body, Mapping) and d.body.get("kind") == "ModelSchema"
+    ]
+    if len(bodies) != 1:
+        found = "no ModelSchema" if not bodies else f"{len(bodies)} ModelSchemas"
+        raise SchemaFileError(f"{path}: expected exactly one ModelSchema, found {found}")
+    return parse_model_schema(bodies[0], path)
+
+
+def parse_model_schema(body: Mapping[str, Any], where: str) -> ModelSchema:
+    schema, errors = parse_manifest(ModelSchema, body)
+    if schema is None:
+        details = "; ".join(f"{field}: {message}" for field, message in errors)
+        raise SchemaFileError(f"{where}: invalid ModelSchema: {details}")
+    return schema
+
+
+def pick_version(schema: ModelSchema, number: int | None, where: str) -> SchemaVersion:
+    """Version `number` of the schema, the highest when None."""
+    if number is None:
+        return schema.spec.latest
+    version = schema.spec.version(number)
+    if version is None:
+        numbers = ", ".join(str(v.version) for v in schema.spec.versions)
+        raise SchemaFileError(
+            f"{where}: ModelSchema {schema.metadata.name!r} has no version {number} (versions: {numbers})"
+        )
+    return version

@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overseer.api.errors import parse_manifest
 from overseer.api.model_document import SchemaSnapshot
-from overseer.api.v1alpha1 import ModelSchema
-from overseer.manifests import ReadError, parse_documents, read_source
+from overseer.manifests import SchemaFileError, parse_model_schema, pick_version, read_model_schema, split_version
 from overseer.schema.validation import FieldProblem, validate_model_config
 
 SchemaSource = SchemaSnapshot | Mapping[str, Any] | str | Path
@@ -64,41 +62,22 @@ def load_schema(source: SchemaSource, version: int | None = None) -> SchemaSnaps
     """
     if isinstance(source, SchemaSnapshot):
         return source
-    if isinstance(source, Mapping):
-        if source.get("kind") != "ModelSchema":
-            try:
-                return SchemaSnapshot.model_validate(source)
-            except ValueError as error:
-                raise SchemaLoadError(f"not a ModelSchema manifest nor a schema snapshot: {error}") from error
-        return _pick(source, version, "<mapping>")
-    text_path = str(source)
-    path, sep, number = text_path.rpartition("#") if "#" in text_path else (text_path, "", "")
-    if sep:
-        if not number.isdigit():
-            raise SchemaLoadError(f"{text_path}: expected FILE#N with N a version number")
-        version = int(number)
     try:
-        text = read_source(path)
-    except ReadError as error:
+        if isinstance(source, Mapping):
+            if source.get("kind") != "ModelSchema":
+                try:
+                    return SchemaSnapshot.model_validate(source)
+                except ValueError as error:
+                    raise SchemaLoadError(f"not a ModelSchema manifest nor a schema snapshot: {error}") from error
+            where = "<mapping>"
+            schema = parse_model_schema(source, where)
+        else:
+            where, number = split_version(str(source))
+            version = number if number is not None else version
+            schema = read_model_schema(where)
+        chosen = pick_version(schema, version, where)
+    except SchemaFileError as error:
         raise SchemaLoadError(str(error)) from error
-    documents, syntax = parse_documents(text, path)
-    if syntax:
-        raise SchemaLoadError(f"{path}: {syntax[0].message}")
-    bodies = [d.body for d in documents if isinstance(d.body, Mapping) and d.body.get("kind") == "ModelSchema"]
-    if len(bodies) != 1:
-        raise SchemaLoadError(f"{path}: expected exactly one ModelSchema, found {len(bodies)}")
-    return _pick(bodies[0], version, path)
-
-
-def _pick(body: Mapping[str, Any], version: int | None, where: str) -> SchemaSnapshot:
-    schema, errors = parse_manifest(ModelSchema, body)
-    if schema is None:
-        details = "; ".join(f"{path}: {message}" for path, message in errors)
-        raise SchemaLoadError(f"{where}: invalid ModelSchema: {details}")
-    chosen = schema.spec.latest if version is None else schema.spec.version(version)
-    if chosen is None:
-        numbers = ", ".join(str(v.version) for v in schema.spec.versions)
-        raise SchemaLoadError(f"{where}: ModelSchema {schema.metadata.name!r} has no version {version} ({numbers})")
     return SchemaSnapshot(
         name=schema.metadata.name,
         version=chosen.version,

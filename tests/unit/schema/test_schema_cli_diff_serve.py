@@ -120,8 +120,9 @@ def test_json_output(run_cli: Run, tmp_path: Path) -> None:
         ),
         (["/nonexistent.yaml", str(SCHEMA_FILE)], "/nonexistent.yaml: cannot read: No such file or directory"),
         ([str(SCHEMA_FILE), str(SCHEMA_FILE), "--mode", "SIDEWAYS"], "argument --mode: invalid choice: 'SIDEWAYS'"),
+        ([str(EXAMPLES), str(SCHEMA_FILE)], f"overseer: {EXAMPLES}: cannot read: Is a directory"),
     ],
-    ids=["missing-version", "bad-selector", "not-a-schema", "missing-file", "bad-mode"],
+    ids=["missing-version", "bad-selector", "not-a-schema", "missing-file", "bad-mode", "folder"],
 )
 def test_usage_errors_exit_2(run_cli: Run, args: list[str], expected: str) -> None:
     result = run_cli("schema", "diff", *args)

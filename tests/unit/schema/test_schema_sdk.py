@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from overseer.sdk import ModelConfigError, SchemaLoadError, check_model_config, load_schema
 from schema_testing import EXAMPLES, REPO
 
@@ -55,8 +56,11 @@ def test_one_error_lists_every_problem() -> None:
     ("source", "expected"),
     [
         ("/nonexistent/schema.yaml", "/nonexistent/schema.yaml: cannot read"),
-        (f"{SCHEMA_FILE}#5", "has no version 5 (1, 2)"),
-        (str(EXAMPLES / "cat-recognition.modeldeployment.yaml"), "expected exactly one ModelSchema, found 0"),
+        (f"{SCHEMA_FILE}#5", "has no version 5 (versions: 1, 2)"),
+        (
+            str(EXAMPLES / "cat-recognition.modeldeployment.yaml"),
+            "expected exactly one ModelSchema, found no ModelSchema",
+        ),
         (
             {"kind": "ModelSchema", "metadata": {"name": "x"}, "spec": {"versions": []}},
             "invalid ModelSchema: spec.versions: expected at least 1 item(s)",
@@ -68,6 +72,24 @@ def test_unusable_schema_sources(source: Any, expected: str) -> None:
     with pytest.raises(SchemaLoadError, match=None) as caught:
         load_schema(source)
     assert expected in str(caught.value)
+
+
+def test_a_kubectl_list_file_is_read_like_schema_diff_reads_it(tmp_path: Path, run_cli: Any) -> None:
+    # `kubectl get msch object-detector -o yaml` inside a List (what `kubectl get msch -o yaml` prints)
+    body = yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
+    listed = tmp_path / "list.yaml"
+    listed.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [body]}), encoding="utf-8")
+    assert load_schema(f"{listed}#1").version == 1
+    assert run_cli("schema", "diff", f"{listed}#1", str(listed)).code == 0
+
+
+@pytest.mark.parametrize("reference", [f"{SCHEMA_FILE}#7", f"{SCHEMA_FILE}#x", "/nonexistent.yaml", "-"])
+def test_the_sdk_and_schema_diff_explain_a_bad_reference_alike(reference: str, run_cli: Any) -> None:
+    with pytest.raises(SchemaLoadError) as caught:
+        load_schema(reference)
+    result = run_cli("schema", "diff", reference, str(SCHEMA_FILE))
+    assert result.code == 2
+    assert result.err.strip() == f"overseer: {caught.value}"
 
 
 def test_schema_from_a_mapping_or_a_snapshot() -> None:

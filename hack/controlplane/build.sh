@@ -17,7 +17,7 @@ etcd_bin="$CACHE_ROOT/bin/etcd-$ETCD_VERSION"
 
 build_kube() {
   if [[ -x "$kube_bin/kube-apiserver" && -x "$kube_bin/kube-controller-manager" && -x "$kube_bin/kubectl" ]]; then return; fi
-  echo "build-control-plane: building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION (cold build: tens of minutes on 2 cores)" >&2
+  echo "build-control-plane: building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION (cold: about 8 minutes on 2 cores)" >&2
   local ldflags pkg="k8s.io/component-base/version"
   ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   ldflags+=" -X $pkg.gitMajor=$(echo "$KUBE_VERSION" | sed -E 's/^v([0-9]+)\..*/\1/') -X $pkg.gitMinor=$(echo "$KUBE_VERSION" | sed -E 's/^v[0-9]+\.([0-9]+)\..*/\1/')"

@@ -10,13 +10,15 @@ CACHE_ROOT="${OVERSEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schema-overseer}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 die() { echo "build-control-plane: $*" >&2; exit 1; }
-command -v go >/dev/null || die "Go is not installed (need go >= 1.26 on PATH). Install it, then re-run 'make up'."
+# Go is needed only when something must be built: cached binaries run without it.
+need_go() { command -v go >/dev/null || die "Go is not installed (need go >= 1.26 on PATH). Install it, then re-run 'make up'."; }
 
 kube_bin="$CACHE_ROOT/bin/kube-$KUBE_VERSION"
 etcd_bin="$CACHE_ROOT/bin/etcd-$ETCD_VERSION"
 
 build_kube() {
   if [[ -x "$kube_bin/kube-apiserver" && -x "$kube_bin/kube-controller-manager" && -x "$kube_bin/kubectl" ]]; then return; fi
+  need_go
   echo "build-control-plane: building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION (cold: about 8 minutes on 2 cores)" >&2
   local ldflags pkg="k8s.io/component-base/version"
   ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
@@ -29,6 +31,7 @@ build_kube() {
 
 build_etcd() {
   if [[ -x "$etcd_bin/etcd" ]]; then return; fi
+  need_go
   echo "build-control-plane: building etcd $ETCD_VERSION" >&2
   rm -rf "$etcd_bin.tmp" && mkdir -p "$etcd_bin.tmp"
   (cd "$HERE/etcd" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$etcd_bin.tmp/etcd" go.etcd.io/etcd/server/v3) \

@@ -32,6 +32,7 @@ from overseer.manifests import (
 from overseer.schema.compatibility import (
     BreakingChange,
     CompatibilityReport,
+    check_against_history,
     check_compatibility,
     check_registered_versions,
 )
@@ -236,48 +237,102 @@ def _pick(argument: str) -> _Picked:
 def _diff(args: argparse.Namespace) -> int:
     old, new = _pick(args.old), _pick(args.new)
     mode = args.mode or new.schema.spec.compatibility
-    report = check_compatibility(old.version.model_dump(by_alias=True), new.version.model_dump(by_alias=True), mode)
-    changes = list(report.changes)
-    if not old.explicit and not new.explicit:
-        # Whole files: registered versions must also be left untouched.
-        changes[:0] = check_registered_versions(old.schema.spec.versions, new.schema.spec.versions)
-    compatible = not changes
-    if args.output == "json":
-        print(json.dumps(_diff_json(old, new, report, changes), indent=2))
+    registered: list[BreakingChange] = []
+    if old.explicit or new.explicit:
+        if new.version.version < old.version.version:
+            # Almost always swapped arguments; comparing backwards would check the wrong direction.
+            raise UsageError(
+                f"overseer: NEW {args.new} is version {new.version.version}, older than OLD {args.old} "
+                f"(version {old.version.version}); usage: overseer schema diff OLD NEW"
+            )
+        reports = [check_compatibility(old.version, new.version, mode)]
     else:
-        for change in changes:
-            print(one_line(f"{change.code} {change.path}: {change.message}"))
-        for notice in report.notices:
-            print(one_line(f"note: {notice.code} {notice.path}: {notice.message}"))
-        print(_diff_summary(old, new, report.mode, changes))
-    return EXIT_OK if compatible else EXIT_INVALID
+        # Whole files (a merge request): registered versions stay untouched, and every version NEW
+        # adds is checked against the history as the mode requires, not just the highest one.
+        registered = check_registered_versions(old.schema.spec.versions, new.schema.spec.versions)
+        reports = _check_added_versions(old.schema, new.schema, mode)
+    changes = [*registered, *(c for r in reports for c in r.changes)]
+    if args.output == "json":
+        print(json.dumps(_diff_json(old, new, mode, registered, reports), indent=2))
+    else:
+        labelled = len(reports) > 1  # the same field may break in several pairs: say which
+        for change in registered:
+            print(one_line(str(change)))
+        for report in reports:
+            for change in report.changes:
+                print(one_line(f"{change}{_pair(report) if labelled else ''}"))
+        for report in reports:
+            for notice in report.notices:
+                print(one_line(f"note: {notice}{_pair(report) if labelled else ''}"))
+        print(_diff_summary(old, new, mode, reports, len(changes)))
+    return EXIT_INVALID if changes else EXIT_OK
 
 
-def _diff_summary(old: _Picked, new: _Picked, mode: str, changes: list[BreakingChange]) -> str:
-    subject = f"{new.schema.metadata.name} version {new.version.version}"
-    against = f"version {old.version.version}"
+def _check_added_versions(old: ModelSchema, new: ModelSchema, mode: str) -> list[CompatibilityReport]:
+    """Each version of `new` above `old`'s highest against the versions before it (NEW's copies,
+    OLD's for any NEW dropped): the previous one, or all of them under a _TRANSITIVE mode."""
+    baseline = old.spec.latest.version
+    by_number = {v.version: v for v in old.spec.versions} | {v.version: v for v in new.spec.versions}
+    history = [by_number[n] for n in sorted(by_number)]
+    reports: list[CompatibilityReport] = []
+    for version in (v for v in history if v.version > baseline):
+        earlier = [v for v in history if v.version < version.version]
+        if mode == "NONE":  # nothing to check, but the notices (changed defaults) are still worth a look
+            reports.append(check_compatibility(earlier[-1], version, mode))
+        else:
+            reports.extend(check_against_history(earlier, version, mode))
+    return reports
+
+
+def _pair(report: CompatibilityReport) -> str:
+    return f" (version {report.new_version} vs {report.old_version})"
+
+
+def _versions(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"version {numbers[0]}"
+    return f"versions {', '.join(str(n) for n in numbers[:-1])} and {numbers[-1]}"
+
+
+def _diff_summary(old: _Picked, new: _Picked, mode: str, reports: list[CompatibilityReport], changes: int) -> str:
+    name = new.schema.metadata.name
+    count = f"{changes} breaking change{'' if changes == 1 else 's'}"
+    checked = list(dict.fromkeys(r.new_version for r in reports if r.new_version is not None))
+    if not checked:
+        state = count if changes else "registered versions unchanged"
+        return f"{name}: no version after version {old.version.version} to check; {state}"
+    subject = f"{name} {_versions(checked)}"
+    if len(reports) == 1:
+        against = f"version {reports[0].old_version}"
+    else:
+        against = "every earlier version" if mode.endswith("_TRANSITIVE") else "the version before each"
     if mode == "NONE" and not changes:
         return f"{subject} vs {against}: mode NONE, compatibility not checked"
+    verb = "is" if len(checked) == 1 else "are"
     if not changes:
-        return f"{subject} is {mode} compatible with {against}"
-    count = f"{len(changes)} breaking change{'' if len(changes) == 1 else 's'}"
-    return f"{subject} is not {mode} compatible with {against}: {count}"
+        return f"{subject} {verb} {mode} compatible with {against}"
+    return f"{subject} {verb} not {mode} compatible with {against}: {count}"
 
 
-def _diff_json(old: _Picked, new: _Picked, report: CompatibilityReport, changes: list[BreakingChange]) -> Any:
+def _diff_json(
+    old: _Picked, new: _Picked, mode: str, registered: list[BreakingChange], reports: list[CompatibilityReport]
+) -> Any:
     def side(picked: _Picked) -> dict[str, Any]:
         return {"file": picked.label, "name": picked.schema.metadata.name, "version": picked.version.version}
 
-    def change(item: BreakingChange) -> dict[str, Any]:
-        return {"code": item.code, "path": item.path, "message": item.message, "direction": item.direction}
+    def change(item: BreakingChange, report: CompatibilityReport | None = None) -> dict[str, Any]:
+        pair = {"old_version": report.old_version, "new_version": report.new_version} if report else {}
+        return {"code": item.code, "path": item.path, "message": item.message, "direction": item.direction, **pair}
 
+    changes = [change(c) for c in registered] + [change(c, r) for r in reports for c in r.changes]
     return {
-        "mode": report.mode,
+        "mode": mode,
         "compatible": not changes,
         "old": side(old),
         "new": side(new),
-        "changes": [change(c) for c in changes],
-        "notices": [change(n) for n in report.notices],
+        "checked": [{"old_version": r.old_version, "new_version": r.new_version} for r in reports],
+        "changes": changes,
+        "notices": [change(n, r) for r in reports for n in r.notices],
     }
 
 

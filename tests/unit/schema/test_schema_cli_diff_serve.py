@@ -97,16 +97,79 @@ def test_json_output(run_cli: Run, tmp_path: Path) -> None:
         "compatible": False,
         "old": {"file": str(SCHEMA_FILE), "name": "object-detector", "version": 2},
         "new": {"file": new, "name": "object-detector", "version": 3},
+        "checked": [{"old_version": 2, "new_version": 3}],
         "changes": [
             {
                 "code": "MINIMUM_INCREASED",
                 "path": "customObjects.conf",
                 "message": "minimum raised from 0 to 0.1",
                 "direction": "BACKWARD",
+                "old_version": 2,
+                "new_version": 3,
             }
         ],
         "notices": [],
     }
+
+
+def test_every_added_version_is_checked_not_just_the_highest(run_cli: Run, tmp_path: Path) -> None:
+    """A merge request adding v3 (conf: number -> string) and v4 (back to number) is two breaks."""
+
+    def two_versions(body: dict[str, Any]) -> None:
+        add_version(body, conf={"type": "string"})
+        add_version(body, conf={"type": "number", "minimum": 0, "maximum": 1})
+
+    new = edited(tmp_path, two_versions)
+    result = run_cli("schema", "diff", str(SCHEMA_FILE), new)
+    assert result.code == 1
+    assert result.lines == [
+        "TYPE_CHANGED customObjects.conf: type changed from number to string (version 3 vs 2)",
+        "TYPE_CHANGED customObjects.conf: type changed from string to number (version 4 vs 3)",
+        "object-detector versions 3 and 4 are not BACKWARD compatible with the version before each: 2 breaking changes",
+    ]
+    validated = run_cli("validate", new)  # the same verdict as validate
+    assert [line.split(": ", 3)[2:] for line in validated.lines] == [
+        [
+            "spec.versions[2].customObjects.conf",
+            "TYPE_CHANGED: type changed from number to string (version 3 is not BACKWARD compatible with version 2)",
+        ],
+        [
+            "spec.versions[3].customObjects.conf",
+            "TYPE_CHANGED: type changed from string to number (version 4 is not BACKWARD compatible with version 3)",
+        ],
+    ]
+
+
+def test_transitive_modes_check_added_versions_against_every_earlier_one(run_cli: Run, tmp_path: Path) -> None:
+    # v3 repeats v2, which added two properties to a closed model: fine against v2, not against v1.
+    new = edited(tmp_path, lambda b: b["spec"]["versions"].append({**b["spec"]["versions"][1], "version": 3}))
+    assert run_cli("schema", "diff", str(SCHEMA_FILE), new, "--mode", "FORWARD").code == 0
+    result = run_cli("schema", "diff", str(SCHEMA_FILE), new, "--mode", "FORWARD_TRANSITIVE")
+    assert result.code == 1
+    assert [line.split(":")[0] for line in result.lines[:-1]] == [
+        "PROPERTY_ADDED_TO_CLOSED_MODEL customObjects.max_det",
+        "PROPERTY_ADDED_TO_CLOSED_MODEL customObjects.classes",
+    ]
+    assert all(line.endswith("(version 3 vs 1)") for line in result.lines[:-1])
+    assert result.lines[-1] == (
+        "object-detector version 3 is not FORWARD_TRANSITIVE compatible with every earlier version: 2 breaking changes"
+    )
+
+
+def test_whole_files_without_a_new_version(run_cli: Run) -> None:
+    result = run_cli("schema", "diff", str(SCHEMA_FILE), str(SCHEMA_FILE))
+    assert result.code == 0
+    assert result.lines == ["object-detector: no version after version 2 to check; registered versions unchanged"]
+
+
+def test_new_older_than_old_is_refused(run_cli: Run) -> None:
+    result = run_cli("schema", "diff", f"{SCHEMA_FILE}#2", f"{SCHEMA_FILE}#1")
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err.strip() == (
+        f"overseer: NEW {SCHEMA_FILE}#1 is version 1, older than OLD {SCHEMA_FILE}#2 (version 2); "
+        "usage: overseer schema diff OLD NEW"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,20 @@
 """Per-worker model runtime: the model now serving and the in-place swap protocol.
 
-Swap (PUT /admin/model, on the worker that received it):
+Swap (PUT /admin/model, on the worker that received it - the leader of this swap):
   1. parse and validate the document (schema, then the parameters this server honours);
   2. take the pod-wide swap lock (flock), so concurrent PUTs run one after another;
-  3. no-op if the same weights with the same effective config are already serving;
+  3. no-op if the same weights with the same effective config already serve on every worker;
   4. fetch into the verified cache (digest checked before anything is unpickled);
   5. load with Ultralytics' weights_only loader beside the old model, warm up, smoke-test;
-  6. switch: one reference assignment. A request holds the model it started with, so requests in
-     flight finish on the old model, which is freed when the last of them completes;
-  7. publish the document in the shared desired-state file; other workers (if any) follow, and
-     the PUT answers once every worker reports the new generation.
-Any failure before step 6 leaves the old model serving and raises a ServingError.
+  6. publish the document as the next generation in the shared desired-state file; other workers
+     (if any) follow, and the leader waits until each reports it;
+  7. switch: one reference assignment. A request holds the model it started with, so requests in
+     flight finish on the old model, which is freed when the last of them completes.
+Any failure before step 7 leaves the old model serving and raises a ServingError. If another
+worker fails (or does not report in time) at step 6, the leader never switches and publishes the
+previous document as a further generation, so workers that did switch go back: the pod as a whole
+keeps the old model (the PUT answers worker_failed). A worker that cannot go back reports
+"failed", and /readyz is 503 until a later swap succeeds.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 from overseer_serving import logs
 from overseer_serving.detector import LoadedModel
 from overseer_serving.document import Desired, load_document, parse, validate
-from overseer_serving.errors import FollowFailed, NotReady, ServingError
+from overseer_serving.errors import FetchFailed, FollowFailed, LoadFailed, NotReady, ServingError
 from overseer_serving.fetch import fetch
 from overseer_serving.metrics import Metrics
 from overseer_serving.settings import ServingSettings
@@ -50,13 +54,14 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        """This worker serves a model, and so does every other worker of the pod: the kernel
-        hands connections to any worker, so one still loading would fail requests."""
+        """This worker serves a model, and so does every other worker of the pod (the kernel hands
+        connections to any worker, so one still loading would fail requests), and none of them
+        failed to reach the pod's desired model (the pod would answer from mixed models)."""
         if self._current is None:
             return False
         if self.settings.workers == 1:
             return True
-        serving = {int(s["worker"]) for s in self.store.statuses() if s.get("model")}
+        serving = {int(s["worker"]) for s in self.store.statuses() if s.get("model") and s.get("state") != "failed"}
         return len(serving) >= self.settings.workers
 
     def model(self) -> LoadedModel:
@@ -89,15 +94,23 @@ class Runtime:
 
     def start(self) -> None:
         """Load the pod's desired model (blocking); then follow later swaps made by other workers."""
+        # First thing: a respawned worker finds the status its previous process wrote (with the
+        # model that process served); until this one serves, the pod must not look ready.
+        self._state = "loading"
+        self._publish_status()
         record = self.store.read_desired()
         if record is None:
             raise RuntimeError(f"no desired model in {self.store.desired_file}")
         generation, document = record
         with self._lock:
-            desired = validate(parse(document))
-            self._install(self._prepare(desired), generation)
+            try:
+                self._install(self._prepare(validate(parse(document))), generation)
+            except ServingError as error:
+                self._state, self._error = "failed", f"{error.reason}: {error.message}"
+                self._publish_status()
+                raise
         if self.settings.workers > 1:
-            self._follower = threading.Thread(target=self._follow, name="overseer-follower", daemon=True)
+            self._follower = threading.Thread(target=self._follow, name=f"overseer-follower-{self.worker}", daemon=True)
             self._follower.start()
 
     def stop(self) -> None:
@@ -111,44 +124,76 @@ class Runtime:
         try:
             desired = load_document(raw, content_type=content_type)
             with self.store.swap_lock(), self._lock:
-                current = self._current
-                if current is not None and current.desired.same_as(desired):
-                    log.info("swap is a no-op: model already serving", extra=logs.model_fields(desired.identity()))
-                    return {"changed": False, **self.describe()}
-                previous = current.desired.identity() if current else None
-                log.info(
-                    "swap started",
-                    extra={**logs.model_fields(desired.identity()), **logs.model_fields(previous, "previous")},
-                )
-                loaded = self._prepare(desired)
-                generation = self.store.write_desired(desired.document.to_wire())
-                self._install(loaded, generation)
-            workers = self._wait_for_followers(generation)
+                return self._swap(desired, started)
         except ServingError as error:
-            self.metrics.swap_failures.labels(error.reason).inc()
-            log.warning("swap refused or failed", extra={"reason": error.reason, "error": error.message})
+            self._swap_failed(error)
             raise
+        except Exception as error:  # a bug or an environment problem: still a failed swap, counted and said
+            log.exception("swap failed unexpectedly", extra={"worker": self.worker})
+            failure = ServingError(f"swap failed: {type(error).__name__}: {error}")
+            self._swap_failed(failure)
+            raise failure from error
+
+    def _swap(self, desired: Desired, started: float) -> dict[str, Any]:
+        """Steps 3-7 of the protocol. Call with the swap lock and `_lock` held."""
+        current = self._current
+        if current is not None and current.desired.same_as(desired) and self._pod_serves_desired():
+            log.info("swap is a no-op: model already serving", extra=logs.model_fields(desired.identity()))
+            return {"changed": False, **self.describe()}
+        previous = current.desired if current else None
+        log.info(
+            "swap started",
+            extra={
+                **logs.model_fields(desired.identity()),
+                **logs.model_fields(previous.identity() if previous else None, "previous"),
+            },
+        )
+        # Same model and config, but some worker is not on it (a failed rollback): re-publish it.
+        loaded = current if current is not None and current.desired.same_as(desired) else self._prepare(desired)
+        generation = self.store.write_desired(desired.document.to_wire())
+        if self.settings.workers > 1:
+            try:
+                self._wait_for_followers(generation)
+            except FollowFailed as failure:
+                raise self._roll_back(previous, failure) from None
+        self._install(loaded, generation)
         seconds = time.monotonic() - started
         self.metrics.swap_seconds.observe(seconds)
         self.metrics.swaps.labels(desired.name, desired.version).inc()
         log.info("swap done", extra={**logs.model_fields(desired.identity()), "seconds": round(seconds, 3)})
         return {
             "changed": True,
-            "previous": previous,
+            "previous": previous.identity() if previous else None,
             "swap_seconds": round(seconds, 3),
             **self.describe(),
-            "workers": workers,
         }
 
+    def _swap_failed(self, error: ServingError) -> None:
+        self.metrics.swap_failures.labels(error.reason).inc()
+        log.warning("swap refused or failed", extra={"reason": error.reason, "error": error.message})
+
     def _prepare(self, desired: Desired) -> LoadedModel:
-        weights = fetch(
-            desired.document.model.uri,
-            desired.digest,
-            self.settings.weights_dir,
-            timeout_s=self.settings.fetch_timeout_s,
-            max_bytes=self.settings.max_weights_bytes,
-        )
-        return LoadedModel.load(desired, weights, device=self.settings.device)
+        """Fetch, verify, load, warm up. Every failure is a ServingError: the caller counts it and
+        keeps the old model, whatever went wrong."""
+        uri = desired.document.model.uri
+        try:
+            weights = fetch(
+                uri,
+                desired.digest,
+                self.settings.weights_dir,
+                timeout_s=self.settings.fetch_timeout_s,
+                max_bytes=self.settings.max_weights_bytes,
+            )
+        except ServingError:
+            raise
+        except Exception as error:  # OSError in the cache, and the like: not the source's fault
+            raise FetchFailed(f"cannot fetch {uri}: {type(error).__name__}: {error}", status=500) from error
+        try:
+            return LoadedModel.load(desired, weights, device=self.settings.device)
+        except ServingError:
+            raise
+        except Exception as error:
+            raise LoadFailed(f"weights {desired.digest} did not load: {type(error).__name__}: {error}") from error
 
     def _install(self, loaded: LoadedModel, generation: int) -> None:
         """The switch. Call with `_lock` held."""
@@ -156,7 +201,8 @@ class Runtime:
         self._current = loaded  # atomic: the next request sees the new model
         self.generation = generation
         self._state, self._error = "serving", None
-        self.metrics.serving(loaded.desired.identity(), old.desired.identity() if old else None)
+        if old is not loaded:
+            self.metrics.serving(loaded.desired.identity(), old.desired.identity() if old else None)
         self._publish_status()
         log.info(
             "model serving",
@@ -185,7 +231,7 @@ class Runtime:
             try:
                 if self.store.desired_generation() > self.generation:
                     self._catch_up()
-            except Exception:  # keep following; the status file carries the error
+            except Exception:  # keep following; _catch_up records swap errors in the status file
                 log.exception("follower loop error", extra={"worker": self.worker})
 
     def _catch_up(self) -> None:
@@ -199,32 +245,75 @@ class Runtime:
                 current = self._current
                 if current is not None and current.desired.same_as(desired):
                     self.generation = generation
+                    self._state, self._error = "serving", None
                     self._publish_status()
                     return
                 self._install(self._prepare(desired), generation)
-            except ServingError as error:
-                # Keep serving the old model; the leader reports this worker's error.
+            except Exception as error:
+                # Keep serving the old model and report, once for this generation (no retry loop):
+                # the leader rolls the pod back, or says which worker failed.
+                failure = error if isinstance(error, ServingError) else LoadFailed(f"{type(error).__name__}: {error}")
                 self.generation = generation
-                self._state, self._error = "failed", f"{error.reason}: {error.message}"
-                self.metrics.swap_failures.labels(error.reason).inc()
+                self._state, self._error = "failed", f"{failure.reason}: {failure.message}"
+                self.metrics.swap_failures.labels(failure.reason).inc()
                 self._publish_status()
                 log.warning("follower swap failed", extra={"worker": self.worker, "error": self._error})
 
-    def _wait_for_followers(self, generation: int) -> list[dict[str, Any]]:
+    def _pod_serves_desired(self) -> bool:
+        """Every worker reports the pod's current desired generation, serving (not failed)."""
         if self.settings.workers <= 1:
-            return self.store.statuses()
+            return True
+        generation = self.store.desired_generation()
+        statuses = {int(s["worker"]): s for s in self.store.statuses()}
+        return all(
+            (s := statuses.get(w)) is not None and s["generation"] == generation and s["state"] == "serving"
+            for w in range(1, self.settings.workers + 1)
+        )
+
+    def _wait_for_followers(self, generation: int) -> None:
+        """Until every other worker reports `generation`; FollowFailed if one failed or is late."""
+        others = set(range(1, self.settings.workers + 1)) - {self.worker}
         deadline = time.monotonic() + self.settings.follow_timeout_s
         while True:
             statuses = {int(s["worker"]): s for s in self.store.statuses()}
-            done = [s for s in statuses.values() if s["generation"] >= generation]
-            if len(done) >= self.settings.workers:
-                failed = [s for s in done if s["state"] == "failed"]
+            done = {w: statuses[w] for w in others if w in statuses and statuses[w]["generation"] >= generation}
+            if len(done) == len(others):
+                failed = [s for s in done.values() if s["state"] == "failed"]
                 if failed:
                     raise FollowFailed(
-                        "; ".join(f"worker {s['worker']} kept its old model: {s['error']}" for s in failed)
+                        "; ".join(
+                            f"worker {s['worker']} could not take generation {generation}: {s['error']}" for s in failed
+                        )
                     )
-                return sorted(statuses.values(), key=lambda s: int(s["worker"]))
-            if time.monotonic() > deadline:
-                missing = sorted(set(range(1, self.settings.workers + 1)) - {int(s["worker"]) for s in done})
-                raise FollowFailed(f"workers {missing} did not report generation {generation} in time", status=504)
-            time.sleep(self.settings.poll_interval_s / 2)
+                return
+            if time.monotonic() > deadline or self._stop.is_set():
+                missing = sorted(others - set(done))
+                raise FollowFailed(
+                    f"workers {missing} did not report generation {generation} within "
+                    f"{self.settings.follow_timeout_s:g} s",
+                    status=504,
+                )
+            self._stop.wait(self.settings.poll_interval_s / 2)
+
+    def _roll_back(self, previous: Desired | None, failure: FollowFailed) -> FollowFailed:
+        """Publish the previous document again, so that workers which took the new model go back.
+        The leader itself never switched. Returns the error the PUT answers."""
+        if previous is None:
+            return failure
+        name = f"{previous.name}:{previous.version}"
+        generation = self.store.write_desired(previous.document.to_wire())
+        self.generation = generation  # this worker already serves it
+        self._publish_status()
+        log.warning("swap rolled back", extra={**logs.model_fields(previous.identity()), "error": failure.message})
+        try:
+            self._wait_for_followers(generation)
+        except FollowFailed as second:
+            return FollowFailed(
+                f"{failure.message}; rolling the pod back to {name} (generation {generation}) failed too: "
+                f"{second.message}",
+                status=failure.status,
+            )
+        return FollowFailed(
+            f"{failure.message}; the pod was rolled back: every worker serves {name} again (generation {generation})",
+            status=failure.status,
+        )

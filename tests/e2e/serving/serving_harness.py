@@ -148,7 +148,13 @@ def serve_env(state_root: Path, **extra: str) -> dict[str, str]:
 
 
 def start_server(
-    tmp: Path, document: dict[str, Any], *, host: str = "127.0.0.1", workers: int = 1, wait: bool = True
+    tmp: Path,
+    document: dict[str, Any],
+    *,
+    host: str = "127.0.0.1",
+    workers: int = 1,
+    wait: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
     model_file = tmp / "model.json"
@@ -171,7 +177,7 @@ def start_server(
                 "--port",
                 str(port),
             ],
-            env=serve_env(tmp, OVERSEER_WORKERS=str(workers)),
+            env=serve_env(tmp, OVERSEER_WORKERS=str(workers), **(env or {})),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

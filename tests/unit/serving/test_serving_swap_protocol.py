@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from overseer_serving import runtime as runtime_module
 from overseer_serving.document import Desired
-from overseer_serving.errors import DigestMismatch, InvalidConfig, LoadFailed
+from overseer_serving.errors import DigestMismatch, FetchFailed, FollowFailed, InvalidConfig, LoadFailed
 from overseer_serving.runtime import Runtime
 from overseer_serving.settings import ServingSettings
 from overseer_serving.state import StateStore
+from support.polling import wait_for
 
 
 class FakeModel:
     loads: list[str] = []
     fail_digests: set[str] = set()
+    # digest -> exception for loads in one worker's follower thread ("overseer-follower-<n>")
+    follower_failures: dict[tuple[int, str], Exception] = {}
 
     def __init__(self, desired: Desired) -> None:
         self.desired = desired
@@ -28,26 +32,39 @@ class FakeModel:
         cls.loads.append(desired.digest)
         if desired.digest in cls.fail_digests:
             raise LoadFailed("weights did not load: boom")
+        thread = threading.current_thread().name
+        for (worker, digest), error in cls.follower_failures.items():
+            if thread == f"overseer-follower-{worker}" and digest == desired.digest:
+                raise error
         return cls(desired)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, ...], int] = {}
+        self._labels: tuple[str, ...] = ()
+
+    def labels(self, *values: str) -> Counter:
+        counter = Counter()
+        counter.counts = self.counts
+        counter._labels = values
+        return counter
+
+    def inc(self) -> None:
+        self.counts[self._labels] = self.counts.get(self._labels, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        self.inc()
 
 
 class FakeMetrics:
     def __init__(self) -> None:
-        self.failures: list[str] = []
-        self.swaps = self
-        self.swap_seconds = self
-        self.swap_failures = self
+        self.swaps = Counter()
+        self.swap_seconds = Counter()
+        self.swap_failures = Counter()
 
-    def labels(self, *values: str) -> FakeMetrics:
-        self._last = values
-        return self
-
-    def inc(self) -> None:
-        if self._last and self._last[0] in {"digest_mismatch", "invalid_config", "load_failed"}:
-            self.failures.append(self._last[0])
-
-    def observe(self, seconds: float) -> None:
-        pass
+    def failures(self) -> dict[str, int]:
+        return {labels[0]: n for labels, n in self.swap_failures.counts.items()}
 
     def serving(self, new: dict[str, str], old: dict[str, str] | None) -> None:
         pass
@@ -68,7 +85,7 @@ def doc(digest_char: str, conf: float = 0.3) -> dict[str, Any]:
 
 @pytest.fixture
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
-    FakeModel.loads, FakeModel.fail_digests = [], set()
+    FakeModel.loads, FakeModel.fail_digests, FakeModel.follower_failures = [], set(), {}
     monkeypatch.setattr(runtime_module, "LoadedModel", FakeModel)
     monkeypatch.setattr(runtime_module, "fetch", lambda uri, digest, *a, **k: Path("/cache") / digest)
     store = StateStore(tmp_path)
@@ -150,3 +167,152 @@ def test_concurrent_puts_run_one_at_a_time(runtime: Runtime, monkeypatch: pytest
         t.join(10)
     assert most == 1
     assert runtime.store.desired_generation() == 6
+
+
+def test_unexpected_errors_are_failed_swaps_counted_by_reason(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cache_broken(*args: Any, **kwargs: Any) -> Path:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(runtime_module, "fetch", cache_broken)
+    with pytest.raises(FetchFailed) as caught:
+        put(runtime, doc("e"))
+    assert (caught.value.status, caught.value.reason) == (500, "fetch_failed")
+    assert "PermissionError" in caught.value.message
+    monkeypatch.setattr(runtime_module, "fetch", lambda uri, digest, *a, **k: Path("/cache") / digest)
+    FakeModel.follower_failures = {}
+    monkeypatch.setattr(FakeModel, "load", classmethod(lambda cls, *a, **k: (_ for _ in ()).throw(AttributeError("x"))))
+    with pytest.raises(LoadFailed, match="did not load: AttributeError: x"):
+        put(runtime, doc("f"))
+    assert runtime.metrics.failures() == {"fetch_failed": 1, "load_failed": 1}  # type: ignore[attr-defined]
+    assert runtime.model().desired.version == "a"
+
+
+# --- more than one worker: Runtimes of one pod in one process, sharing the state directory ------
+
+
+@pytest.fixture
+def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], list[Runtime]]]:
+    FakeModel.loads, FakeModel.fail_digests, FakeModel.follower_failures = [], set(), {}
+    monkeypatch.setattr(runtime_module, "LoadedModel", FakeModel)
+    monkeypatch.setattr(runtime_module, "fetch", lambda uri, digest, *a, **k: Path("/cache") / digest)
+    started: list[Runtime] = []
+
+    def make(workers: int) -> list[Runtime]:
+        store = StateStore(tmp_path)
+        store.prepare()
+        store.write_desired(doc("a"))
+        settings = ServingSettings(state_dir=tmp_path, workers=workers, poll_interval_s=0.02, follow_timeout_s=5)
+        for n in range(1, workers + 1):
+            rt = Runtime(settings, store, FakeMetrics(), worker=n)  # type: ignore[arg-type]
+            rt.start()
+            started.append(rt)
+        return list(started)
+
+    yield make
+    for rt in started:
+        rt.stop()
+    for rt in started:
+        if rt._follower is not None:
+            rt._follower.join(5)
+
+
+def served(runtimes: list[Runtime]) -> list[str]:
+    return [rt.model().desired.version for rt in runtimes]
+
+
+def test_a_failed_follower_rolls_the_whole_pod_back(pod: Callable[[int], list[Runtime]]) -> None:
+    leader, follower = pod(2)
+    FakeModel.follower_failures[(2, "sha256:" + "b" * 64)] = LoadFailed("weights did not load: boom")
+    with pytest.raises(FollowFailed) as caught:
+        put(leader, doc("b"))
+    assert (caught.value.status, caught.value.reason) == (500, "worker_failed")
+    assert caught.value.message == (
+        "worker 2 could not take generation 2: load_failed: weights did not load: boom; "
+        "the pod was rolled back: every worker serves m:a again (generation 3)"
+    )
+    # The PUT failed, so the old model keeps serving everywhere, and the pod says it is ready on it.
+    assert served([leader, follower]) == ["a", "a"]
+    assert leader.ready and follower.ready
+    assert [(s["worker"], s["generation"], s["state"], s["model"]["version"]) for s in leader.store.statuses()] == [
+        (1, 3, "serving", "a"),
+        (2, 3, "serving", "a"),
+    ]
+    record = leader.store.read_desired()
+    assert record is not None and record[1]["model"]["version"] == "a"  # a respawned worker loads a too
+    assert leader.metrics.failures() == {"worker_failed": 1}  # type: ignore[attr-defined]
+    assert follower.metrics.failures() == {"load_failed": 1}  # type: ignore[attr-defined]
+    # A later swap works on every worker.
+    assert put(leader, doc("c"))["changed"] is True
+    assert served([leader, follower]) == ["c", "c"]
+
+
+def test_a_follower_that_switched_goes_back_when_another_fails(pod: Callable[[int], list[Runtime]]) -> None:
+    leader, good, bad = pod(3)
+    FakeModel.follower_failures[(3, "sha256:" + "b" * 64)] = LoadFailed("weights did not load: boom")
+    with pytest.raises(FollowFailed, match=r"worker 3 could not take generation 2: .*rolled back"):
+        put(leader, doc("b"))
+    assert served([leader, good, bad]) == ["a", "a", "a"]
+    assert all(rt.ready for rt in (leader, good, bad))
+
+
+def test_a_worker_that_cannot_go_back_makes_the_pod_not_ready(pod: Callable[[int], list[Runtime]]) -> None:
+    leader, good, bad = pod(3)
+    FakeModel.follower_failures[(3, "sha256:" + "b" * 64)] = LoadFailed("weights did not load: boom")
+    FakeModel.follower_failures[(2, "sha256:" + "a" * 64)] = LoadFailed("weights did not load: gone")
+    with pytest.raises(FollowFailed) as caught:
+        put(leader, doc("b"))
+    assert "rolling the pod back to m:a (generation 3) failed too: worker 2 could not take generation 3" in (
+        caught.value.message
+    )
+    assert served([leader, good, bad]) == ["a", "b", "a"]  # mixed: /readyz must say so
+    assert not any(rt.ready for rt in (leader, good, bad))
+    FakeModel.follower_failures.clear()
+    assert put(leader, doc("c"))["changed"] is True  # the next good swap heals the pod
+    assert served([leader, good, bad]) == ["c", "c", "c"]
+    assert all(rt.ready for rt in (leader, good, bad))
+
+
+def test_an_unexpected_follower_error_is_reported_once_not_retried(pod: Callable[[int], list[Runtime]]) -> None:
+    leader, follower = pod(2)
+    b = "sha256:" + "b" * 64
+    FakeModel.follower_failures[(2, b)] = AttributeError("'NoneType' object has no attribute 'names'")
+    with pytest.raises(FollowFailed) as caught:
+        put(leader, doc("b"))
+    # 500 naming the error at once, not a 504 after the follower retried until the leader gave up
+    assert caught.value.status == 500
+    assert "worker 2 could not take generation 2: load_failed: weights sha256:" in caught.value.message
+    assert "AttributeError: 'NoneType' object has no attribute 'names'" in caught.value.message
+    assert FakeModel.loads.count(b) == 2  # the leader once, the follower once
+    assert follower.metrics.failures() == {"load_failed": 1}  # type: ignore[attr-defined]
+    assert served([leader, follower]) == ["a", "a"]
+
+
+def test_a_respawned_worker_is_not_ready_on_its_predecessors_status(
+    pod: Callable[[int], list[Runtime]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leader, old_follower = pod(2)
+    old_follower.stop()
+    assert leader.ready
+    # Worker 2 is respawned: its old status file still names the model its predecessor served.
+    gate = threading.Event()
+    original = FakeModel.load.__func__  # type: ignore[attr-defined]
+
+    def slow_load(cls: type[FakeModel], desired: Desired, weights: Path, *, device: str) -> FakeModel:
+        gate.wait(10)
+        return original(cls, desired, weights, device=device)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(FakeModel, "load", classmethod(slow_load))
+    respawned = Runtime(leader.settings, leader.store, FakeMetrics(), worker=2)  # type: ignore[arg-type]
+    boot = threading.Thread(target=respawned.start, name="overseer-boot")
+    boot.start()
+    try:
+        wait_for(lambda: leader.store.statuses()[1]["state"] == "loading", 5, "worker 2 to report loading")
+        assert leader.store.statuses()[1]["model"] is None
+        assert not leader.ready  # /readyz 503 on every worker while worker 2 loads
+    finally:
+        gate.set()
+        boot.join(10)
+    respawned.stop()
+    assert leader.ready and respawned.ready

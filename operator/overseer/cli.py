@@ -64,16 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every ModelSchema and ModelDeployment in the given YAML files, folders or stdin (-). "
         "Other kinds are skipped. Exit 0 when all are valid, 1 when any is invalid, 2 on usage or read errors.",
     )
-    validate.add_argument("paths", nargs="+", metavar="PATH", help="YAML/JSON file, folder (recursive), or - for stdin")
+    # nargs="*" so that a missing PATH gets our own message (see _validate), not argparse's.
+    validate.add_argument("paths", nargs="*", metavar="PATH", help="YAML/JSON file, folder (recursive), or - for stdin")
     validate.add_argument(
         "--schemas",
-        # One PATH per flag, repeatable: with nargs="+" the flag swallowed the positional PATHs
-        # after it (`validate --schemas s.yaml deploy.yaml` had no PATH left).
+        # `--schemas PATH...` is the documented contract (design.md); extend also lets it repeat.
         action="extend",
-        nargs=1,
+        nargs="+",
         default=[],
         metavar="PATH",
-        help="a file or folder holding ModelSchemas that deployments reference; repeat for more",
+        help="files or folders holding ModelSchemas that deployments reference (their other objects are ignored)",
     )
     validate.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     validate.set_defaults(handler=_validate)
@@ -139,6 +139,14 @@ def _err(message: str) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    if not args.paths and not args.schemas:
+        raise UsageError("overseer validate: no PATH given: files, folders, or - for stdin")
+    if not args.paths:
+        # `--schemas` takes every PATH after it, so `validate --schemas s.yaml deploy.yaml` has none left.
+        raise UsageError(
+            "overseer validate: no PATH to check; put PATHs before --schemas, or end the --schemas list "
+            "with --: overseer validate --schemas schemas/ -- deploy/"
+        )
     read_errors: list[str] = []
     stdin_used = [False]
     documents = _load(args.paths, read_errors, stdin_used)

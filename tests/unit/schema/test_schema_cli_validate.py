@@ -153,30 +153,37 @@ def test_stdin_and_schemas_flag(run_cli: Run, tmp_path: Path) -> None:
     ]
 
 
-def test_schemas_flag_takes_one_path_and_repeats(run_cli: Run, tmp_path: Path) -> None:
+def test_schemas_flag_takes_several_paths_and_repeats(run_cli: Run, tmp_path: Path) -> None:
     schemas = write(tmp_path, "schemas/detector.yaml", SCHEMA)
     other = write(tmp_path, "schemas/other.yaml", SCHEMA.replace("name: object-detector", "name: other"))
     good = write(tmp_path, "deploy/cat.yaml", deployment())
     bad = write(tmp_path, "deploy/dog.yaml", deployment("{conf: 7}", name="dog"))
 
-    before = run_cli("validate", "--schemas", schemas, good)  # the flag no longer swallows PATH
-    assert before.code == 0, before.err
-    assert "checked 1 ModelSchema and 1 ModelDeployment in 2 files" in before.err
+    # design.md's form: PATH... --schemas PATH...
+    several = run_cli("validate", good, "--schemas", schemas, other)
+    assert several.code == 0, several.err
+    assert "checked 2 ModelSchemas and 1 ModelDeployment in 3 files" in several.err
 
     repeated = run_cli("validate", good, "--schemas", schemas, f"--schemas={other}")
     assert repeated.code == 0, repeated.err
-    assert "checked 2 ModelSchemas and 1 ModelDeployment in 3 files" in repeated.err
 
-    # `--schemas A B`: B is a PATH, checked in full (its deployments too), not one more schema source.
-    positional = run_cli("validate", "--schemas", schemas, good, bad)
-    assert positional.code == 1
-    assert positional.lines == [
+    # Objects other than ModelSchemas in --schemas inputs are not checked: dog is ignored there...
+    ignored = run_cli("validate", good, "--schemas", schemas, bad)
+    assert ignored.code == 0, ignored.err
+    # ...and checked as a PATH, which may also follow the --schemas list after `--`.
+    checked = run_cli("validate", "--schemas", schemas, "--", good, bad)
+    assert checked.code == 1
+    assert checked.lines == [
         f"{bad}: ModelDeployment/ml/dog: spec.model.customObjects.conf: expected a value <= 1, found 7"
     ]
 
-    alone = run_cli("validate", "--schemas", schemas)
-    assert alone.code == 2
-    assert "the following arguments are required: PATH" in alone.err
+    # `--schemas` took every PATH: say how to write it, in one line, exit 2.
+    swallowed = run_cli("validate", "--schemas", schemas, good)
+    assert swallowed.code == 2
+    assert swallowed.err.strip() == (
+        "overseer validate: no PATH to check; put PATHs before --schemas, or end the --schemas list "
+        "with --: overseer validate --schemas schemas/ -- deploy/"
+    )
 
 
 def test_other_kinds_are_skipped_and_kind_list_is_expanded(run_cli: Run, tmp_path: Path) -> None:
@@ -421,7 +428,7 @@ def test_usage_and_read_errors_exit_2(run_cli: Run, tmp_path: Path) -> None:
     assert "no .yaml, .yml, .json files in this folder" in empty.err
     no_args = run_cli("validate")
     assert no_args.code == 2
-    assert "overseer validate: the following arguments are required: PATH" in no_args.err
+    assert no_args.err.strip() == "overseer validate: no PATH given: files, folders, or - for stdin"
     bad_output = run_cli("validate", "-o", "xml", str(EXAMPLES))
     assert bad_output.code == 2
     for result in (missing, empty, no_args, bad_output):

@@ -2,8 +2,8 @@
 
     POST /detect          one image (multipart field `image`, or JSON {"image": "<base64>"})
                           -> {"detections": [...], "model": {name, version, digest}}      [http_app]
-    POST /detect/batch    several images (multipart field `images`) -> one answer per image,
-                          BentoML adaptive batching across concurrent calls     [YoloService.detect_batch]
+    POST /detect/batch    several images (multipart field `images`, at most 16) -> one answer per
+                          image, predicted together in one call                             [http_app]
     GET  /admin/model     bearer token; the model each worker serves                        [http_app]
     PUT  /admin/model     bearer token; the model document -> in-place swap (runtime.py)     [http_app]
     GET  /livez           BentoML; alive once the worker runs
@@ -42,8 +42,7 @@ from overseer_serving.runtime import Runtime
 from overseer_serving.settings import SERVICE_NAME, ServingSettings
 from overseer_serving.state import StateStore
 
-BATCH_MAX_SIZE = 8
-BATCH_MAX_LATENCY_MS = 2000
+BATCH_MAX_IMAGES = 16
 
 log = logs.get("service")
 
@@ -68,6 +67,27 @@ async def detect(request: Request) -> JSONResponse:
     finally:
         identity = model.desired.identity() if model else None
         runtime.metrics.request("detect", identity, code, time.perf_counter() - started)
+
+
+async def detect_batch(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    started = time.perf_counter()
+    model = None
+    code = 500
+    count = 1  # an answered batch counts its images, a refused request once
+    try:
+        model = runtime.model()
+        images = await _read_batch(request, runtime.settings)
+        count = len(images)
+        results = await anyio.to_thread.run_sync(model.predict, images)
+        code = 200
+        return JSONResponse([{"detections": detections, "model": model.desired.identity()} for detections in results])
+    except ServingError as error:
+        code = error.status
+        raise
+    finally:
+        identity = model.desired.identity() if model else None
+        runtime.metrics.request("detect_batch", identity, code, time.perf_counter() - started, n=count)
 
 
 async def get_model(request: Request) -> JSONResponse:
@@ -95,6 +115,7 @@ async def on_error(request: Request, exc: Exception) -> JSONResponse:
 http_app = Starlette(
     routes=[
         Route("/detect", detect, methods=["POST"]),
+        Route("/detect/batch", detect_batch, methods=["POST"]),
         Route("/admin/model", get_model, methods=["GET"]),
         Route("/admin/model", put_model, methods=["PUT"]),
     ],
@@ -142,34 +163,6 @@ class YoloService:
     def shutdown(self) -> None:
         self.runtime.stop()
 
-    @bentoml.api(  # type: ignore[untyped-decorator]
-        route="/detect/batch",
-        batchable=True,
-        max_batch_size=BATCH_MAX_SIZE,
-        max_latency_ms=BATCH_MAX_LATENCY_MS,
-    )
-    def detect_batch(self, images: list[PILImage.Image]) -> list[dict[str, Any]]:
-        from http import HTTPStatus
-
-        from bentoml.exceptions import BentoMLException
-
-        started = time.perf_counter()
-        try:
-            model = self.runtime.model()
-            for img in images:  # PIL has read only the header so far
-                if img.width * img.height > self.settings.max_image_pixels:
-                    raise PayloadTooLarge(
-                        f"image is {img.width}x{img.height} pixels; the limit is {self.settings.max_image_pixels}"
-                    )
-            rgb = [img if img.mode == "RGB" else img.convert("RGB") for img in images]
-            results = model.predict(rgb)
-        except ServingError as error:
-            self.runtime.metrics.request("detect_batch", None, error.status, None, n=len(images))
-            raise BentoMLException(error.message, error_code=HTTPStatus(error.status)) from None
-        identity = model.desired.identity()
-        self.runtime.metrics.request("detect_batch", identity, 200, time.perf_counter() - started, n=len(images))
-        return [{"detections": d, "model": identity} for d in results]
-
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -210,21 +203,51 @@ async def _read_image(request: Request, settings: ServingSettings) -> PILImage.I
     return await anyio.to_thread.run_sync(lambda: decode_image(data, max_pixels=settings.max_image_pixels))
 
 
+async def _read_batch(request: Request, settings: ServingSettings) -> list[PILImage.Image]:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "multipart/form-data":
+        raise UnsupportedMediaType(f"send multipart/form-data with the images in field 'images', not {media!r}")
+    # One limit for the whole batch: a batch is held in memory at once.
+    body = await _read_body(request, settings.max_image_bytes + 64 * 1024, what="batch request body")
+    files = await _multipart_files(request, body, "images", max_files=BATCH_MAX_IMAGES)
+
+    def decode_all() -> list[PILImage.Image]:
+        images = []
+        for index, data in enumerate(files):
+            try:
+                images.append(decode_image(data, max_pixels=settings.max_image_pixels))
+            except ServingError as error:  # the same reasons as /detect, naming the image
+                raise ServingError(
+                    f"image {index}: {error.message}", reason=error.reason, status=error.status
+                ) from None
+        return images
+
+    return await anyio.to_thread.run_sync(decode_all)
+
+
 async def _multipart_image(request: Request, body: bytes) -> bytes:
+    return (await _multipart_files(request, body, "image", max_files=1))[0]
+
+
+async def _multipart_files(request: Request, body: bytes, field: str, *, max_files: int) -> list[bytes]:
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=4, max_fields=16)
+        # one more than allowed, so that too many files is our error below, not the parser's
+        form = await Request(request.scope, replay).form(max_files=max_files + 1, max_fields=16)
     except Exception as error:  # malformed multipart
         raise BadRequest(f"malformed multipart body: {error}") from None
     try:
-        field = form.get("image")
-        if field is None:
-            raise BadRequest("multipart body has no 'image' field")
-        if isinstance(field, str):
-            return field.encode("latin-1", errors="replace")
-        return await field.read()
+        values = form.getlist(field)
+        if not values:
+            raise BadRequest(f"multipart body has no {field!r} field")
+        if len(values) > max_files:
+            raise PayloadTooLarge(f"at most {max_files} images per request, got more")
+        return [
+            value.encode("latin-1", errors="replace") if isinstance(value, str) else await value.read()
+            for value in values
+        ]
     finally:
         await form.close()
 

@@ -49,6 +49,41 @@ def test_batch_endpoint_answers_per_image(server: Server, models: dict[str, Mode
         assert result["detections"] == single["detections"]
 
 
+def test_batch_refuses_a_bad_image_with_the_same_error_contract_as_detect(server: Server, image_bytes: bytes) -> None:
+    def refused() -> float:
+        with server.client() as c:
+            text = c.get("/metrics").text
+        return metric_value(text, "overseer_requests_total", endpoint="detect_batch", code="400")
+
+    before = refused()
+    truncated = image_bytes[: len(image_bytes) // 2]
+    with server.client() as c:
+        not_image = c.post(
+            "/detect/batch",
+            files=[
+                ("images", ("0.jpg", image_bytes, "image/jpeg")),
+                ("images", ("1.txt", b"not an image", "text/plain")),
+            ],
+        )
+        cut = c.post("/detect/batch", files=[("images", ("0.jpg", truncated, "image/jpeg"))])
+        no_field = c.post("/detect/batch", files={"image": ("x.jpg", image_bytes, "image/jpeg")})
+        too_many = c.post(
+            "/detect/batch", files=[("images", (f"{i}.jpg", image_bytes, "image/jpeg")) for i in range(17)]
+        )
+        wrong_type = c.post("/detect/batch", json={"images": []})
+    assert (not_image.status_code, error_of(not_image)["reason"]) == (400, "bad_image"), not_image.text
+    assert str(error_of(not_image)["message"]).startswith("image 1: not a decodable image")
+    assert (cut.status_code, error_of(cut)["reason"]) == (400, "bad_image"), cut.text
+    assert str(error_of(cut)["message"]).startswith("image 0: not a decodable image")
+    assert (no_field.status_code, error_of(no_field)["reason"]) == (400, "bad_request")
+    assert "'images'" in str(error_of(no_field)["message"])
+    assert (too_many.status_code, error_of(too_many)["reason"]) == (413, "too_large")
+    assert (wrong_type.status_code, error_of(wrong_type)["reason"]) == (415, "unsupported_media_type")
+    for answer in (not_image, cut, no_field, too_many, wrong_type):  # {"error": {status, reason, message}}
+        assert set(answer.json()) == {"error"} and answer.json()["error"]["status"] == answer.status_code
+    assert refused() == before + 3  # a refused batch counts once (answered batches count their images)
+
+
 def test_probes(server: Server) -> None:
     with server.client() as c:
         assert c.get("/livez").status_code == 200

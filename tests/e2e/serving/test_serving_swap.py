@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 import torch
 from overseer_serving.digest import sha256_file
 from serving_harness import ModelFile, Server, file_server, free_port, metric_value, until
+from support.polling import wait_for
 
 
 def detect_ok(server: Server, image: bytes) -> dict[str, Any]:
@@ -51,6 +53,9 @@ def malicious_model(tmp_path: Path) -> tuple[ModelFile, Path]:
     return ModelFile(path, sha256_file(path), "cat_recognition", "evil"), marker
 
 
+# Weights already in the verified cache need no fetch: fetch failures need a digest never fetched.
+NEVER_FETCHED = "sha256:" + "1" * 64
+
 FAILURES = [
     "digest mismatch",
     "corrupt file",
@@ -59,6 +64,7 @@ FAILURES = [
     "missing file",
     "schema violation",
     "unknown parameter",
+    "wrong parameter type",
     "schema section missing",
     "truncated json",
     "not a document",
@@ -72,6 +78,7 @@ def test_failed_swap_says_why_and_keeps_the_old_model(
     before = server.model()["model"]
     good = models["b"]
     marker = None
+    named = ""
     content_type = "application/json"
     if case == "digest mismatch":
         body: bytes | dict[str, Any] = good.document(digest="sha256:" + "0" * 64)
@@ -84,10 +91,10 @@ def test_failed_swap_says_why_and_keeps_the_old_model(
         body = evil.document()
         expected = (500, "load_failed")
     elif case == "unreachable uri":
-        body = good.document(uri=f"http://127.0.0.1:{free_port()}/weights.pt")
+        body = good.document(uri=f"http://127.0.0.1:{free_port()}/weights.pt", digest=NEVER_FETCHED)
         expected = (502, "fetch_failed")
     elif case == "missing file":
-        body = good.document(uri=f"file://{tmp_path}/nowhere.pt")
+        body = good.document(uri=f"file://{tmp_path}/nowhere.pt", digest=NEVER_FETCHED)
         expected = (502, "fetch_failed")
     elif case == "schema violation":
         body = good.document(customObjects={"conf": 7})
@@ -95,6 +102,10 @@ def test_failed_swap_says_why_and_keeps_the_old_model(
     elif case == "unknown parameter":
         body = good.document(customObjects={"conf": 0.3, "confidence": 0.3})
         expected = (422, "invalid_config")
+    elif case == "wrong parameter type":  # not coerced to a value nobody wrote
+        body = good.document(customObjects={"conf": 0.3, "max_det": 5, "classes": [True]})
+        expected = (422, "invalid_config")
+        named = "customObjects.classes[0]: expected a class id (integer) or class name (string), found boolean true"
     elif case == "schema section missing":
         doc = good.document()
         del doc["schema"]
@@ -110,6 +121,7 @@ def test_failed_swap_says_why_and_keeps_the_old_model(
     answer = put(server, body, content_type)
     assert (answer.status_code, answer.json()["error"]["reason"]) == expected, answer.text
     assert answer.json()["error"]["message"]
+    assert named in answer.json()["error"]["message"]
     assert server.model()["model"] == before
     assert detect_ok(server, image_bytes)["model"] == before
     if marker is not None:
@@ -141,15 +153,11 @@ def test_swap_under_load_fails_no_request_and_changes_each_client_once(
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(client, i) for i in range(clients)]
         try:
-            deadline = until(60)
-            while min(count(old.digest)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)  # polling the clients' progress, with a deadline
+            wait_for(lambda: min(count(old.digest)) >= 2, 60, "every client to have 2 answers from the old model", 0.05)
             answer = put(server, new.document())
             assert answer.status_code == 200, answer.text
             assert answer.json()["changed"] is True
-            deadline = until(60)
-            while min(count(new.digest)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: min(count(new.digest)) >= 2, 60, "every client to have 2 answers from the new model", 0.05)
         finally:
             stop.set()
             for f in futures:
@@ -165,23 +173,86 @@ def test_swap_under_load_fails_no_request_and_changes_each_client_once(
     assert server.model()["model"] == {"name": new.name, "version": new.version, "digest": new.digest}
 
 
-def test_same_document_is_a_no_op_and_concurrent_puts_are_serialised(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes
-) -> None:
-    current = server.model()["model"]["digest"]
-    same = next(m for m in models.values() if m.digest == current)
-    other = next(m for m in models.values() if m.digest != current)
+def current_and_other(server: Server, models: dict[str, ModelFile]) -> tuple[ModelFile, ModelFile]:
+    digest = server.model()["model"]["digest"]
+    current = next(m for m in models.values() if m.digest == digest)
+    return current, next(m for m in models.values() if m.digest != digest)
 
-    answer = put(server, same.document())
-    assert answer.status_code == 200 and answer.json()["changed"] is False
 
-    # Two different PUTs at once: both succeed, one after the other; the last applied wins.
+def log_events(server: Server, start: int, *messages: str) -> list[dict[str, Any]]:
+    """Our JSON log lines with one of `messages`, written after byte offset `start` of the log."""
+    with server.log_path.open("rb") as f:
+        f.seek(start)
+        lines = f.read().decode(errors="replace").splitlines()
+    events = []
+    for line in lines:
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                event = json.loads(line)
+                if event.get("msg") in messages:
+                    events.append(event)
+    return events
+
+
+def test_the_same_document_again_is_a_no_op(server: Server, models: dict[str, ModelFile]) -> None:
+    described = server.model()
+    current, _ = current_and_other(server, models)
+    # The served config has the schema defaults applied; sending them explicitly changes nothing.
+    answer = put(server, current.document(customObjects=described["config"]["customObjects"]))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changed"] is False
+    assert server.model()["generation"] == described["generation"]
+
+
+def test_concurrent_puts_are_serialised(server: Server, models: dict[str, ModelFile], image_bytes: bytes) -> None:
+    current, other = current_and_other(server, models)
+    generation = server.model()["generation"]
+    log_start = server.log_path.stat().st_size
+    # Two PUTs at once, each a real change whatever the order: another model, and this model with
+    # a config nobody serves yet.
+    documents = [other.document(), current.document(customObjects={"conf": 0.31})]
     with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda m: put(server, m.document()), [other, same])
-    assert first.status_code == 200 and second.status_code == 200
-    final = server.model()["model"]["digest"]
-    assert final in {other.digest, same.digest}
-    assert detect_ok(server, image_bytes)["model"]["digest"] == final
+        answers = list(pool.map(lambda d: put(server, d), documents))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert [a.json()["changed"] for a in answers] == [True, True]
+    assert sorted(a.json()["generation"] for a in answers) == [generation + 1, generation + 2]
+    last = max(answers, key=lambda a: a.json()["generation"]).json()
+    assert server.model()["generation"] == generation + 2
+    assert server.model()["model"] == last["model"]
+    assert detect_ok(server, image_bytes)["model"] == last["model"]
+
+    # One after the other: the second swap started after the first was done.
+    def both_swaps_logged() -> list[dict[str, Any]] | None:
+        events = log_events(server, log_start, "swap started", "swap done")
+        return events if len(events) == 4 else None
+
+    events = wait_for(both_swaps_logged, 10, "two 'swap started' and two 'swap done' log lines")
+    assert [e["msg"] for e in events] == ["swap started", "swap done", "swap started", "swap done"]
+    assert events[1]["ts"] <= events[2]["ts"]
+    assert {e["model_version"] for e in events} == {current.version, other.version}
+
+
+def test_failed_swaps_are_counted_by_reason(server: Server, models: dict[str, ModelFile], tmp_path: Path) -> None:
+    good = models["b"]
+    failing = {
+        "digest_mismatch": good.document(digest="sha256:" + "0" * 64),
+        "load_failed": corrupt_model(tmp_path).document(),
+        "fetch_failed": good.document(uri=f"file://{tmp_path}/nowhere.pt", digest=NEVER_FETCHED),
+        "invalid_config": good.document(customObjects={"conf": 7}),
+        "invalid_document": {"model": good.document()["model"]},
+        "bad_request": json.dumps(good.document()).encode()[:-15],
+    }
+
+    def failures() -> dict[str, float]:
+        with server.client() as c:
+            text = c.get("/metrics").text
+        return {r: metric_value(text, "overseer_model_swap_failures_total", reason=r) for r in failing}
+
+    before = failures()
+    for reason, body in failing.items():
+        answer = put(server, body)
+        assert answer.json()["error"]["reason"] == reason, answer.text
+    assert failures() == {reason: count + 1 for reason, count in before.items()}
 
 
 def test_swap_from_http_uri_and_metrics_show_it(
@@ -207,15 +278,7 @@ def test_swap_from_http_uri_and_metrics_show_it(
         metric_value(after, swaps, model_version=target.version)
         == metric_value(before, swaps, model_version=target.version) + 1
     )
-    assert metric_value(after, "overseer_model_swap_duration_seconds_count") >= 1
-    for reason in (
-        "digest_mismatch",
-        "load_failed",
-        "fetch_failed",
-        "invalid_config",
-        "invalid_document",
-        "bad_request",
-    ):
-        assert metric_value(after, "overseer_model_swap_failures_total", reason=reason) >= 1, reason
+    duration = "overseer_model_swap_duration_seconds_count"
+    assert metric_value(after, duration) == metric_value(before, duration) + 1
     assert metric_value(after, "overseer_model_info", digest=target.digest) == 1.0
     assert metric_value(after, "overseer_model_info", digest=current) == 0.0

@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,11 +29,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+from overseer_serving.localserver import LocalServer
 from overseer_serving.toymodels import build_detector
 from PIL import Image
 
 TOKEN = "bench-token"
-OVERSEER = str(Path(sys.executable).with_name("overseer"))
 SCHEMA = {
     "name": "object-detector",
     "version": 1,
@@ -53,53 +49,12 @@ def document(path: Path, digest: str, version: str) -> dict[str, Any]:
     return {"model": {**model, "customObjects": CUSTOM_OBJECTS}, "schema": SCHEMA}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, work: Path, doc: dict[str, Any]) -> None:
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "model.json").write_text(json.dumps(doc))
-        (work / "token").write_text(TOKEN)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OVERSEER_")}
-        cmd = [OVERSEER, "serve", "--model-file", str(work / "model.json"), "--token-file", str(work / "token")]
-        self.log = (work / "server.log").open("wb")
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [*cmd, "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> float:
-        deadline = self.started + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return time.monotonic() - self.started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server not ready in time")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
+def stop(server: LocalServer) -> None:
+    try:
+        server.stop()
+    except BaseException:
+        server.kill_leftovers()
+        raise
 
 
 def jpegs(n: int) -> list[bytes]:
@@ -176,16 +131,16 @@ def main() -> int:
         # (a) restart-to-ready, then swaps on the last server
         restarts = []
         for i in range(args.restarts):
-            server = Server(tmp / f"restart{i}", docs["b"])
+            server = LocalServer.start(tmp / f"restart{i}", docs["b"], token=TOKEN)
             try:
                 restarts.append(server.wait_ready())
             finally:
-                server.stop()
-        server = Server(tmp / "swap", docs["a"])
+                stop(server)
+        server = LocalServer.start(tmp / "swap", docs["a"], token=TOKEN)
         try:
             server.wait_ready()
             swaps = []
-            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as c:
+            with server.admin() as c:
                 for i in range(args.swaps * 2):
                     target = docs["b"] if i % 2 == 0 else docs["a"]
                     t = time.perf_counter()
@@ -198,7 +153,7 @@ def main() -> int:
             served_1, served_tput_1 = served(server.url, images, args.requests, clients=1)
             _, served_tput_4 = served(server.url, images, args.requests, clients=4)
         finally:
-            server.stop()
+            stop(server)
         raw, raw_tput = raw_loop(a, images, args.requests)
 
     swap_s, restart_s = statistics.median(swaps), statistics.median(restarts)

@@ -1,19 +1,21 @@
-"""`python -m overseer_serving` = `overseer serve`, for images and tests without the full CLI."""
+"""`python -m overseer_serving` = `overseer serve`, for images and tests without the full CLI.
+
+The flags are defined once, by `overseer.cli.add_serve_arguments`, so both commands accept the same.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from overseer.cli import add_serve_arguments
+
 from overseer_serving.command import serve
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="overseer serve", description="Run the serving process.")
-    parser.add_argument("--model-file", help="model document (default: $OVERSEER_MODEL_FILE)")
-    parser.add_argument("--token-file", help="admin bearer token file (default: $OVERSEER_ADMIN_TOKEN_FILE)")
-    parser.add_argument("--host", help="IP address to bind (default: $OVERSEER_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: $OVERSEER_PORT or 3000)")
+    add_serve_arguments(parser)
     args = parser.parse_args(argv)
     return serve(args.model_file, args.token_file, args.host, args.port)
 

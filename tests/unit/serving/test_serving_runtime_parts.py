@@ -95,3 +95,16 @@ def test_offline_settings_are_forced_not_defaulted(monkeypatch: pytest.MonkeyPat
     assert os.environ["ULTRALYTICS_SAFE_LOAD"] == "true"
     assert os.environ["YOLO_OFFLINE"] == "1"
     assert os.environ["YOLO_AUTOINSTALL"] == "false"
+
+
+def test_python_m_overseer_serving_takes_the_flags_of_overseer_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    from overseer import cli
+    from overseer_serving import __main__ as module
+
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(module, "serve", lambda *args: calls.append(args) or 0)
+    monkeypatch.setattr("overseer_serving.command.serve", lambda **kwargs: calls.append(tuple(kwargs.values())) or 0)
+    argv = ["--model-file", "m.json", "--token-file", "t", "--host", "10.0.0.1", "--port", "3001"]
+    assert module.main(argv) == 0
+    assert cli.main(["serve", *argv]) == 0
+    assert calls == [("m.json", "t", "10.0.0.1", 3001)] * 2

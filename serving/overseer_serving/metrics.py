@@ -9,6 +9,7 @@ every worker's values appear in one /metrics answer.
 from __future__ import annotations
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16)
 SWAP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
 
 
@@ -27,6 +28,11 @@ class Metrics:
             "overseer_requests",
             "Detection requests (images, for the batch endpoint) by endpoint, model and HTTP status.",
             ["endpoint", "model_name", "model_version", "code"],
+        )
+        self.batch_size = Histogram(
+            "overseer_batch_size",
+            "Images per call of the /detect/batch function: the requests BentoML's adaptive batching merged.",
+            buckets=BATCH_BUCKETS,
         )
         self.swaps = Counter(
             "overseer_model_swaps",
@@ -54,6 +60,9 @@ class Metrics:
         if old is not None:
             self.model_info.labels(self.worker, old["name"], old["version"], old["digest"]).set(0)
         self.model_info.labels(self.worker, new["name"], new["version"], new["digest"]).set(1)
+
+    def batch(self, size: int) -> None:
+        self.batch_size.observe(size)
 
     def request(
         self, endpoint: str, identity: dict[str, str] | None, code: int, seconds: float | None, n: int = 1

@@ -3,7 +3,8 @@
     POST /detect          one image (multipart field `image`, or JSON {"image": "<base64>"})
                           -> {"detections": [...], "model": {name, version, digest}}      [http_app]
     POST /detect/batch    several images (multipart field `images`, at most 16) -> one answer per
-                          image, predicted together in one call                             [http_app]
+                          image, or an error object for a bad image; concurrent requests are merged
+                          by BentoML adaptive batching     [BatchGate, then YoloService.detect_batch]
     GET  /admin/model     bearer token; the model each worker serves                        [http_app]
     PUT  /admin/model     bearer token; the model document -> in-place swap (runtime.py)     [http_app]
     GET  /livez           BentoML; alive once the worker runs
@@ -11,9 +12,10 @@
                           model serves (YoloService.__is_ready__)
     GET  /metrics         BentoML; Prometheus text, ours listed in metrics.py
 
-Errors are `ServingError`s (errors.py), answered by `on_error` as
-{"error": {"status", "reason", "message"}}. Run it with `overseer serve` (command.py): the worker
-reads its settings, desired model and shared state from what that command prepared.
+Errors are `ServingError`s (errors.py), answered by `on_error` (and `BatchGate`) as
+{"error": {"status", "reason", "message"}}; /detect/batch answers that object per bad image.
+Run it with `overseer serve` (command.py): the worker reads its settings, desired model and
+shared state from what that command prepared.
 """
 
 from __future__ import annotations
@@ -23,26 +25,33 @@ import binascii
 import json
 import threading
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import bentoml
 from PIL import Image as PILImage
+from pydantic import AfterValidator, BeforeValidator
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from overseer_serving import logs, offline, supervision
 from overseer_serving.auth import check_bearer, read_token
 from overseer_serving.errors import BadRequest, PayloadTooLarge, ServingError, UnsupportedMediaType
-from overseer_serving.imaging import decode_image
+from overseer_serving.imaging import decode_image, finish_image, open_image
 from overseer_serving.metrics import Metrics
 from overseer_serving.runtime import Runtime
 from overseer_serving.settings import SERVICE_NAME, ServingSettings
 from overseer_serving.state import StateStore
 
-BATCH_MAX_IMAGES = 16
+BATCH_MAX_IMAGES = 16  # per request, checked by BatchGate before batching
+BATCH_MAX_SIZE = 16  # images per call of detect_batch, all merged requests together
+# BentoML answers 503 to a queued request it expects to miss this deadline. Generous: on CPU a
+# merged batch of 16 at imgsz 640 takes seconds, and a request may wait for the batch before it.
+BATCH_MAX_LATENCY_MS = 30_000
 
 log = logs.get("service")
 
@@ -67,27 +76,6 @@ async def detect(request: Request) -> JSONResponse:
     finally:
         identity = model.desired.identity() if model else None
         runtime.metrics.request("detect", identity, code, time.perf_counter() - started)
-
-
-async def detect_batch(request: Request) -> JSONResponse:
-    runtime = _runtime(request)
-    started = time.perf_counter()
-    model = None
-    code = 500
-    count = 1  # an answered batch counts its images, a refused request once
-    try:
-        model = runtime.model()
-        images = await _read_batch(request, runtime.settings)
-        count = len(images)
-        results = await anyio.to_thread.run_sync(model.predict, images)
-        code = 200
-        return JSONResponse([{"detections": detections, "model": model.desired.identity()} for detections in results])
-    except ServingError as error:
-        code = error.status
-        raise
-    finally:
-        identity = model.desired.identity() if model else None
-        runtime.metrics.request("detect_batch", identity, code, time.perf_counter() - started, n=count)
 
 
 async def get_model(request: Request) -> JSONResponse:
@@ -115,12 +103,142 @@ async def on_error(request: Request, exc: Exception) -> JSONResponse:
 http_app = Starlette(
     routes=[
         Route("/detect", detect, methods=["POST"]),
-        Route("/detect/batch", detect_batch, methods=["POST"]),
         Route("/admin/model", get_model, methods=["GET"]),
         Route("/admin/model", put_model, methods=["PUT"]),
     ],
     exception_handlers={ServingError: on_error, Exception: on_error},
 )
+
+
+# --- /detect/batch: request checks, then BentoML adaptive batching --------------------------
+
+
+class RejectedImage(PILImage.Image):
+    """Stands, in a batch, for an upload that is not an acceptable image: its item answers `error`."""
+
+    def __init__(self, error: ServingError) -> None:
+        super().__init__()
+        self.error = error
+
+
+def _open_upload(value: object) -> object:
+    """Before BentoML's own image decoder: read the part, check its size, identify it (header only).
+
+    Never raises: a bad part becomes a `RejectedImage`, which BentoML's decoder passes through, so
+    that it fails its own item in `detect_batch`, not the request nor the batch it is merged into.
+    """
+    limit = _settings().max_image_bytes
+    if not isinstance(value, UploadFile):  # BatchGate lets only file parts through
+        return RejectedImage(BadRequest("expected an image file part", reason="bad_image"))
+    value.file.seek(0)
+    data = value.file.read(limit + 1)
+    if len(data) > limit:
+        return RejectedImage(PayloadTooLarge(f"image is over the {limit}-byte limit"))
+    try:
+        return open_image(data)
+    except ServingError as error:
+        return RejectedImage(error)
+
+
+def _number(images: list[PILImage.Image]) -> list[PILImage.Image]:
+    """Remember each image's index in its own request: merged batches lose it."""
+    for index, image in enumerate(images):
+        image.overseer_index = index  # type: ignore[attr-defined]
+    return images
+
+
+# The input of detect_batch: multipart field `images`, a list of images (BentoML batches on dim 0).
+BatchImages = Annotated[list[Annotated[PILImage.Image, BeforeValidator(_open_upload)]], AfterValidator(_number)]
+
+
+class BatchGate:
+    """ASGI middleware for POST /detect/batch: the request-level checks, in our error contract.
+
+    Before BentoML parses the request: multipart only (415), the body within
+    OVERSEER_MAX_IMAGE_BYTES (413), an `images` field of at most 16 file parts (400/413), a model
+    loaded (503). A refused request is counted once; everything after this is per image, in
+    `detect_batch`. It also times every batch request, the wait for its batch included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/detect/batch" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request = Request(scope, receive)
+        runtime = None
+        identity = None
+        try:
+            runtime = _worker_runtime()
+            identity = runtime.model().desired.identity()
+            body = await _check_batch(request, runtime.settings)
+        except ServingError as error:
+            if runtime is not None:
+                runtime.metrics.request("detect_batch", identity, error.status, time.perf_counter() - started)
+            await JSONResponse(error.to_json(), status_code=error.status)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, replay, send_status)
+        finally:
+            # 200: detect_batch counted each image. Anything else was answered by BentoML without
+            # our function (overloaded, unparsable): counted once, like our own refusals.
+            runtime.metrics.request(
+                "detect_batch",
+                identity,
+                200 if status == 200 else status,
+                time.perf_counter() - started,
+                n=0 if status == 200 else 1,
+            )
+
+
+async def _check_batch(request: Request, settings: ServingSettings) -> bytes:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "multipart/form-data":
+        raise UnsupportedMediaType(f"send multipart/form-data with the images in field 'images', not {media!r}")
+    # One limit for the whole batch request: it is held in memory at once.
+    body = await _read_body(request, settings.max_image_bytes + 64 * 1024, what="batch request body")
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        # one more than allowed, so that too many files is our error below, not the parser's
+        form = await Request(request.scope, replay).form(max_files=BATCH_MAX_IMAGES + 1, max_fields=16)
+    except Exception as error:  # malformed multipart
+        raise BadRequest(f"malformed multipart body: {error}") from None
+    try:
+        values = form.getlist("images")
+        if not values:
+            raise BadRequest("multipart body has no 'images' field")
+        if len(values) > BATCH_MAX_IMAGES:
+            raise PayloadTooLarge(f"at most {BATCH_MAX_IMAGES} images per request, got more")
+        for index, value in enumerate(values):
+            # BentoML would download a text part as a URL: only file parts are images here
+            if not isinstance(value, UploadFile):
+                raise BadRequest(f"image {index}: send a file part (with a filename), not a text field")
+    finally:
+        await form.close()
+    return body
 
 
 # --- the BentoML service --------------------------------------------------------------------
@@ -159,16 +277,84 @@ class YoloService:
     def __is_ready__(self) -> bool:
         return self.runtime.ready
 
+    @bentoml.api(  # type: ignore[untyped-decorator]
+        route="/detect/batch",
+        batchable=True,
+        batch_dim=0,
+        max_batch_size=BATCH_MAX_SIZE,
+        max_latency_ms=BATCH_MAX_LATENCY_MS,
+    )
+    def detect_batch(self, images: BatchImages) -> list[dict[str, Any]]:
+        """Every image of the requests BentoML merged: one answer per image, a bad one an error object.
+
+        Nothing here raises: one client's bad image must not fail the requests merged with it.
+        """
+        metrics = self.runtime.metrics
+        metrics.batch(len(images))
+        answers: list[dict[str, Any]] = [{} for _ in images]
+        try:
+            model = self.runtime.model()
+        except ServingError as error:
+            for i, image in enumerate(images):
+                answers[i] = _item_error(image, error)
+            metrics.request("detect_batch", None, error.status, None, n=len(images))
+            return answers
+        identity = model.desired.identity()
+        good: list[PILImage.Image] = []
+        where: list[int] = []
+        for i, image in enumerate(images):
+            try:
+                if isinstance(image, RejectedImage):
+                    raise image.error
+                good.append(finish_image(image, max_pixels=self.settings.max_image_pixels))
+                where.append(i)
+            except ServingError as error:
+                answers[i] = _item_error(image, error)
+                metrics.request("detect_batch", identity, error.status, None)
+        if not good:
+            return answers
+        try:
+            results = model.predict(good)
+        except Exception as exc:  # every good image of the batch failed alike
+            if not isinstance(exc, ServingError):
+                log.exception("unexpected error", exc_info=exc, extra={"path": "/detect/batch"})
+            failure = exc if isinstance(exc, ServingError) else ServingError(f"unexpected error: {type(exc).__name__}")
+            for i in where:
+                answers[i] = _item_error(images[i], failure)
+            metrics.request("detect_batch", identity, failure.status, None, n=len(where))
+            return answers
+        for i, detections in zip(where, results, strict=True):
+            answers[i] = {"detections": detections, "model": identity}
+        metrics.request("detect_batch", identity, 200, None, n=len(where))
+        return answers
+
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def shutdown(self) -> None:
         self.runtime.stop()
 
 
+# `bentoml.service` made the class a bentoml.Service, which mypy does not see
+YoloService.add_asgi_middleware(BatchGate)  # type: ignore[attr-defined]
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 
+def _item_error(image: PILImage.Image, error: ServingError) -> dict[str, Any]:
+    index = getattr(image, "overseer_index", "?")
+    return ServingError(f"image {index}: {error.message}", reason=error.reason, status=error.status).to_json()
+
+
+def _settings() -> ServingSettings:
+    return _worker_runtime().settings
+
+
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    return _worker_runtime(request.app)
+
+
+def _worker_runtime(app: Starlette = http_app) -> Runtime:
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
     if runtime is None:
         raise ServingError("service is not initialised", reason="not_ready", status=503)
     return runtime
@@ -201,28 +387,6 @@ async def _read_image(request: Request, settings: ServingSettings) -> PILImage.I
     if len(data) > settings.max_image_bytes:
         raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {settings.max_image_bytes}")
     return await anyio.to_thread.run_sync(lambda: decode_image(data, max_pixels=settings.max_image_pixels))
-
-
-async def _read_batch(request: Request, settings: ServingSettings) -> list[PILImage.Image]:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "multipart/form-data":
-        raise UnsupportedMediaType(f"send multipart/form-data with the images in field 'images', not {media!r}")
-    # One limit for the whole batch: a batch is held in memory at once.
-    body = await _read_body(request, settings.max_image_bytes + 64 * 1024, what="batch request body")
-    files = await _multipart_files(request, body, "images", max_files=BATCH_MAX_IMAGES)
-
-    def decode_all() -> list[PILImage.Image]:
-        images = []
-        for index, data in enumerate(files):
-            try:
-                images.append(decode_image(data, max_pixels=settings.max_image_pixels))
-            except ServingError as error:  # the same reasons as /detect, naming the image
-                raise ServingError(
-                    f"image {index}: {error.message}", reason=error.reason, status=error.status
-                ) from None
-        return images
-
-    return await anyio.to_thread.run_sync(decode_all)
 
 
 async def _multipart_image(request: Request, body: bytes) -> bytes:

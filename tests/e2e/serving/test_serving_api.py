@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -49,39 +51,135 @@ def test_batch_endpoint_answers_per_image(server: Server, models: dict[str, Mode
         assert result["detections"] == single["detections"]
 
 
-def test_batch_refuses_a_bad_image_with_the_same_error_contract_as_detect(server: Server, image_bytes: bytes) -> None:
-    def refused() -> float:
-        with server.client() as c:
-            text = c.get("/metrics").text
-        return metric_value(text, "overseer_requests_total", endpoint="detect_batch", code="400")
-
-    before = refused()
-    truncated = image_bytes[: len(image_bytes) // 2]
+def requests_counted(server: Server, **labels: str) -> float:
     with server.client() as c:
-        not_image = c.post(
+        text = c.get("/metrics").text
+    return metric_value(text, "overseer_requests_total", endpoint="detect_batch", **labels)
+
+
+def test_batch_answers_a_bad_image_as_an_error_item_and_the_others_normally(
+    server: Server, models: dict[str, ModelFile], image_bytes: bytes
+) -> None:
+    huge = io.BytesIO()
+    Image.new("L", (10_000, 8_000)).save(huge, format="PNG")  # 80 MP, a few KB compressed
+    before = {code: requests_counted(server, code=code) for code in ("200", "400", "413")}
+    with server.client() as c:
+        answer = c.post(
             "/detect/batch",
             files=[
                 ("images", ("0.jpg", image_bytes, "image/jpeg")),
-                ("images", ("1.txt", b"not an image", "text/plain")),
+                ("images", ("1.txt", b"not an image", "text/plain")),  # not identifiable
+                ("images", ("2.jpg", image_bytes[: len(image_bytes) // 2], "image/jpeg")),  # truncated
+                ("images", ("3.png", huge.getvalue(), "image/png")),
+                ("images", ("4.jpg", image_bytes, "image/jpeg")),
             ],
         )
-        cut = c.post("/detect/batch", files=[("images", ("0.jpg", truncated, "image/jpeg"))])
+    assert answer.status_code == 200, answer.text
+    items = answer.json()
+    assert len(items) == 5
+    for good in (items[0], items[4]):
+        assert_well_formed(good, models["a"], {"cat", "dog", "bird"})
+    errors = [items[i]["error"] for i in (1, 2, 3)]
+    assert all(set(item) == {"error"} for item in (items[1], items[2], items[3]))
+    assert [(e["status"], e["reason"]) for e in errors] == [
+        (400, "bad_image"),
+        (400, "bad_image"),
+        (413, "image_too_large"),
+    ]
+    assert str(errors[0]["message"]).startswith("image 1: not a decodable image")
+    assert str(errors[1]["message"]).startswith("image 2: not a decodable image")
+    assert str(errors[2]["message"]).startswith("image 3: image is 10000x8000 pixels")
+    after = {code: requests_counted(server, code=code) for code in ("200", "400", "413")}
+    assert after == {"200": before["200"] + 2, "400": before["400"] + 2, "413": before["413"] + 1}  # per image
+
+
+def test_batch_refuses_a_bad_request_with_the_same_error_contract_as_detect(server: Server, image_bytes: bytes) -> None:
+    before = requests_counted(server)
+    with server.client() as c:
         no_field = c.post("/detect/batch", files={"image": ("x.jpg", image_bytes, "image/jpeg")})
+        text_field = c.post(  # a text part: BentoML would download it as a URL
+            "/detect/batch", data={"images": "http://127.0.0.1:1/x.jpg"}, files={"note": ("n.txt", b"x", "text/plain")}
+        )
         too_many = c.post(
             "/detect/batch", files=[("images", (f"{i}.jpg", image_bytes, "image/jpeg")) for i in range(17)]
         )
         wrong_type = c.post("/detect/batch", json={"images": []})
-    assert (not_image.status_code, error_of(not_image)["reason"]) == (400, "bad_image"), not_image.text
-    assert str(error_of(not_image)["message"]).startswith("image 1: not a decodable image")
-    assert (cut.status_code, error_of(cut)["reason"]) == (400, "bad_image"), cut.text
-    assert str(error_of(cut)["message"]).startswith("image 0: not a decodable image")
+        malformed = c.post(
+            "/detect/batch", content=b"--x\r\nnonsense", headers={"content-type": "multipart/form-data; boundary=x"}
+        )
     assert (no_field.status_code, error_of(no_field)["reason"]) == (400, "bad_request")
     assert "'images'" in str(error_of(no_field)["message"])
+    assert (text_field.status_code, error_of(text_field)["reason"]) == (400, "bad_request")  # never fetched as a URL
+    assert str(error_of(text_field)["message"]).startswith("image 0: send a file part")
     assert (too_many.status_code, error_of(too_many)["reason"]) == (413, "too_large")
     assert (wrong_type.status_code, error_of(wrong_type)["reason"]) == (415, "unsupported_media_type")
-    for answer in (not_image, cut, no_field, too_many, wrong_type):  # {"error": {status, reason, message}}
+    assert malformed.status_code == 400, malformed.text
+    for answer in (no_field, text_field, too_many, wrong_type, malformed):  # {"error": {status, reason, message}}
         assert set(answer.json()) == {"error"} and answer.json()["error"]["status"] == answer.status_code
-    assert refused() == before + 3  # a refused batch counts once (answered batches count their images)
+    assert requests_counted(server) == before + 5  # a refused request counts once
+
+
+def batch_sizes(server: Server) -> tuple[float, float]:
+    """(calls of the batch function, calls that saw exactly one image) so far."""
+    with server.client() as c:
+        text = c.get("/metrics").text
+    return metric_value(text, "overseer_batch_size_count"), metric_value(text, "overseer_batch_size_bucket", le="1.0")
+
+
+def concurrently(server: Server, bodies: list[list[tuple[str, tuple[str, bytes, str]]]]) -> list[httpx.Response]:
+    """One client per body, all sending at once (released together by a barrier)."""
+    barrier = threading.Barrier(len(bodies))
+
+    def send(files: list[tuple[str, tuple[str, bytes, str]]]) -> httpx.Response:
+        with server.client() as c:
+            barrier.wait(timeout=60)
+            return c.post("/detect/batch", files=files)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def test_adaptive_batching_merges_concurrent_requests(
+    server: Server, models: dict[str, ModelFile], image_bytes: bytes
+) -> None:
+    calls_before, singles_before = batch_sizes(server)
+    answers: list[httpx.Response] = []
+    for _ in range(4):  # rounds of 8 clients with one image each
+        answers += concurrently(server, [[("images", ("x.jpg", image_bytes, "image/jpeg"))]] * 8)
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        (item,) = answer.json()  # each client gets exactly its own one answer back
+        assert_well_formed(item, models["a"], {"cat", "dog", "bird"})
+    calls, singles = batch_sizes(server)
+    merged_calls = (calls - calls_before) - (singles - singles_before)
+    # 32 requests of one image each reached the batch function in fewer calls: some merged
+    assert calls - calls_before < len(answers), (calls - calls_before, len(answers))
+    assert merged_calls >= 1
+
+
+def test_a_bad_image_from_one_client_does_not_fail_a_concurrent_good_client(
+    server: Server, models: dict[str, ModelFile], image_bytes: bytes
+) -> None:
+    good = [("images", ("x.jpg", image_bytes, "image/jpeg"))]
+    bad = [
+        ("images", ("bad.jpg", image_bytes[: len(image_bytes) // 3], "image/jpeg")),
+        ("images", ("bad.txt", b"not an image", "text/plain")),
+    ]
+    calls_before, singles_before = batch_sizes(server)
+    for _ in range(4):
+        answers = concurrently(server, [good, bad] * 4)
+        for answer, sent in zip(answers, [good, bad] * 4, strict=True):
+            assert answer.status_code == 200, answer.text
+            items = answer.json()
+            assert len(items) == len(sent)
+            if sent is good:
+                assert_well_formed(items[0], models["a"], {"cat", "dog", "bird"})
+            else:
+                assert [item["error"]["reason"] for item in items] == ["bad_image", "bad_image"]
+                assert [str(item["error"]["message"])[:8] for item in items] == ["image 0:", "image 1:"]
+    calls, singles = batch_sizes(server)
+    # good and bad requests were merged into the same calls (a bad one alone has 2 images, a good one 1)
+    assert calls - calls_before < 4 * 8 and (calls - calls_before) - (singles - singles_before) >= 1
 
 
 def test_probes(server: Server) -> None:

@@ -72,12 +72,9 @@ def signal_group(pid: int, started: int | None, sig: signal.Signals) -> None:
                 os.kill(pid, sig)
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    # killpg(0) succeeds while zombies remain in the group; check for a live member.
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, read from /proc."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -85,10 +82,19 @@ def group_alive(pgid: int) -> bool:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        rest = stat[stat.rindex(")") + 2:].split()
-        if int(rest[2]) == pgid and rest[0] != "Z":
-            return True
-    return False
+        fields = stat[stat.rindex(")") + 2:].split()  # state is fields[0], pgrp fields[2]
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # killpg(0) succeeds while zombies remain in the group; look for a live member.
+    return bool(group_members(pgid))
 
 
 def _reap(pid: int) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer_serving import localserver
 from overseer_serving.localserver import OVERSEER, LocalServer, alive, clean_environment, free_port
 
 __all__ = [
@@ -112,16 +113,13 @@ def start_server(
 
 
 @contextlib.contextmanager
-def running(tmp: Path, document: dict[str, Any], **kwargs: Any) -> Iterator[Server]:
-    server = start_server(tmp, document, **kwargs)
-    try:
+def running(
+    tmp: Path, document: dict[str, Any], *, host: str = "127.0.0.1", workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """A ready server under test for the block: localserver.running with this tier's settings."""
+    settings = server_settings(tmp, OVERSEER_WORKERS=str(workers), **(env or {}))
+    with localserver.running(tmp, document, token=TOKEN, host=host, env=settings) as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        except BaseException:
-            server.kill_leftovers()
-            raise
 
 
 @contextlib.contextmanager

@@ -16,9 +16,9 @@ TREE = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {
 def test_stop_group_stops_the_leader_and_its_children(tmp_path: Path) -> None:
     leader = subprocess.Popen([sys.executable, "-c", TREE], start_new_session=True)
     try:
-        wait_for(lambda: len(members(leader.pid)) == 2, 10, "the child to start")
+        wait_for(lambda: len(procs.group_members(leader.pid)) == 2, 10, "the child to start")
         procs.stop_group(leader.pid, procs.start_time(leader.pid), grace=5)
-        assert members(leader.pid) == []
+        assert procs.group_members(leader.pid) == []
         assert leader.poll() is not None  # reaped, not a zombie
     finally:
         procs.signal_group(leader.pid, None, procs.signal.SIGKILL)
@@ -37,16 +37,3 @@ def test_a_recorded_pid_now_used_by_another_process_is_left_alone(tmp_path: Path
         bystander.kill()
         bystander.wait()
 
-
-def members(pgid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found

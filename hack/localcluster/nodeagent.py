@@ -72,9 +72,11 @@ class IPPool:
 class Probe:
     """httpGet probe state with Kubernetes' thresholds."""
 
-    def __init__(self, spec: Mapping[str, Any] | None, default_success: bool) -> None:
+    def __init__(self, spec: Mapping[str, Any] | None, initial: bool) -> None:
+        # Readiness starts failing and must pass first; liveness starts passing and must fail
+        # failureThreshold times in a row, also for a process that never answers at all.
         self.spec = spec or {}
-        self.result = default_success if spec is None else False
+        self.result = initial
         self._streak = 0
         self._next_at = 0.0
         self._started = time.monotonic()
@@ -113,7 +115,7 @@ def _http_probe(http_get: Mapping[str, Any] | None, pod_ip: str, container: Mapp
         conn.request("GET", http_get.get("path", "/"))
         status = conn.getresponse().status
         conn.close()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # refused, reset, garbage status line, ...
         return False
     return 200 <= status < 400
 
@@ -141,11 +143,17 @@ class PodRunner(threading.Thread):
         self.ready = False
         self._last_status: str = ""
         self._log_offset = 0
+        self._transitions: dict[str, tuple[str, str]] = {}  # condition type -> (status, since)
+        self.ever_started = False
+        self.cut_short = threading.Event()  # a later, shorter deletion grace (force delete)
 
     # -- status ---------------------------------------------------------------------------------
-    def publish(self, phase: str = "Running") -> None:
+    def publish(self, phase: str | None = None) -> None:
+        """Patch the pod status; an unchanged status is not sent. Failures are retried on the next
+        change or loop, never fatal: the apiserver may be restarting."""
         ready = "True" if self.ready else "False"
-        t = now()
+        if phase is None:
+            phase = "Running" if self.ever_started else "Pending"
         conditions = [
             {"type": "PodReadyToStartContainers", "status": "True"},
             {"type": "Initialized", "status": "True"},
@@ -179,8 +187,11 @@ class PodRunner(threading.Thread):
         fingerprint = json.dumps(status, sort_keys=True)
         if fingerprint == self._last_status:
             return
-        for c in conditions:
-            c["lastTransitionTime"] = t
+        for c in conditions:  # the transition time moves only when the condition's status does
+            previous = self._transitions.get(c["type"])
+            if previous is None or previous[0] != c["status"]:
+                self._transitions[c["type"]] = (c["status"], now())
+            c["lastTransitionTime"] = self._transitions[c["type"]][1]
         try:
             self.agent.core.patch_namespaced_pod_status(
                 self.name, self.namespace, {"status": status},
@@ -190,6 +201,8 @@ class PodRunner(threading.Thread):
         except ApiException as e:
             if e.status != 404:
                 log.warning("status update of %s/%s failed: %s", self.namespace, self.name, e.reason)
+        except Exception as e:  # connection refused while the apiserver restarts, ...
+            log.warning("status update of %s/%s failed: %s", self.namespace, self.name, e)
 
     # -- process --------------------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -212,9 +225,11 @@ class PodRunner(threading.Thread):
         finally:
             logfile.close()
         procs.record(self.pod_dir / "process.json", self.proc.pid)
+        self.ever_started = True
         self.state = {"running": {"startedAt": now()}}
-        self.readiness = Probe(self.container.get("readinessProbe"), default_success=True)
-        self.liveness = Probe(self.container.get("livenessProbe"), default_success=True)
+        readiness = self.container.get("readinessProbe")
+        self.readiness = Probe(readiness, initial=readiness is None)  # no probe: ready once running
+        self.liveness = Probe(self.container.get("livenessProbe"), initial=True)
         self.ready = self.readiness.result
         log.info("started %s/%s pid %d on %s", self.namespace, self.name, self.proc.pid, self.ip)
 
@@ -227,8 +242,9 @@ class PodRunner(threading.Thread):
         except OSError:
             return ""
 
-    def _on_exit(self, code: int) -> float | None:
+    def _on_exit(self, returncode: int) -> float | None:
         """Record the exit; returns the back-off before a restart, or None when the pod is done."""
+        code = 128 - returncode if returncode < 0 else returncode  # killed by signal N: 128+N, as runtimes report
         terminated: dict[str, Any] = {
             "exitCode": code, "reason": "Completed" if code == 0 else "Error",
             "startedAt": (self.state.get("running") or {}).get("startedAt", self.started_at), "finishedAt": now(),
@@ -253,7 +269,8 @@ class PodRunner(threading.Thread):
         try:
             self._supervise()
         except Exception:
-            log.exception("runner of %s/%s failed", self.namespace, self.name)
+            log.exception("runner of %s/%s failed; the next pod event starts it again", self.namespace, self.name)
+            self.agent.forget(self)
         finally:
             self._kill()
             self.agent.ips.release(self.ip)
@@ -300,18 +317,21 @@ class PodRunner(threading.Thread):
                 next_volume_sync = time.monotonic() + VOLUME_RESYNC_SECONDS
                 try:
                     sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object)
-                except PodSpecError as e:
+                except (PodSpecError, OSError) as e:
                     log.warning("volume sync of %s/%s: %s", self.namespace, self.name, e)
             self.stop_requested.wait(0.1)
 
     def _kill(self) -> None:
         if self.proc is not None:
-            procs.stop_group(self.proc.pid, None, self.grace)
+            # reap=False: Popen must collect the exit status itself, or a kill would read as exit 0.
+            procs.stop_group(self.proc.pid, None, self.grace, reap=False, cut_short=self.cut_short)
             self.proc.wait()
 
     def terminate(self, grace: float | None) -> None:
-        if grace is not None:
+        if grace is not None and grace < self.grace:
             self.grace = grace
+            if grace == 0:
+                self.cut_short.set()  # a force delete ends a grace period already under way
         self.stop_requested.set()
 
 
@@ -325,6 +345,8 @@ class NodeAgent:
         self.ips = IPPool(ip_block)
         self.owner_pid = owner_pid
         self.runners: dict[str, PodRunner] = {}
+        self.deleting: set[str] = set()  # pod uids whose final deletion is under way
+        self.node_since = now()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         # Pods inherit the agent's environment (PATH, the venv, YOLO offline settings), like an
@@ -346,6 +368,8 @@ class NodeAgent:
             if e.status == 404:
                 return None
             raise PodSpecError(f"cannot read {kind} {namespace}/{name}: {e.reason}") from e
+        except Exception as e:  # the apiserver unreachable for a moment: retried like a config error
+            raise PodSpecError(f"cannot read {kind} {namespace}/{name}: {e}") from e
 
     # -- node -----------------------------------------------------------------------------------
     def register_node(self) -> None:
@@ -361,6 +385,7 @@ class NodeAgent:
 
     def heartbeat(self) -> None:
         t = now()
+        since = self.node_since
         capacity = {"cpu": str(os.cpu_count() or 1), "memory": "16Gi", "pods": "250"}
         conditions = [
             {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "local node agent is running"},
@@ -368,8 +393,8 @@ class NodeAgent:
             {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure"},
             {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID"},
         ]
-        for c in conditions:
-            c.update(lastHeartbeatTime=t, lastTransitionTime=t)
+        for c in conditions:  # statuses never change while the agent runs: one transition, at start
+            c.update(lastHeartbeatTime=t, lastTransitionTime=since)
         self.core.patch_node_status(NODE_NAME, {"status": {
             "capacity": capacity, "allocatable": capacity, "conditions": conditions,
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
@@ -400,6 +425,11 @@ class NodeAgent:
             if e.status not in (404, 409):
                 log.warning("binding %s/%s failed: %s", meta["namespace"], meta["name"], e.reason)
 
+    def forget(self, runner: PodRunner) -> None:
+        with self.lock:
+            if self.runners.get(runner.uid) is runner:
+                del self.runners[runner.uid]
+
     def handle(self, event_type: str, pod: dict[str, Any]) -> None:
         meta, spec = pod["metadata"], pod["spec"]
         key = meta["uid"]
@@ -407,6 +437,7 @@ class NodeAgent:
         if event_type == "DELETED":
             with self.lock:
                 runner = self.runners.pop(key, None)
+                self.deleting.discard(key)
             if runner:
                 runner.terminate(0)
             return
@@ -418,9 +449,15 @@ class NodeAgent:
         if node != NODE_NAME:
             return
         if meta.get("deletionTimestamp"):
+            grace = meta.get("deletionGracePeriodSeconds")
             with self.lock:
                 runner = self.runners.get(key)
-            grace = meta.get("deletionGracePeriodSeconds")
+                already = key in self.deleting
+                self.deleting.add(key)
+            if already:
+                if runner is not None:
+                    runner.terminate(grace)  # a force delete (grace 0) ends the wait under way
+                return
             threading.Thread(target=self._finish_deletion, args=(pod, runner, grace), daemon=True).start()
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -443,9 +480,13 @@ class NodeAgent:
             # ignores query parameters, so gracePeriodSeconds must be in the body.
             self.core.delete_namespaced_pod(meta["name"], meta["namespace"],
                                             body={"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})
-        except ApiException as e:
-            if e.status not in (404, 409):
-                log.warning("final delete of %s/%s failed: %s", meta["namespace"], meta["name"], e.reason)
+        except Exception as e:
+            if isinstance(e, ApiException) and e.status in (404, 409):
+                return  # already gone, or a new pod of the same name (UID precondition)
+            log.warning("final delete of %s/%s failed (retried on the next event): %s",
+                        meta["namespace"], meta["name"], e)
+            with self.lock:
+                self.deleting.discard(meta["uid"])  # let the next event try again
 
     def watch_pods(self) -> None:
         while not self.stopping.is_set():
@@ -463,13 +504,19 @@ class NodeAgent:
                 stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
                     self.core.list_pod_for_all_namespaces,
                     resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
+                    _request_timeout=60,  # a half-open connection must not block the watch forever
                 )
                 for event in stream:
                     if self.stopping.is_set():
                         return
                     if event["type"] == "ERROR":
-                        break  # usually 410 Gone: list again
+                        break  # list again
                     self.handle(event["type"], event["raw_object"])
+            except ApiException as e:
+                if e.status == 410:  # resourceVersion too old: list again, nothing is wrong
+                    continue
+                log.warning("pod watch failed (%s); re-listing", e.reason)
+                self.stopping.wait(1)
             except Exception as e:  # the apiserver restarting or a dropped connection: list again
                 if self.stopping.is_set():
                     return

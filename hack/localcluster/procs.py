@@ -12,6 +12,7 @@ import ctypes
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -103,15 +104,21 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop_group(pid: int, started: int | None, grace: float) -> None:
-    """SIGTERM the group, wait up to `grace` seconds, then SIGKILL what is left."""
+def stop_group(
+    pid: int, started: int | None, grace: float, *, reap: bool = True, cut_short: threading.Event | None = None
+) -> None:
+    """SIGTERM the group, wait up to `grace` seconds (or until `cut_short` is set), then SIGKILL.
+
+    reap=False leaves the exit status to the caller's Popen (the node agent reports it).
+    """
     try:
-        _stop_group(pid, started, grace)
+        _stop_group(pid, started, grace, cut_short)
     finally:
-        _reap(pid)
+        if reap:
+            _reap(pid)
 
 
-def _stop_group(pid: int, started: int | None, grace: float) -> None:
+def _stop_group(pid: int, started: int | None, grace: float, cut_short: threading.Event | None) -> None:
     if not is_same_process(pid, started):
         # The leader is gone (or the pid was reused): only a group it left behind may be ours.
         if started is not None and is_same_process(pid, None):
@@ -120,7 +127,7 @@ def _stop_group(pid: int, started: int | None, grace: float) -> None:
             return
     signal_group(pid, started, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (cut_short and cut_short.is_set()):
         if not group_alive(pid):
             return
         time.sleep(0.05)

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from localcluster.stack import Stack
-from support.cluster import REPO_ROOT, Kubectl
+from support.cluster import REPO_ROOT, Kubectl, processes_bound_to
 from support.polling import wait_for
 
 WEB = """
@@ -42,22 +42,6 @@ def answers(ip: str, port: int = 8080) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
-
-
-def processes_bound_to(ip: str) -> list[int]:
-    """Live host processes whose command line names the pod IP (how the node agent runs them)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(") ", 1)[1][0]
-        except (OSError, IndexError):
-            continue
-        if ip.encode() in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def ready_pods(kubectl: Kubectl, selector: str = "app=web") -> list[dict]:

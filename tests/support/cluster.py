@@ -69,3 +69,19 @@ def namespace(kubectl_admin: Kubectl) -> Iterator[str]:
 @pytest.fixture
 def kubectl(kubectl_admin: Kubectl, namespace: str) -> Kubectl:
     return kubectl_admin.in_namespace(namespace)
+
+
+def processes_bound_to(ip: str) -> list[int]:
+    """Live host processes whose command line names the pod IP (how the node agent runs them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue
+        if ip.encode() in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found

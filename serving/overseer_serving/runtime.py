@@ -14,7 +14,10 @@ Any failure before step 7 leaves the old model serving and raises a ServingError
 worker fails (or does not report in time) at step 6, the leader never switches and publishes the
 previous document as a further generation, so workers that did switch go back: the pod as a whole
 keeps the old model (the PUT answers worker_failed). A worker that cannot go back reports
-"failed", and /readyz is 503 until a later swap succeeds.
+"failed", and /readyz is 503 until a later swap succeeds. "Previous" is the document the pod last
+committed (desired.json, read under the swap lock), never the model the leader happens to hold: a
+leader may be behind (still loading a swap since rolled back), and catches up before it swaps. A
+follower that finishes loading a generation already superseded drops it without serving it.
 """
 
 from __future__ import annotations
@@ -136,11 +139,16 @@ class Runtime:
 
     def _swap(self, desired: Desired, started: float) -> dict[str, Any]:
         """Steps 3-7 of the protocol. Call with the swap lock and `_lock` held."""
+        # A worker may be behind the pod: it was still loading a swap that was since rolled back
+        # (its follower holds `_lock` while it loads). Bring it to the committed document first, so
+        # that it serves what the pod committed before it leads a swap from there.
+        self._catch_up_locked()
         current = self._current
         if current is not None and current.desired.same_as(desired) and self._pod_serves_desired():
             log.info("swap is a no-op: model already serving", extra=logs.model_fields(desired.identity()))
             return {"changed": False, **self.describe()}
-        previous = current.desired if current else None
+        # What a failed swap goes back to is what the pod committed, never what this worker holds.
+        previous = self._committed()
         log.info(
             "swap started",
             extra={
@@ -191,9 +199,16 @@ class Runtime:
         try:
             return LoadedModel.load(desired, weights, device=self.settings.device)
         except ServingError:
+            release_device_cache(self.settings.device)  # what the half-loaded model reserved
             raise
         except Exception as error:
+            release_device_cache(self.settings.device)
             raise LoadFailed(f"weights {desired.digest} did not load: {type(error).__name__}: {error}") from error
+
+    def _committed(self) -> Desired | None:
+        """The pod's desired document (the last committed generation), validated."""
+        record = self.store.read_desired()
+        return None if record is None else validate(parse(record[1]))
 
     def _install(self, loaded: LoadedModel, generation: int) -> None:
         """The switch. Call with `_lock` held."""
@@ -204,6 +219,9 @@ class Runtime:
         if old is not loaded:
             self.metrics.serving(loaded.desired.identity(), old.desired.identity() if old else None)
         self._publish_status()
+        if old is not None and old is not loaded:
+            del old  # requests still running on it keep it alive; the last one frees it
+            release_device_cache(self.settings.device)
         log.info(
             "model serving",
             extra={**logs.model_fields(loaded.desired.identity()), "generation": generation, "worker": self.worker},
@@ -236,6 +254,11 @@ class Runtime:
 
     def _catch_up(self) -> None:
         with self._lock:
+            self._catch_up_locked()
+
+    def _catch_up_locked(self) -> None:
+        """Take the pod's desired generation if this worker is behind it. Call with `_lock` held."""
+        while True:
             record = self.store.read_desired()
             if record is None or record[0] <= self.generation:
                 return
@@ -248,7 +271,15 @@ class Runtime:
                     self._state, self._error = "serving", None
                     self._publish_status()
                     return
-                self._install(self._prepare(desired), generation)
+                loaded = self._prepare(desired)
+                if self.store.desired_generation() > generation:
+                    # Superseded while it loaded (the leader rolled back, or a newer swap came):
+                    # never serve it, not even for one request. Drop it and take the newer one.
+                    log.info("loaded model superseded", extra={"worker": self.worker, "generation": generation})
+                    del loaded
+                    release_device_cache(self.settings.device)
+                    continue
+                self._install(loaded, generation)
             except Exception as error:
                 # Keep serving the old model and report, once for this generation (no retry loop):
                 # the leader rolls the pod back, or says which worker failed.
@@ -258,6 +289,7 @@ class Runtime:
                 self.metrics.swap_failures.labels(failure.reason).inc()
                 self._publish_status()
                 log.warning("follower swap failed", extra={"worker": self.worker, "error": self._error})
+                return
 
     def _pod_serves_desired(self) -> bool:
         """Every worker reports the pod's current desired generation, serving (not failed)."""
@@ -302,8 +334,23 @@ class Runtime:
             return failure
         name = f"{previous.name}:{previous.version}"
         generation = self.store.write_desired(previous.document.to_wire())
-        self.generation = generation  # this worker already serves it
-        self._publish_status()
+        current = self._current
+        if current is None or not current.desired.same_as(previous):
+            # Only if this worker could not catch up with the committed document before the swap.
+            try:
+                self._install(self._prepare(previous), generation)
+            except ServingError as error:
+                self.generation = generation
+                self._state, self._error = "failed", f"{error.reason}: {error.message}"
+                self._publish_status()
+                return FollowFailed(
+                    f"{failure.message}; rolling the pod back to {name} (generation {generation}) failed too: "
+                    f"worker {self.worker} could not take it: {self._error}",
+                    status=failure.status,
+                )
+        else:
+            self.generation = generation  # this worker already serves it
+            self._publish_status()
         log.warning("swap rolled back", extra={**logs.model_fields(previous.identity()), "error": failure.message})
         try:
             self._wait_for_followers(generation)
@@ -317,3 +364,16 @@ class Runtime:
             f"{failure.message}; the pod was rolled back: every worker serves {name} again (generation {generation})",
             status=failure.status,
         )
+
+
+def release_device_cache(device: str) -> None:
+    """Give the CUDA caching allocator's unused blocks back to the device (a released model's
+    memory stays reserved otherwise). A no-op on CPU, and without torch or CUDA."""
+    if device.strip().lower().startswith(("cpu", "mps")):  # else "cuda", "cuda:N", "0", "0,1"...
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -316,3 +316,173 @@ def test_a_respawned_worker_is_not_ready_on_its_predecessors_status(
         boot.join(10)
     respawned.stop()
     assert leader.ready and respawned.ready
+
+
+# --- several swaps in a row: a slow follower, a rollback, and a later PUT ------------------------
+
+
+class ObservedLock:
+    """A worker's `_lock` that says when someone had to wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waited = threading.Event()
+
+    def __enter__(self) -> ObservedLock:
+        if not self._lock.acquire(blocking=False):
+            self.waited.set()
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class Installs:
+    """FakeMetrics.serving, recording every model a worker switched to (what its requests saw)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.versions: list[str] = []
+        rt.metrics.serving = lambda new, old: self.versions.append(new["version"])  # type: ignore[method-assign]
+
+
+def gate_follower_load(monkeypatch: pytest.MonkeyPatch, worker: int, digest_char: str) -> threading.Event:
+    """Worker `worker`'s follower blocks loading `digest_char` until the returned event is set."""
+    gate = threading.Event()
+    original = FakeModel.load.__func__  # type: ignore[attr-defined]
+
+    def gated(cls: type[FakeModel], desired: Desired, weights: Path, *, device: str) -> FakeModel:
+        if threading.current_thread().name == f"overseer-follower-{worker}" and desired.version == digest_char:
+            assert gate.wait(10), "test gate never opened"
+        return original(cls, desired, weights, device=device)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(FakeModel, "load", classmethod(gated))
+    return gate
+
+
+def run(target: Callable[[], Any]) -> tuple[threading.Thread, list[BaseException], list[Any]]:
+    errors: list[BaseException] = []
+    results: list[Any] = []
+
+    def body() -> None:
+        try:
+            results.append(target())
+        except BaseException as error:  # handed to the test
+            errors.append(error)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread, errors, results
+
+
+def test_a_put_after_a_timed_out_swap_rolls_back_to_what_the_pod_committed(
+    pod: Callable[[int], list[Runtime]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w1, w2 = pod(2)
+    for rt in (w1, w2):
+        rt.settings.follow_timeout_s = 1
+    gate = gate_follower_load(monkeypatch, 2, "b")
+    w2._lock = ObservedLock()  # type: ignore[assignment]
+    # PUT b to worker 1; worker 2 is slow: 504, and the pod is rolled back to a (generation 3).
+    with pytest.raises(FollowFailed) as first:
+        put(w1, doc("b"))
+    assert first.value.status == 504
+    record = w1.store.read_desired()
+    assert record is not None and (record[0], record[1]["model"]["version"]) == (3, "a")
+    # PUT c to worker 2 while it is still loading b; worker 1 cannot load c.
+    FakeModel.follower_failures[(1, "sha256:" + "c" * 64)] = LoadFailed("weights did not load: boom")
+    thread, errors, _ = run(lambda: put(w2, doc("c")))
+    try:
+        wait_for(w2._lock.waited.is_set, 5, "the PUT to wait for worker 2's loading follower")  # type: ignore[attr-defined]
+    finally:
+        gate.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], FollowFailed)
+    assert "the pod was rolled back: every worker serves m:a again" in errors[0].message
+    assert served([w1, w2]) == ["a", "a"]  # a, what the pod had committed: never b, which was rejected
+    record = w1.store.read_desired()
+    assert record is not None and record[1]["model"]["version"] == "a"
+    assert w1.ready and w2.ready
+
+
+def test_a_follower_never_installs_a_model_rolled_back_while_it_loaded(
+    pod: Callable[[int], list[Runtime]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w1, w2 = pod(2)
+    for rt in (w1, w2):
+        rt.settings.follow_timeout_s = 1
+    installs = Installs(w2)
+    gate = gate_follower_load(monkeypatch, 2, "b")
+    # Worker 2 finishes loading b only once the rollback to a (generation 3) is published.
+    opener, opener_errors, _ = run(
+        lambda: (wait_for(lambda: w1.store.desired_generation() == 3, 10, "the rollback"), gate.set())
+    )
+    with pytest.raises(FollowFailed) as caught:
+        put(w1, doc("b"))
+    opener.join(10)
+    assert not opener.is_alive() and opener_errors == []
+    assert caught.value.status == 504
+    assert "the pod was rolled back: every worker serves m:a again (generation 3)" in caught.value.message
+    assert installs.versions == []  # b was loaded, but no request of worker 2 ever got it
+    assert served([w1, w2]) == ["a", "a"]
+    assert w1.ready and w2.ready
+
+
+def test_the_swap_lock_serialises_puts_of_different_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers: separate in-process locks, one state directory. Only the flock keeps them apart."""
+    FakeModel.loads, FakeModel.fail_digests, FakeModel.follower_failures = [], set(), {}
+    monkeypatch.setattr(runtime_module, "LoadedModel", FakeModel)
+    monkeypatch.setattr(runtime_module, "fetch", lambda uri, digest, *a, **k: Path("/cache") / digest)
+    store = StateStore(tmp_path)
+    store.prepare()
+    store.write_desired(doc("a"))
+    settings = ServingSettings(state_dir=tmp_path)  # one worker each: no follower, only the lock
+    one, two = (Runtime(settings, StateStore(tmp_path), FakeMetrics(), worker=n) for n in (1, 2))  # type: ignore[arg-type]
+    one.start()
+    two.start()
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+    original = FakeModel.load.__func__  # type: ignore[attr-defined]
+
+    def held_load(cls: type[FakeModel], desired: Desired, weights: Path, *, device: str) -> FakeModel:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        threading.Event().wait(0.05)  # widen the window in which a second swap could overlap
+        with guard:
+            inside -= 1
+        return original(cls, desired, weights, device=device)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(FakeModel, "load", classmethod(held_load))
+    runs = [run(lambda rt=rt, c=c: put(rt, doc(c))) for rt, c in ((one, "b"), (two, "c"), (one, "d"), (two, "e"))]
+    for thread, _, _ in runs:
+        thread.join(10)
+    assert [thread.is_alive() for thread, _, _ in runs] == [False] * 4
+    assert [errors for _, errors, _ in runs] == [[]] * 4
+    assert [results[0]["changed"] for _, _, results in runs] == [True] * 4
+    assert most == 1
+    assert store.desired_generation() == 5
+
+
+@pytest.mark.parametrize(("device", "emptied"), [("cuda:0", 2), ("0", 2), ("cpu", 0)])
+def test_a_released_or_failed_model_gives_its_cuda_memory_back(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, device: str, emptied: int
+) -> None:
+    import torch
+
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    runtime.settings.device = device
+    put(runtime, doc("b"))  # a is released: its cached blocks go back to the device
+    assert len(calls) == emptied // 2
+    FakeModel.fail_digests.add("sha256:" + "d" * 64)
+    with pytest.raises(LoadFailed):
+        put(runtime, doc("d"))  # what the half-loaded d reserved goes back too
+    assert len(calls) == emptied
+    assert runtime.model().desired.version == "b"

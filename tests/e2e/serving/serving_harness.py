@@ -23,6 +23,7 @@ __all__ = [
     "alive",
     "file_server",
     "free_port",
+    "metric_count",
     "metric_value",
     "running",
     "schema_snapshot",
@@ -143,9 +144,10 @@ def file_server(root: Path) -> Iterator[str]:
         httpd.server_close()
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """Sum of the samples of `name` whose labels include `labels`; None when no such series is
+    exported at all (so that `== 0.0` asserts a series that exists and is zero)."""
+    total: float | None = None
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name):
             continue
@@ -154,8 +156,13 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if sample != name:
             continue
         if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
-            total += float(value)
+            total = (total or 0.0) + float(value)
     return total
+
+
+def metric_count(text: str, name: str, **labels: str) -> float:
+    """A counter's total: 0 before its first increment (a labelled counter is not exported until then)."""
+    return metric_value(text, name, **labels) or 0.0
 
 
 def until(deadline_s: float) -> float:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 from PIL import Image
-from serving_harness import ModelFile, Server, metric_value
+from serving_harness import ModelFile, Server, metric_count, metric_value
 
 
 def assert_well_formed(answer: dict[str, object], model: ModelFile, names: set[str]) -> None:
@@ -54,7 +54,7 @@ def test_batch_endpoint_answers_per_image(server: Server, models: dict[str, Mode
 def requests_counted(server: Server, **labels: str) -> float:
     with server.client() as c:
         text = c.get("/metrics").text
-    return metric_value(text, "overseer_requests_total", endpoint="detect_batch", **labels)
+    return metric_count(text, "overseer_requests_total", endpoint="detect_batch", **labels)
 
 
 def test_batch_answers_a_bad_image_as_an_error_item_and_the_others_normally(
@@ -123,7 +123,7 @@ def batch_sizes(server: Server) -> tuple[float, float]:
     """(calls of the batch function, calls that saw exactly one image) so far."""
     with server.client() as c:
         text = c.get("/metrics").text
-    return metric_value(text, "overseer_batch_size_count"), metric_value(text, "overseer_batch_size_bucket", le="1.0")
+    return metric_count(text, "overseer_batch_size_count"), metric_count(text, "overseer_batch_size_bucket", le="1.0")
 
 
 def concurrently(server: Server, bodies: list[list[tuple[str, tuple[str, bytes, str]]]]) -> list[httpx.Response]:
@@ -240,7 +240,7 @@ def test_metrics_count_requests_by_model_version(
     def count() -> float:
         with server.client() as c:
             text = c.get("/metrics").text
-        return metric_value(text, "overseer_requests_total", endpoint="detect", model_version="20240101", code="200")
+        return metric_count(text, "overseer_requests_total", endpoint="detect", model_version="20240101", code="200")
 
     before = count()
     with server.client() as c:
@@ -248,6 +248,6 @@ def test_metrics_count_requests_by_model_version(
             assert c.post("/detect", files={"image": ("x.jpg", image_bytes, "image/jpeg")}).status_code == 200
         text = c.get("/metrics").text
     assert count() == before + 3
-    assert metric_value(text, "overseer_request_duration_seconds_count", endpoint="detect") >= 3
+    assert metric_count(text, "overseer_request_duration_seconds_count", endpoint="detect") >= 3
     info = metric_value(text, "overseer_model_info", version="20240101", digest=models["a"].digest)
     assert info == 1.0

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import torch
 from overseer_serving.digest import sha256_file
-from serving_harness import ModelFile, Server, file_server, free_port, metric_value, until
+from serving_harness import ModelFile, Server, file_server, free_port, metric_count, metric_value, until
 from support.polling import wait_for
 
 
@@ -246,7 +246,7 @@ def test_failed_swaps_are_counted_by_reason(server: Server, models: dict[str, Mo
     def failures() -> dict[str, float]:
         with server.client() as c:
             text = c.get("/metrics").text
-        return {r: metric_value(text, "overseer_model_swap_failures_total", reason=r) for r in failing}
+        return {r: metric_count(text, "overseer_model_swap_failures_total", reason=r) for r in failing}
 
     before = failures()
     for reason, body in failing.items():
@@ -275,10 +275,18 @@ def test_swap_from_http_uri_and_metrics_show_it(
         after = c.get("/metrics").text
     swaps = "overseer_model_swaps_total"
     assert (
-        metric_value(after, swaps, model_version=target.version)
-        == metric_value(before, swaps, model_version=target.version) + 1
+        metric_count(after, swaps, model_version=target.version)
+        == metric_count(before, swaps, model_version=target.version) + 1
     )
     duration = "overseer_model_swap_duration_seconds_count"
-    assert metric_value(after, duration) == metric_value(before, duration) + 1
+    assert metric_count(after, duration) == metric_count(before, duration) + 1
     assert metric_value(after, "overseer_model_info", digest=target.digest) == 1.0
+    # the old model's series is still exported, at 0 (not merely absent)
     assert metric_value(after, "overseer_model_info", digest=current) == 0.0
+
+
+def test_metric_value_tells_a_zero_series_from_a_missing_one() -> None:
+    text = 'overseer_model_info{digest="sha256:aa",version="1"} 0.0\noverseer_model_info{digest="sha256:bb"} 1.0\n'
+    assert metric_value(text, "overseer_model_info", digest="sha256:aa") == 0.0
+    assert metric_value(text, "overseer_model_info", digest="sha256:cc") is None  # never exported
+    assert metric_count(text, "overseer_model_swaps_total") == 0.0

@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 import bentoml
 from PIL import Image as PILImage
@@ -65,8 +66,10 @@ async def detect(request: Request) -> JSONResponse:
     model = None
     code = 500
     try:
-        model = runtime.model()  # taken once: this request finishes on this model, swap or not
+        runtime.model()  # no model yet: 503 before reading the upload
+        # The upload first: a slow client must not keep the old model alive through a swap.
         image = await _read_image(request, runtime.settings)
+        model = runtime.model()  # taken once, as inference starts: this request finishes on it
         detections = (await anyio.to_thread.run_sync(model.predict, [image]))[0]
         code = 200
         return JSONResponse({"detections": detections, "model": model.desired.identity()})
@@ -81,7 +84,7 @@ async def detect(request: Request) -> JSONResponse:
 async def get_model(request: Request) -> JSONResponse:
     runtime = _runtime(request)
     check_bearer(request.headers.get("authorization"), read_token(runtime.settings.admin_token_file))
-    return JSONResponse(await anyio.to_thread.run_sync(runtime.describe))
+    return JSONResponse(await anyio.to_thread.run_sync(runtime.describe, limiter=_admin_threads()))
 
 
 async def put_model(request: Request) -> JSONResponse:
@@ -89,8 +92,23 @@ async def put_model(request: Request) -> JSONResponse:
     check_bearer(request.headers.get("authorization"), read_token(runtime.settings.admin_token_file))
     raw = await _read_body(request, runtime.settings.max_document_bytes, what="model document")
     # In a thread, and not cancelled if the client goes away: a swap runs to its end.
-    answer = await anyio.to_thread.run_sync(runtime.put, raw, request.headers.get("content-type"))
+    # On the admin threads: PUTs waiting for the swap lock never take the threads /detect uses.
+    answer = await anyio.to_thread.run_sync(
+        runtime.put, raw, request.headers.get("content-type"), limiter=_admin_threads()
+    )
     return JSONResponse(answer)
+
+
+ADMIN_THREADS = 2  # one swap runs at a time (the swap lock) and a GET beside it; more PUTs queue here
+_admin_limiter: anyio.CapacityLimiter | None = None
+
+
+def _admin_threads() -> anyio.CapacityLimiter:
+    """The admin endpoints' own worker threads, apart from anyio's default ones (which /detect uses)."""
+    global _admin_limiter  # noqa: PLW0603 - one per worker process, made in its event loop
+    if _admin_limiter is None:
+        _admin_limiter = anyio.CapacityLimiter(ADMIN_THREADS)
+    return _admin_limiter
 
 
 async def on_error(request: Request, exc: Exception) -> JSONResponse:

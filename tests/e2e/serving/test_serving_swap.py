@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import itertools
 import json
 import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import httpx
 import pytest
 import torch
 from overseer_serving.digest import sha256_file
+from overseer_serving.toymodels import build_detector
 from serving_harness import ModelFile, Server, file_server, free_port, metric_count, metric_value, until
 from support.polling import wait_for
 
@@ -290,3 +293,60 @@ def test_metric_value_tells_a_zero_series_from_a_missing_one() -> None:
     assert metric_value(text, "overseer_model_info", digest="sha256:aa") == 0.0
     assert metric_value(text, "overseer_model_info", digest="sha256:cc") is None  # never exported
     assert metric_count(text, "overseer_model_swaps_total") == 0.0
+
+
+@contextlib.contextmanager
+def held_file_server(path: Path) -> Iterator[tuple[str, threading.Event, threading.Event]]:
+    """Serves `path` on loopback, but holds each request until `release` is set (20 s at most).
+    Yields (url, requested, release)."""
+    requested = threading.Event()
+    release = threading.Event()
+    data = path.read_bytes()
+
+    class Held(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.set()
+            release.wait(20)
+            self.send_response(200)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/w.pt", requested, release
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_puts_waiting_for_the_swap_lock_do_not_starve_detect(
+    server: Server, image_bytes: bytes, tmp_path: Path
+) -> None:
+    # Weights never fetched before (a cache hit needs no fetch), served by a server that holds them.
+    path = tmp_path / "held.pt"
+    target = ModelFile(path, build_detector(path, seed=3, names=["cat"]), "cat_recognition", "held")
+    with held_file_server(path) as (url, requested, release), ThreadPoolExecutor(45) as pool:
+        document = target.document(uri=url)
+        # 45 PUTs, more than anyio's 40 default worker threads: one fetches (holding the swap lock),
+        # the others wait for the lock.
+        puts = [pool.submit(put, server, document) for _ in range(45)]
+        assert requested.wait(30), "the first PUT never fetched"
+        try:
+            with httpx.Client(base_url=server.url, timeout=10.0) as c:  # bounded
+                for _ in range(3):
+                    answer = c.post("/detect", files={"image": ("x.jpg", image_bytes, "image/jpeg")})
+                    assert answer.status_code == 200, answer.text
+        finally:
+            release.set()
+        answers = [p.result(timeout=120) for p in puts]
+    assert sorted(a.status_code for a in answers) == [200] * 45
+    assert sum(a.json()["changed"] for a in answers) == 1  # one swap; the same document again is a no-op
+    assert detect_ok(server, image_bytes)["model"]["digest"] == target.digest

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
@@ -235,27 +237,11 @@ async def _check_batch(request: Request, settings: ServingSettings) -> bytes:
         raise UnsupportedMediaType(f"send multipart/form-data with the images in field 'images', not {media!r}")
     # One limit for the whole batch request: it is held in memory at once.
     body = await _read_body(request, settings.max_image_bytes + 64 * 1024, what="batch request body")
-
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        # one more than allowed, so that too many files is our error below, not the parser's
-        form = await Request(request.scope, replay).form(max_files=BATCH_MAX_IMAGES + 1, max_fields=16)
-    except Exception as error:  # malformed multipart
-        raise BadRequest(f"malformed multipart body: {error}") from None
-    try:
-        values = form.getlist("images")
-        if not values:
-            raise BadRequest("multipart body has no 'images' field")
-        if len(values) > BATCH_MAX_IMAGES:
-            raise PayloadTooLarge(f"at most {BATCH_MAX_IMAGES} images per request, got more")
+    async with _form_values(request, body, "images", max_files=BATCH_MAX_IMAGES) as values:
         for index, value in enumerate(values):
             # BentoML would download a text part as a URL: only file parts are images here
             if not isinstance(value, UploadFile):
                 raise BadRequest(f"image {index}: send a file part (with a filename), not a text field")
-    finally:
-        await form.close()
     return body
 
 
@@ -412,6 +398,19 @@ async def _multipart_image(request: Request, body: bytes) -> bytes:
 
 
 async def _multipart_files(request: Request, body: bytes, field: str, *, max_files: int) -> list[bytes]:
+    async with _form_values(request, body, field, max_files=max_files) as values:
+        return [
+            value.encode("latin-1", errors="replace") if isinstance(value, str) else await value.read()
+            for value in values
+        ]
+
+
+@contextlib.asynccontextmanager
+async def _form_values(
+    request: Request, body: bytes, field: str, *, max_files: int
+) -> AsyncIterator[list[str | UploadFile]]:
+    """The parts named `field` of an already-read multipart body: at least one, at most max_files."""
+
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -426,10 +425,7 @@ async def _multipart_files(request: Request, body: bytes, field: str, *, max_fil
             raise BadRequest(f"multipart body has no {field!r} field")
         if len(values) > max_files:
             raise PayloadTooLarge(f"at most {max_files} images per request, got more")
-        return [
-            value.encode("latin-1", errors="replace") if isinstance(value, str) else await value.read()
-            for value in values
-        ]
+        yield values
     finally:
         await form.close()
 

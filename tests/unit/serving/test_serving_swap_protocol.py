@@ -143,29 +143,36 @@ def test_digest_mismatch_from_fetch_keeps_the_old_model(runtime: Runtime, monkey
     assert runtime.model().desired.version == "a"
 
 
+class OverlapMeter:
+    """Makes FakeModel.load slow and records how many loads ever ran at the same time."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.inside = 0
+        self.most = 0
+        self._guard = threading.Lock()
+        original = FakeModel.load.__func__  # type: ignore[attr-defined]
+        meter = self
+
+        def slow_load(cls: type[FakeModel], desired: Desired, weights: Path, *, device: str) -> FakeModel:
+            with meter._guard:
+                meter.inside += 1
+                meter.most = max(meter.most, meter.inside)
+            threading.Event().wait(0.05)  # widen the window in which a second swap could overlap
+            with meter._guard:
+                meter.inside -= 1
+            return original(cls, desired, weights, device=device)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(FakeModel, "load", classmethod(slow_load))
+
+
 def test_concurrent_puts_run_one_at_a_time(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    inside = 0
-    most = 0
-    guard = threading.Lock()
-    original = FakeModel.load.__func__  # type: ignore[attr-defined]
-
-    def slow_load(cls: type[FakeModel], desired: Desired, weights: Path, *, device: str) -> FakeModel:
-        nonlocal inside, most
-        with guard:
-            inside += 1
-            most = max(most, inside)
-        threading.Event().wait(0.05)  # widen the window in which a second swap could overlap
-        with guard:
-            inside -= 1
-        return original(cls, desired, weights, device=device)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(FakeModel, "load", classmethod(slow_load))
+    meter = OverlapMeter(monkeypatch)
     threads = [threading.Thread(target=put, args=(runtime, doc(c))) for c in "bcdef"]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    assert most == 1
+    assert meter.most == 1
     assert runtime.store.desired_generation() == 6
 
 
@@ -443,29 +450,14 @@ def test_the_swap_lock_serialises_puts_of_different_worker_processes(
     one, two = (Runtime(settings, StateStore(tmp_path), FakeMetrics(), worker=n) for n in (1, 2))  # type: ignore[arg-type]
     one.start()
     two.start()
-    inside = 0
-    most = 0
-    guard = threading.Lock()
-    original = FakeModel.load.__func__  # type: ignore[attr-defined]
-
-    def held_load(cls: type[FakeModel], desired: Desired, weights: Path, *, device: str) -> FakeModel:
-        nonlocal inside, most
-        with guard:
-            inside += 1
-            most = max(most, inside)
-        threading.Event().wait(0.05)  # widen the window in which a second swap could overlap
-        with guard:
-            inside -= 1
-        return original(cls, desired, weights, device=device)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(FakeModel, "load", classmethod(held_load))
+    meter = OverlapMeter(monkeypatch)
     runs = [run(lambda rt=rt, c=c: put(rt, doc(c))) for rt, c in ((one, "b"), (two, "c"), (one, "d"), (two, "e"))]
     for thread, _, _ in runs:
         thread.join(10)
     assert [thread.is_alive() for thread, _, _ in runs] == [False] * 4
     assert [errors for _, errors, _ in runs] == [[]] * 4
     assert [results[0]["changed"] for _, _, results in runs] == [True] * 4
-    assert most == 1
+    assert meter.most == 1
     assert store.desired_generation() == 5
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from localcluster.stack import Stack
+from localcluster import procs
+from localcluster.stack import Stack, start_stack, stop_stack
 from support.cluster import REPO_ROOT, Kubectl, processes_bound_to
 from support.polling import wait_for
 
@@ -219,8 +221,6 @@ spec:
 
 
 def test_a_stale_cluster_folder_is_cleaned_up(local_cluster: Stack, tmp_path: Path) -> None:
-    from localcluster.stack import start_stack, stop_stack
-
     stale = tmp_path / "stale"
     stale.mkdir()
     # What a killed run leaves: a state file naming processes that no longer exist.
@@ -235,3 +235,21 @@ def test_a_stale_cluster_folder_is_cleaned_up(local_cluster: Stack, tmp_path: Pa
         assert Kubectl(stack.kubectl, stack.kubeconfig).json("get", "node", "local-0")["metadata"]["name"] == "local-0"
     finally:
         stop_stack(stale)
+
+
+def test_a_stack_whose_owner_is_killed_stops_itself(local_cluster: Stack, tmp_path: Path) -> None:
+    """What happens when a test run is killed with SIGKILL: no teardown runs, yet nothing stays up."""
+    owner = subprocess.Popen(["sleep", "600"])  # stands in for the test run that owns the stack
+    stack = start_stack(tmp_path / "owned", owner_pid=owner.pid)
+    recorded = json.loads((stack.dir / "state.json").read_text())["pids"]
+    try:
+        assert all(procs.is_same_process(pid, started) for pid, started in recorded.values())
+        owner.kill()
+        owner.wait()
+
+        def all_stopped() -> bool:
+            return not any(procs.is_same_process(pid, started) for pid, started in recorded.values())
+
+        wait_for(all_stopped, 60, "etcd, apiserver, controller-manager and node agent to stop")
+    finally:
+        stop_stack(stack.dir)

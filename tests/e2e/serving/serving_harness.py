@@ -23,6 +23,7 @@ __all__ = [
     "alive",
     "file_server",
     "free_port",
+    "loopback_http",
     "metric_count",
     "metric_value",
     "running",
@@ -124,6 +125,20 @@ def running(
 
 
 @contextlib.contextmanager
+def loopback_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run `handler` on a free loopback port for the block; yields the base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@contextlib.contextmanager
 def file_server(root: Path) -> Iterator[str]:
     """A plain HTTP server on loopback serving `root`, for http:// weights URIs."""
 
@@ -134,14 +149,8 @@ def file_server(root: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback_http(Quiet) as url:
+        yield url
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:

@@ -20,7 +20,16 @@ import pytest
 import torch
 from overseer_serving.digest import sha256_file
 from overseer_serving.toymodels import build_detector
-from serving_harness import ModelFile, Server, file_server, free_port, metric_count, metric_value, until
+from serving_harness import (
+    ModelFile,
+    Server,
+    file_server,
+    free_port,
+    loopback_http,
+    metric_count,
+    metric_value,
+    until,
+)
 from support.polling import wait_for
 
 
@@ -315,16 +324,11 @@ def held_file_server(path: Path) -> Iterator[tuple[str, threading.Event, threadi
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Held)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/w.pt", requested, release
-    finally:
-        release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with loopback_http(Held) as url:
+        try:
+            yield f"{url}/w.pt", requested, release
+        finally:
+            release.set()  # before the server shuts down, so a held request can finish
 
 
 def test_puts_waiting_for_the_swap_lock_do_not_starve_detect(

@@ -83,14 +83,20 @@ def doc(digest_char: str, conf: float = 0.3) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+def fake_pod_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StateStore:
+    """A pod's state directory desiring model "a", with FakeModel loading and no real fetch."""
     FakeModel.loads, FakeModel.fail_digests, FakeModel.follower_failures = [], set(), {}
     monkeypatch.setattr(runtime_module, "LoadedModel", FakeModel)
     monkeypatch.setattr(runtime_module, "fetch", lambda uri, digest, *a, **k: Path("/cache") / digest)
     store = StateStore(tmp_path)
     store.prepare()
     store.write_desired(doc("a"))
+    return store
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    store = fake_pod_state(tmp_path, monkeypatch)
     rt = Runtime(ServingSettings(state_dir=tmp_path), store, FakeMetrics(), worker=1)  # type: ignore[arg-type]
     rt.start()
     return rt
@@ -201,15 +207,10 @@ def test_unexpected_errors_are_failed_swaps_counted_by_reason(
 
 @pytest.fixture
 def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], list[Runtime]]]:
-    FakeModel.loads, FakeModel.fail_digests, FakeModel.follower_failures = [], set(), {}
-    monkeypatch.setattr(runtime_module, "LoadedModel", FakeModel)
-    monkeypatch.setattr(runtime_module, "fetch", lambda uri, digest, *a, **k: Path("/cache") / digest)
     started: list[Runtime] = []
 
     def make(workers: int) -> list[Runtime]:
-        store = StateStore(tmp_path)
-        store.prepare()
-        store.write_desired(doc("a"))
+        store = fake_pod_state(tmp_path, monkeypatch)
         settings = ServingSettings(state_dir=tmp_path, workers=workers, poll_interval_s=0.02, follow_timeout_s=5)
         for n in range(1, workers + 1):
             rt = Runtime(settings, store, FakeMetrics(), worker=n)  # type: ignore[arg-type]
@@ -440,12 +441,7 @@ def test_the_swap_lock_serialises_puts_of_different_worker_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two workers: separate in-process locks, one state directory. Only the flock keeps them apart."""
-    FakeModel.loads, FakeModel.fail_digests, FakeModel.follower_failures = [], set(), {}
-    monkeypatch.setattr(runtime_module, "LoadedModel", FakeModel)
-    monkeypatch.setattr(runtime_module, "fetch", lambda uri, digest, *a, **k: Path("/cache") / digest)
-    store = StateStore(tmp_path)
-    store.prepare()
-    store.write_desired(doc("a"))
+    store = fake_pod_state(tmp_path, monkeypatch)
     settings = ServingSettings(state_dir=tmp_path)  # one worker each: no follower, only the lock
     one, two = (Runtime(settings, StateStore(tmp_path), FakeMetrics(), worker=n) for n in (1, 2))  # type: ignore[arg-type]
     one.start()

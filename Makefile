@@ -5,9 +5,12 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP_STAMP := $(VENV)/.installed
+# The stamp is keyed by pyproject.toml's content (not its mtime): a fresh clone or a git worktree
+# sharing the venv does not reinstall, a dependency change does.
+PIP_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-16)
 CLUSTER_DIR ?= .cluster
-export PYTHONPATH := $(CURDIR)/hack$(if $(PYTHONPATH),:$(PYTHONPATH))
+# The source folders first: a git worktree sharing .venv runs its own code, not the editable install's.
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/serving:$(CURDIR)/hack$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Ultralytics must never reach the network (weights, telemetry, pip auto-install).
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
@@ -19,7 +22,7 @@ PYTEST := $(PY) -m pytest
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(PIP_STAMP): pyproject.toml
+$(PIP_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	# pip keeps its wheel cache (~/.cache/pip): torch is downloaded once per machine.

@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from overseer_serving.localserver import LocalServer
-from overseer_serving.toymodels import build_detector
+from overseer_devtools.localserver import LocalServer
+from overseer_devtools.toymodels import build_detector
 from PIL import Image
 
 TOKEN = "bench-token"

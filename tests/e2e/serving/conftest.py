@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from overseer_serving.toymodels import build_detector
+from overseer_devtools.toymodels import build_detector
 from PIL import Image
 from serving_harness import ModelFile, Server, running
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from overseer_serving import localserver
-from overseer_serving.localserver import OVERSEER, LocalServer, alive, clean_environment, free_port
+from overseer_devtools import localserver
+from overseer_devtools.localserver import OVERSEER, LocalServer, alive, clean_environment, free_port
 
 __all__ = [
     "OVERSEER",

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import torch
+from overseer_devtools.toymodels import build_detector
 from overseer_serving.digest import sha256_file
-from overseer_serving.toymodels import build_detector
 from serving_harness import (
     ModelFile,
     Server,

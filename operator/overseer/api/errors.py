@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from overseer.api.model_document import DIGEST_PATTERN
-from overseer.schema import hints
+from overseer import text as hints
 
 M = TypeVar("M", bound=BaseModel)
 

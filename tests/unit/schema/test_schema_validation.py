@@ -212,8 +212,9 @@ def test_non_object_sections(detector_v1: dict[str, Any], section: str, value: A
         ("object", "schema.customObjects: not a valid JSON Schema: expected an object, found string 'object'"),
         (
             {"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}},
-            "schema.customObjects: not a valid JSON Schema: at properties.a: only local references (#/...) are "
-            "supported, found 'https://example.com/s.json'",
+            "schema.customObjects: not a valid JSON Schema: at properties.a: $ref 'https://example.com/s.json' "
+            "is not in this section: only references inside the section are resolved (#/$defs/..., #anchor, "
+            "or a $id declared in it); nothing is ever fetched or opened",
         ),
         (
             {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from overseer import text as hints
 from overseer.api.errors import parse_manifest
 from overseer.api.v1alpha1 import API_VERSION, GROUP, KINDS, ModelDeployment, ModelSchema, SchemaVersion
 from overseer.manifests import Document
-from overseer import text as hints
 from overseer.schema.compatibility import check_history
 from overseer.schema.validation import SECTIONS, compile_section, validate_model_config
 

@@ -10,8 +10,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-
-
 def json_type(value: Any) -> str:
     """The JSON type name of a Python value, as JSON Schema users know them (1.0 is a number)."""
     if value is None:

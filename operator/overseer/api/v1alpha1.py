@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from overseer.api.model_document import DIGEST_PATTERN, JSONObject, ModelSpec
+
 # The light core's layers point one way: text <- schema <- api. The mode list is the checker's.
 from overseer.schema.limits import MAX_VERSIONS
 from overseer.schema.modes import COMPATIBILITY_MODES, CompatibilityMode

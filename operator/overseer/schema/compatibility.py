@@ -27,6 +27,7 @@ comparison past limits.MAX_COMPARE_STEPS pairs stops with TOO_COMPLEX_TO_COMPARE
 from __future__ import annotations
 
 import json
+import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
         if _canonical(old_sections[section]) == _canonical(new_sections[section]):
             continue  # the usual case for two of the three sections: nothing to walk
         walks: list[_Walk] = []
+        _ensure_stack()
         try:
             for direction in directions(mode) or (_BACKWARD,):
                 if direction == _BACKWARD:
@@ -153,7 +155,7 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
                     walk = _Walk(direction, compiled_new.resolved, compiled_old.resolved, budget)
                 walks.append(walk)
                 walk.compare_root(section)
-        except _TooComplex:
+        except (_TooComplex, RecursionError):
             if directions(mode):
                 text = message("TOO_COMPLEX_TO_COMPARE", limit=f"{budget.limit:,}")
                 changes.append(BreakingChange("TOO_COMPLEX_TO_COMPARE", section, text))
@@ -225,9 +227,7 @@ def check_history(versions: Sequence[Any], mode: str, *, registered: Sequence[An
     mode = normalize_mode(mode)
     registered_changes = check_registered_versions(registered, versions) if registered else []
     known = {_version_number(v) for v in registered}
-    ordered = sorted(
-        (v for v in versions if _version_number(v) is not None), key=lambda v: _version_number(v) or 0
-    )
+    ordered = sorted((v for v in versions if _version_number(v) is not None), key=lambda v: _version_number(v) or 0)
     budget = _Budget()
     reports: list[CompatibilityReport] = []
     for index, version in enumerate(ordered):
@@ -423,6 +423,18 @@ _SIZE_CODES = {
 }
 
 
+# Nested pairs one probe may hold at once: a recursive union of 12 types, each referring back,
+# nests 144 pairs. Each costs about eight Python frames, so the walk needs more than Python's
+# default recursion limit of 1,000 frames; _ensure_stack raises it once (never lowers it).
+_MAX_PROBE_DEPTH = 400
+_FRAMES_NEEDED = _MAX_PROBE_DEPTH * 10 + 1_000
+
+
+def _ensure_stack() -> None:
+    if sys.getrecursionlimit() < _FRAMES_NEEDED:
+        sys.setrecursionlimit(_FRAMES_NEEDED)
+
+
 class _Walk:
     """Collects what the reader schema rejects among the values the writer schema accepts.
 
@@ -430,7 +442,7 @@ class _Walk:
     it (`_done`, `_queue`: breadth-first). Probes (does this pair break? for unions, `not`,
     `contains`, dependencies) are depth-first and memoised in `_broken`; `_stack` holds the pairs
     under a probe, and a recursive schema reaching the same pair again assumes it compatible (the
-    usual co-inductive reading of recursive types)."""
+    usual co-inductive reading of recursive types; _settle keeps the memo sound)."""
 
     def __init__(self, direction: str, writer: ResolvedSection, reader: ResolvedSection, budget: _Budget) -> None:
         self.direction = direction
@@ -440,7 +452,11 @@ class _Walk:
         self.changes: list[BreakingChange] = []
         self.notices: list[BreakingChange] = []
         self.renames: dict[str, _Rename] = {}
-        self._stack: set[tuple[int, int]] = set()
+        self._stack: dict[tuple[int, int], int] = {}
+        """Pairs under a probe, with their depth."""
+        self._low = 0
+        self._provisional: dict[tuple[int, int], int] = {}
+        """Probe answers "compatible" that assumed a pair still under comparison (at that depth)."""
         self._done: set[tuple[int, int]] = set()
         self._queue: deque[tuple[Node, Node, str]] = deque()
         self._broken: dict[tuple[int, int], bool] = {}
@@ -461,6 +477,9 @@ class _Walk:
 
     def _probe(self, writer: Node, reader: Node, path: str) -> tuple[bool, list[BreakingChange]]:
         """Whether a sub-comparison breaks, and the changes it would emit, without emitting them."""
+        known = self._broken.get((id(writer.flat), id(reader.flat)))
+        if known is not None:
+            return known, []
         saved = self.changes, self.notices, self.renames
         self.changes, self.notices, self.renames = [], [], {}
         self._probing += 1
@@ -494,25 +513,55 @@ class _Walk:
         """Compare a pair of subschemas. The reporting walk is breadth-first (a change in a shared
         or recursive subschema is reported at its shortest path) and returns nothing useful; a
         probe is depth-first and returns True when the reader rejects some writer value."""
-        key = (id(writer), id(reader))
+        # Keyed by the flat views: nodes that only refer to the same schema share one.
+        key = (id(writer.flat), id(reader.flat))
         if not self._probing:
             if key not in self._done:
                 self._done.add(key)
                 self._queue.append((writer, reader, path))
             return False
-        if key in self._stack:
-            return False  # recursive schema: this pair is already being compared further up
+        position = self._stack.get(key)
+        if position is not None:
+            # A recursive schema reached this pair again: assume it compatible (the co-inductive
+            # reading of recursive types) and remember that the caller's answer depends on it.
+            self._low = min(self._low, position)
+            return False
         if key in self._broken:
             return self._broken[key]
+        if key in self._provisional:
+            self._low = min(self._low, self._provisional[key])
+            return False
+        if len(self._stack) >= _MAX_PROBE_DEPTH:
+            raise _TooComplex  # a recursion this deep would overflow Python's stack
         self.budget.spend()
-        self._stack.add(key)
+        depth = len(self._stack)
+        self._stack[key] = depth
+        outer_low, self._low = self._low, depth
         before = len(self.changes)
         try:
             broken = self._compare(writer, reader, path) or len(self.changes) > before
         finally:
-            self._stack.discard(key)
-        self._broken[key] = broken
+            del self._stack[key]
+        low, self._low = self._low, min(outer_low, self._low)
+        self._settle(key, broken, depth, low)
         return broken
+
+    def _settle(self, key: tuple[int, int], broken: bool, depth: int, low: int) -> None:
+        """Memoise a probe's answer soundly. "Breaks" is final (found under optimistic assumptions).
+        "Compatible" is final only when it assumed nothing about pairs still under comparison
+        further up; otherwise it stays provisional until that pair is settled: confirmed when the
+        pair is compatible, dropped (and so recomputed) when it breaks."""
+        if broken:
+            self._broken[key] = True
+            for other in [k for k, at in self._provisional.items() if at >= depth]:
+                del self._provisional[other]
+        elif low >= depth:
+            self._broken[key] = False
+            for other in [k for k, at in self._provisional.items() if at >= depth]:
+                self._broken[other] = False
+                del self._provisional[other]
+        else:
+            self._provisional[key] = low
 
     def _compare(self, writer_node: Node, reader_node: Node, path: str) -> bool:
         """Returns True when a sub-comparison found a break it did not emit here (reported elsewhere)."""
@@ -829,19 +878,24 @@ class _Walk:
         keyword = next((k for k in _UNION if k in writer or k in reader), "anyOf")
         hidden = False
         for index, w_branch in enumerate(w_branches):
-            attempts = [self._probe(w_branch, r_branch, path) for r_branch in r_branches]
-            if any(not broken for broken, _ in attempts):
-                continue
-            best = min((found for _, found in attempts), key=len)
+            attempts: list[list[BreakingChange]] = []
+            for r_branch in r_branches:
+                broken, found = self._probe(w_branch, r_branch, path)
+                if not broken:
+                    break
+                attempts.append(found)
+            else:
+                attempts = attempts or [[]]
+            if len(attempts) < len(r_branches):
+                continue  # some reader alternative accepts everything this one does
+            best = min(attempts, key=len)
             if (len(r_branches) == 1 or len(w_branches) == 1) and best:
                 # The concrete reason beats a generic "alternative removed".
                 self.changes.extend(best)
             elif len(r_branches) == 1 or len(w_branches) == 1:
                 hidden = True  # broken deeper, in a pair already reported elsewhere
                 if not self._probing:
-                    self.emit(
-                        path, "BRANCH_REMOVED", "BRANCH_ADDED", keyword=keyword, branch=hints.describe(w_branch)
-                    )
+                    self.emit(path, "BRANCH_REMOVED", "BRANCH_ADDED", keyword=keyword, branch=hints.describe(w_branch))
             else:
                 self.emit(
                     f"{path}.{keyword}[{index}]",
@@ -861,10 +915,12 @@ class _Walk:
         for keyword in _UNION:
             branches = flat.get(keyword)
             if isinstance(branches, list):
-                key = (id(node), keyword)
+                rest = {k: v for k, v in flat.items() if k != keyword}
+                if not rest or _only_annotations(rest):
+                    return list(branches)  # nothing to fold in: the alternatives themselves
+                key = (id(flat), keyword)
                 siblings = self._siblings.get(key)
                 if siblings is None:
-                    rest = {k: v for k, v in flat.items() if k != keyword}
                     siblings = self._siblings[key] = section.from_flat(rest, node.pointer)
                 return [section.merge([siblings, b]) for b in branches]
         return [node]

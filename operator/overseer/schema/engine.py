@@ -79,9 +79,7 @@ def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: An
 def _additional(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
     properties = schema.get("properties", {})
     patterns = list(schema.get("patternProperties", {}))
-    return [
-        key for key in instance if key not in properties and not any(regex.search(p, key) for p in patterns)
-    ]
+    return [key for key in instance if key not in properties and not any(regex.search(p, key) for p in patterns)]
 
 
 def _additional_properties(validator: Any, extra: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
@@ -172,7 +170,7 @@ def _bounded_format(check: Callable[[object], bool]) -> Callable[[object], bool]
 
 def _safe_class(base: Any, overrides: Mapping[str, Any]) -> Any:
     keywords = {**base.VALIDATORS, **overrides}
-    return validators.extend(base, {name: _counted(fn) for name, fn in keywords.items()})
+    return validators.extend(base, {name: _counted(fn) for name, fn in keywords.items()})  # type: ignore[no-untyped-call]
 
 
 _REGEX_KEYWORDS = {
@@ -180,7 +178,9 @@ _REGEX_KEYWORDS = {
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
 }
-SafeDraft202012 = _safe_class(Draft202012Validator, {**_REGEX_KEYWORDS, "unevaluatedProperties": _unevaluated_properties})
+SafeDraft202012 = _safe_class(
+    Draft202012Validator, {**_REGEX_KEYWORDS, "unevaluatedProperties": _unevaluated_properties}
+)
 SafeDraft7 = _safe_class(Draft7Validator, _REGEX_KEYWORDS)
 FORMATS_2020_12 = _format_checker(Draft202012Validator.FORMAT_CHECKER)
 FORMATS_07 = _format_checker(Draft7Validator.FORMAT_CHECKER)

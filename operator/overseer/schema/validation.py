@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import referencing.exceptions
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
 from overseer import text as hints
 from overseer.schema import engine, regex
-from overseer.schema.jsonschema_walk import JSON_TYPES, flat_of, json_pointer, properties
+from overseer.schema.jsonschema_walk import flat_of, json_pointer, properties
 from overseer.schema.limits import (
     MAX_CONFIG_CHARS,
     MAX_CONFIG_DEPTH,
@@ -30,7 +30,7 @@ from overseer.schema.limits import (
     MAX_VALIDATION_STEPS,
     size_problem,
 )
-from overseer.schema.resolved import Node, ResolvedSection, SchemaProblem, dialect_of, resolve_section
+from overseer.schema.resolved import Node, ResolvedSection, SchemaProblem, resolve_section
 
 # (wire name, attribute of a SchemaSnapshot / SchemaVersion): the order problems are reported in.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -128,12 +128,6 @@ def _compile(schema: Any) -> CompiledSection:
 
 
 def _compile_checked(schema: Any) -> CompiledSection:
-    dialect = dialect_of(schema)
-    if dialect is not None:
-        try:
-            engine.stock_class(dialect).check_schema(schema, format_checker=engine.format_checker(dialect))
-        except SchemaError as error:
-            return CompiledSection(schema, None, "not a valid JSON Schema: " + _schema_error_text(error))
     if isinstance(schema, Mapping):
         declared = schema.get("type")
         if declared is not None and "object" not in (declared if isinstance(declared, list) else [declared]):
@@ -146,7 +140,7 @@ def _compile_checked(schema: Any) -> CompiledSection:
         section = resolve_section(schema)
     except SchemaProblem as error:
         return CompiledSection(schema, None, "not a valid JSON Schema: " + str(error))
-    validator = engine.build_validator(section, schema)
+    validator = engine.build_validator(section, section.root.schema)
     try:
         with engine.budget(MAX_VALIDATION_STEPS):
             problem = _check_defaults(validator, section)
@@ -165,16 +159,6 @@ def _failure(error: BaseException) -> str:
     return f"unresolvable reference ({error})"
 
 
-def _schema_error_text(error: SchemaError) -> str:
-    where = hints.field_path("", error.path) or "top level"
-    if error.path and error.path[-1] == "type":
-        types = ", ".join(JSON_TYPES)
-        return f"at {where}: {hints.show(error.instance)} is not a JSON type (expected one of {types})"
-    if error.validator == "format" and error.validator_value == "regex":
-        return f"at {where}: {hints.show(error.instance)} is not a valid regular expression"
-    return f"at {where}: {error.message}"
-
-
 def _check_defaults(validator: Validator, section: ResolvedSection) -> str | None:
     """A default that violates its own schema would make every defaulted config invalid."""
     for node in list(section.nodes.values()):
@@ -183,7 +167,7 @@ def _check_defaults(validator: Validator, section: ResolvedSection) -> str | Non
             flat = sub.flat if sub is not None else child
             if not isinstance(flat, Mapping) or "default" not in flat or not isinstance(child, Mapping):
                 continue
-            error = next(iter(validator.descend(flat["default"], child)), None)
+            error = next(iter(validator.descend(flat["default"], child)), None)  # type: ignore[attr-defined]
             if error is not None:
                 path = hints.field_path("", [*_property_path(node.pointer), name])
                 return f"default of {path} is invalid: {_explain_one(error, section)}"
@@ -292,7 +276,9 @@ def validate_model_config(
     return ConfigValidation(problems=tuple(problems), defaulted=defaulted, patch=patch)
 
 
-def _apply_defaults(node: Node, instance: Mapping[str, Any], where: list[str], ops: list[dict[str, Any]]) -> dict[str, Any]:
+def _apply_defaults(
+    node: Node, instance: Mapping[str, Any], where: list[str], ops: list[dict[str, Any]]
+) -> dict[str, Any]:
     """A copy of `instance` with missing properties that have a default filled in, recursively
     inside objects that are present. Combinators are not entered: which branch applies is
     ambiguous before validation. Terminates on recursive schemas: it descends with the value."""

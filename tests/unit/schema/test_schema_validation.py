@@ -206,7 +206,7 @@ def test_non_object_sections(detector_v1: dict[str, Any], section: str, value: A
         (
             {"type": "object", "properties": {"owner": {"type": "string", "pattern": "([a-z"}}},
             "schema.customObjects: not a valid JSON Schema: at properties.owner.pattern: '([a-z' is not a valid "
-            "regular expression",
+            "regular expression: missing ]: [a-z",
         ),
         ({"type": "string"}, "schema.customObjects: must describe an object (type: object), found type 'string'"),
         ("object", "schema.customObjects: not a valid JSON Schema: expected an object, found string 'object'"),

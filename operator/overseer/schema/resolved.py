@@ -188,8 +188,9 @@ def _check_document(schema: Any, dialect: str) -> None:
         if isinstance(raw, Mapping):
             check_keywords(raw, where, dialect)
             if where and "$schema" in raw and dialect_of(raw) != dialect:
+                found = text.show(raw["$schema"])
                 at = text.field_path("", (*where, "$schema"))
-                raise SchemaProblem(f"at {at}: a section uses one dialect; {text.show(raw['$schema'])} differs from the top")
+                raise SchemaProblem(f"at {at}: a section uses one dialect; {found} differs from the top")
             stack.extend((sub, (*where, *at)) for _, at, sub in _subschemas(raw, dialect))
 
 

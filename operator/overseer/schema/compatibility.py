@@ -112,8 +112,8 @@ class _Budget:
         self.steps = steps
         self.limit = steps
 
-    def spend(self) -> None:
-        self.steps -= 1
+    def spend(self, units: int = 1) -> None:
+        self.steps -= units
         if self.steps < 0:
             raise _TooComplex
 
@@ -143,8 +143,11 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
         compiled_old = compile_section(old_sections[section])
         if compiled_old.resolved is None or compiled_old.problem is not None:
             continue  # nothing reliable to compare with; the old version's own check reports it
-        if _canonical(old_sections[section]) == _canonical(new_sections[section]):
+        if compiled_old.key is not None and compiled_old.key == compiled_new.key:
             continue  # the usual case for two of the three sections: nothing to walk
+        if budget.steps < 0:
+            changes.append(_too_complex(section, budget))  # spent on earlier pairs of this check
+            continue
         walks: list[_Walk] = []
         _ensure_stack()
         try:
@@ -156,9 +159,9 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
                 walks.append(walk)
                 walk.compare_root(section)
         except (_TooComplex, RecursionError):
+            budget.steps = min(budget.steps, -1)
             if directions(mode):
-                text = message("TOO_COMPLEX_TO_COMPARE", limit=f"{budget.limit:,}")
-                changes.append(BreakingChange("TOO_COMPLEX_TO_COMPARE", section, text))
+                changes.append(_too_complex(section, budget))
             continue
         notices.extend(n for w in walks for n in w.notices)
         if not directions(mode):
@@ -172,6 +175,11 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
         old_version=_version_number(old),
         new_version=_version_number(new),
     )
+
+
+def _too_complex(section: str, budget: _Budget) -> BreakingChange:
+    text = message("TOO_COMPLEX_TO_COMPARE", limit=f"{budget.limit:,}")
+    return BreakingChange("TOO_COMPLEX_TO_COMPARE", section, text)
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,12 @@ def check_history(versions: Sequence[Any], mode: str, *, registered: Sequence[An
             targets = [earlier[-1]]
         else:
             targets = list(reversed(earlier)) if mode.endswith("_TRANSITIVE") else [earlier[-1]]
-        reports.extend(check_compatibility(old, version, mode, budget=budget) for old in targets)
+        for old in targets:
+            if budget.steps < 0:  # spent: one answer for the rest of this version, not one per pair
+                change = _too_complex("", budget)
+                reports.append(CompatibilityReport(mode, [change], [], _version_number(old), _version_number(version)))
+                break
+            reports.append(check_compatibility(old, version, mode, budget=budget))
     problems = [
         VersionProblem(_registered_number(c.path), _registered_section(c.path), c.code, c.message)
         for c in registered_changes
@@ -740,6 +753,7 @@ class _Walk:
     ) -> bool:
         w_props, r_props = properties(writer), properties(reader)
         w_required, r_required = required(writer), required(reader)
+        self.budget.spend(len(w_props) + len(r_props))  # the work here grows with the properties
         hidden = False
         for name in w_props:
             child = hints.field_path(path, [name])

@@ -25,10 +25,11 @@ MAX_FORMAT_LENGTH = 2_048
 """A string longer than this is not a valid `format` value (date-time, uri, hostname, ...)."""
 
 # --- work ----------------------------------------------------------------------------------------------
-MAX_VALIDATION_STEPS = 20_000
+MAX_VALIDATION_STEPS = 5_000
 """Keyword evaluations for one config section (and for checking one section's defaults)."""
-MAX_COMPARE_STEPS = 20_000
-"""Pairs of subschemas compared in one compatibility check (all version pairs of one call together)."""
+MAX_COMPARE_STEPS = 5_000
+"""Work of one compatibility check (all version pairs of one call together): a pair of subschemas
+compared costs one step, each property of an object compared one more."""
 MAX_VERSIONS = 100
 """Versions in one ModelSchema (the API refuses more), so at most 4,950 version pairs under _TRANSITIVE."""
 

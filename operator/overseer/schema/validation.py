@@ -7,6 +7,7 @@ admission webhook and the serving pod can call this on every request.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import threading
 from collections import OrderedDict
@@ -75,6 +76,8 @@ class CompiledSection:
     problem: str | None
     resolved: ResolvedSection | None = None
     """The section resolved once: what the default filler, the messages and the compatibility walk use."""
+    key: str | None = None
+    """Canonical JSON of the schema (equal keys, equal sections); None when it is not JSON."""
 
 
 _CACHE_SIZE = 512
@@ -84,8 +87,24 @@ _cache: OrderedDict[str, CompiledSection] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
+# The same section object checked again (a version compared with each earlier one): no re-measuring.
+_by_identity: dict[int, tuple[Any, CompiledSection]] = {}
+
+
 def compile_section(schema: Any) -> CompiledSection:
     """Check a section's JSON Schema and build its validator; cached by content."""
+    known = _by_identity.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    compiled = _compile_by_content(schema)
+    with _cache_lock:
+        if len(_by_identity) >= 2 * _CACHE_SIZE:
+            _by_identity.clear()
+        _by_identity[id(schema)] = (schema, compiled)  # holds the object, so its id stays its own
+    return compiled
+
+
+def _compile_by_content(schema: Any) -> CompiledSection:
     if not isinstance(schema, Mapping | bool):
         return CompiledSection(
             schema, None, f"not a valid JSON Schema: expected an object, found {hints.found(schema)}"
@@ -106,7 +125,7 @@ def compile_section(schema: Any) -> CompiledSection:
             return hit
     # Compile outside the lock: it is the slow part, and two threads compiling the same section
     # at once only waste a little work.
-    compiled = _compile(schema)
+    compiled = dataclasses.replace(_compile(schema), key=key)
     with _cache_lock:
         _cache[key] = compiled
         if len(_cache) > _CACHE_SIZE:

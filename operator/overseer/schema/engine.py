@@ -1,151 +1,71 @@
-"""The jsonschema validator classes the schema core runs, made safe for untrusted schemas.
+"""The validator of the schema core: checks a value against a section resolved once
+(overseer.schema.resolved), keyword by keyword as JSON Schema 2020-12 (or draft-07) says.
 
-python-jsonschema is the validation engine (draft 2020-12 and draft-07). Three things differ from
-its stock classes:
+It replaces python-jsonschema's validator classes for three reasons, each measured
+(benchmarks/bench_schema_worst.py, docs/schema.md):
 
-- Regular expressions (`pattern`, `patternProperties`, and so `additionalProperties` and
-  `unevaluatedProperties`, and `format: regex`) run on RE2 (overseer.schema.regex): linear time.
-- Every keyword evaluation counts against a budget (limits.MAX_VALIDATION_STEPS); a check that runs
-  out stops with WorkLimitExceeded instead of running for minutes (nested `oneOf`s multiply work).
-- References resolve only within the registry resolve_section built (the section and the bundled
-  metaschemas): jsonschema's default registry would fetch unknown http(s) URIs.
+- Speed. jsonschema builds a validator object per subschema entered, looks every `$ref` up again
+  in a registry, and builds an error (with its context) for every failed branch of an `anyOf`; here
+  the references are already nodes, alternatives are tried with a first-failure check, and the
+  answer for a (subschema, value) pair is memoised for the rest of the check, so nested alternatives
+  cost in proportion to the schema's size, not to its paths.
+- Bounded work. Every step is counted against a budget (limits.MAX_VALIDATION_STEPS): a subschema
+  applied to a value, a regular-expression search, or a few values scanned by `enum`, `const`,
+  `uniqueItems`, `required` or a property loop. Past the budget the check stops with
+  WorkLimitExceeded instead of running for seconds.
+- Bounded depth. One nested subschema is one Python frame here, and a chain of more than
+  limits.MAX_EVALUATION_DEPTH of them stops with EvaluationTooDeep, so a check needs no more than
+  Python's default recursion limit, in any thread (jsonschema nests generators, which also use
+  the C stack).
 
-Format checks are those of jsonschema's `format-nongpl` extra; strings longer than
-limits.MAX_FORMAT_LENGTH are not valid values of any format (some checkers are super-linear).
+Regular expressions run on RE2 (overseer.schema.regex); formats are jsonschema's `format-nongpl`
+checkers, and a string longer than limits.MAX_FORMAT_LENGTH is not a valid value of any format.
+Failures carry what the messages in overseer.schema.validation need: the keyword, its value, the
+value checked, where, and the subschema.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
-from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker, validators
-from jsonschema.exceptions import ValidationError
-from jsonschema.protocols import Validator
+from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
+from jsonschema.exceptions import best_match
 
 from overseer.schema import regex
-from overseer.schema.limits import MAX_FORMAT_LENGTH
-from overseer.schema.resolved import DRAFT_07, ResolvedSection
+from overseer.schema.limits import MAX_EVALUATION_DEPTH, MAX_FORMAT_LENGTH, count_values
+from overseer.schema.resolved import DRAFT_07, Node, ResolvedSection
 
 
 class WorkLimitExceeded(Exception):
     """A check ran out of its step budget."""
 
 
-_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("overseer_schema_budget", default=None)
+class EvaluationTooDeep(WorkLimitExceeded):
+    """A check nested more subschemas than limits.MAX_EVALUATION_DEPTH."""
 
 
-@contextlib.contextmanager
-def budget(steps: int) -> Iterator[None]:
-    """Count keyword evaluations in this context; WorkLimitExceeded past `steps`."""
-    token = _budget.set([steps])
-    try:
-        yield
-    finally:
-        _budget.reset(token)
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One keyword that rejected a value."""
 
-
-def _counted(keyword: Callable[..., Any]) -> Callable[..., Any]:
-    def run(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
-        remaining = _budget.get()
-        if remaining is not None:
-            remaining[0] -= 1
-            if remaining[0] < 0:
-                raise WorkLimitExceeded
-        return keyword(validator, value, instance, schema)
-
-    return run
-
-
-# --- keywords that use regular expressions, on RE2 ---------------------------------------------------
-
-
-def _pattern(validator: Any, pattern: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not regex.search(pattern, instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if not validator.is_type(instance, "object"):
-        return
-    for pattern, subschema in patterns.items():
-        for key, value in instance.items():
-            if regex.search(pattern, key):
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
-
-
-def _additional(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    properties = schema.get("properties", {})
-    patterns = list(schema.get("patternProperties", {}))
-    return [key for key in instance if key not in properties and not any(regex.search(p, key) for p in patterns)]
-
-
-def _additional_properties(validator: Any, extra: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if not validator.is_type(instance, "object"):
-        return
-    extras = _additional(instance, schema)
-    if validator.is_type(extra, "object"):
-        for key in extras:
-            yield from validator.descend(instance[key], extra, path=key)
-    elif not extra and extras:
-        yield ValidationError(f"Additional properties are not allowed ({', '.join(map(repr, extras))} unexpected)")
-
-
-def _is_valid(errors: Iterator[Any]) -> bool:
-    return next(errors, None) is None
-
-
-def _evaluated_keys(validator: Any, instance: Mapping[str, Any], schema: Any) -> set[str]:
-    """Keys evaluated by `schema` (for unevaluatedProperties); jsonschema's walk, on RE2."""
-    if validator.is_type(schema, "boolean"):
-        return set()
-    keys: set[str] = set()
-    for keyword in ("$ref", "$dynamicRef"):
-        ref = schema.get(keyword)
-        if ref is not None:
-            resolved = validator._resolver.lookup(ref)
-            inner = validator.evolve(schema=resolved.contents, _resolver=resolved.resolver)
-            keys |= _evaluated_keys(inner, instance, resolved.contents)
-    properties = schema.get("properties")
-    if validator.is_type(properties, "object"):
-        keys |= properties.keys() & instance.keys()
-    for keyword in ("additionalProperties", "unevaluatedProperties"):
-        subschema = schema.get(keyword)
-        if subschema is not None:
-            keys |= {k for k, v in instance.items() if _is_valid(validator.descend(v, subschema))}
-    for pattern in schema.get("patternProperties", {}):
-        keys |= {k for k in instance if regex.search(pattern, k)}
-    for name, subschema in schema.get("dependentSchemas", {}).items():
-        if name in instance:
-            keys |= _evaluated_keys(validator, instance, subschema)
-    for keyword in ("allOf", "oneOf", "anyOf"):
-        for subschema in schema.get(keyword, []):
-            if _is_valid(validator.descend(instance, subschema)):
-                keys |= _evaluated_keys(validator, instance, subschema)
-    if "if" in schema:
-        if validator.evolve(schema=schema["if"]).is_valid(instance):
-            keys |= _evaluated_keys(validator, instance, schema["if"])
-            if "then" in schema:
-                keys |= _evaluated_keys(validator, instance, schema["then"])
-        elif "else" in schema:
-            keys |= _evaluated_keys(validator, instance, schema["else"])
-    return keys
-
-
-def _unevaluated_properties(validator: Any, unevaluated: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if not validator.is_type(instance, "object"):
-        return
-    evaluated = _evaluated_keys(validator, instance, schema)
-    rejected = [
-        key
-        for key in instance
-        if key not in evaluated
-        and not _is_valid(validator.descend(instance[key], unevaluated, path=key, schema_path=key))
-    ]
-    if rejected:
-        yield ValidationError(f"Unevaluated properties are not allowed ({', '.join(map(repr, rejected))} unexpected)")
+    keyword: str
+    """The keyword: `type`, `required`, `anyOf`, ...; `false` for a schema that is `false`."""
+    value: Any
+    """The keyword's value in the schema."""
+    instance: Any
+    """The value that was checked."""
+    path: tuple[str | int, ...]
+    """Where that value is in the config section."""
+    node: Node
+    """The subschema holding the keyword."""
+    matches: int = 0
+    """`oneOf`: how many alternatives matched (0 or more than 1); `contains`: how many items did."""
+    keys: tuple[Any, ...] = ()
+    """`additionalProperties` / `unevaluatedProperties`: the properties refused; `unevaluatedItems`:
+    the indexes."""
 
 
 # --- formats ------------------------------------------------------------------------------------------
@@ -168,39 +88,858 @@ def _bounded_format(check: Callable[[object], bool]) -> Callable[[object], bool]
     return bounded
 
 
-def _safe_class(base: Any, overrides: Mapping[str, Any]) -> Any:
-    keywords = {**base.VALIDATORS, **overrides}
-    return validators.extend(base, {name: _counted(fn) for name, fn in keywords.items()})  # type: ignore[no-untyped-call]
-
-
-_REGEX_KEYWORDS = {
-    "pattern": _pattern,
-    "patternProperties": _pattern_properties,
-    "additionalProperties": _additional_properties,
-}
-SafeDraft202012 = _safe_class(
-    Draft202012Validator, {**_REGEX_KEYWORDS, "unevaluatedProperties": _unevaluated_properties}
-)
-SafeDraft7 = _safe_class(Draft7Validator, _REGEX_KEYWORDS)
 FORMATS_2020_12 = _format_checker(Draft202012Validator.FORMAT_CHECKER)
 FORMATS_07 = _format_checker(Draft7Validator.FORMAT_CHECKER)
 ASSERTED_FORMATS = tuple(sorted(FORMATS_2020_12.checkers))
-
-
-def validator_class(section: ResolvedSection) -> Any:
-    return SafeDraft7 if section.dialect == DRAFT_07 else SafeDraft202012
 
 
 def format_checker(dialect: str) -> FormatChecker:
     return FORMATS_07 if dialect == DRAFT_07 else FORMATS_2020_12
 
 
-def stock_class(dialect: str) -> Any:
-    return Draft7Validator if dialect == DRAFT_07 else Draft202012Validator
+# --- values -------------------------------------------------------------------------------------------
 
 
-def build_validator(section: ResolvedSection, schema: Any) -> Validator:
-    """A validator for the section; references resolve within the section's registry only."""
-    cls = validator_class(section)
-    validator: Validator = cls(schema, registry=section.registry, format_checker=format_checker(section.dialect))
-    return validator
+def kind(value: Any) -> str:
+    """The JSON type of a value as JSON Schema tests it: 1.0 is an integer, true is not."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "integer" if value.is_integer() else "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    if value is None:
+        return "null"
+    return "unknown"
+
+
+def _key(value: Any) -> Any:
+    """A hashable form of a JSON value under JSON Schema equality (1 == 1.0, true != 1)."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, dict):
+        return ("o", frozenset((k, _key(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return ("a", tuple(_key(v) for v in value))
+    return value
+
+
+# --- the keyword plan of a node -----------------------------------------------------------------------
+
+_Handler = Callable[["Evaluation", Node, Any, Any, tuple[str | int, ...], "list[Failure] | None"], bool]
+
+_ANY_SIZE = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+
+
+def _plan(node: Node) -> list[tuple[_Handler, Any]]:
+    """(handler, prepared value) for each keyword of the node that asserts something, in schema order.
+    Built once per node; draft-07 ignores the siblings of `$ref`."""
+    raw = node.schema
+    draft7 = node.graph.dialect == DRAFT_07
+    handlers = _DRAFT7 if draft7 else _DRAFT2020
+    items: Any = raw.items()
+    if draft7 and "$ref" in raw:
+        items = [("$ref", raw["$ref"])]
+    plan: list[tuple[_Handler, Any]] = []
+    for keyword, value in items:
+        handler = handlers.get(keyword)
+        if handler is None:
+            continue
+        prepared = _PREPARE[keyword](node, value) if keyword in _PREPARE else value
+        if prepared is _SKIP:
+            continue
+        plan.append((handler, prepared))
+    return plan
+
+
+_SKIP = object()
+
+
+def _prepare_type(node: Node, value: Any) -> Any:
+    names = {value} if isinstance(value, str) else set(value)
+    if "number" in names:
+        names.add("integer")
+    return (frozenset(names), value)
+
+
+def _prepare_enum(node: Node, value: Any) -> Any:
+    return (frozenset(_key(v) for v in value), value)
+
+
+def _prepare_const(node: Node, value: Any) -> Any:
+    return (_key(value), value)
+
+
+def _prepare_number(node: Node, value: Any) -> Any:
+    # Draft-4 style boolean exclusive flags are not keywords of these dialects: nothing to check.
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else _SKIP
+
+
+def _child(keyword: str) -> Callable[[Node, Any], Any]:
+    def prepare(node: Node, value: Any) -> Any:
+        found = node.children.get(keyword)
+        return found if isinstance(found, Node) else _SKIP
+
+    return prepare
+
+
+def _children(keyword: str) -> Callable[[Node, Any], Any]:
+    def prepare(node: Node, value: Any) -> Any:
+        found = node.children.get(keyword)
+        if not isinstance(found, dict):
+            return _SKIP
+        return [found[i] for i in sorted(found)] if keyword in ("allOf", "anyOf", "oneOf", "prefixItems") else found
+
+    return prepare
+
+
+def _prepare_items(node: Node, value: Any) -> Any:
+    found = node.children.get("items")
+    if isinstance(found, dict):  # draft-07 list form
+        return [found[i] for i in sorted(found)]
+    return found if isinstance(found, Node) else _SKIP
+
+
+def _prepare_additional_items(node: Node, value: Any) -> Any:
+    items = node.schema.get("items")
+    found = node.children.get("additionalItems")
+    if not isinstance(items, list) or not isinstance(found, Node):
+        return _SKIP  # draft-07: additionalItems only applies after a list of items
+    return (len(items), found)
+
+
+def _prepare_properties(node: Node, value: Any) -> Any:
+    found = node.children.get("properties")
+    return found if isinstance(found, dict) else _SKIP
+
+
+def _prepare_additional(node: Node, value: Any) -> Any:
+    found = node.children.get("additionalProperties")
+    if not isinstance(found, Node) or found.schema is True:
+        return _SKIP
+    declared = node.schema.get("properties")
+    patterns = node.schema.get("patternProperties")
+    return (
+        found,
+        declared if isinstance(declared, Mapping) else {},
+        [regex.compile_pattern(p) for p in patterns] if isinstance(patterns, Mapping) else [],
+    )
+
+
+def _prepare_pattern_properties(node: Node, value: Any) -> Any:
+    found = node.children.get("patternProperties")
+    if not isinstance(found, dict):
+        return _SKIP
+    return [(regex.compile_pattern(p), child) for p, child in found.items()]
+
+
+def _prepare_pattern(node: Node, value: Any) -> Any:
+    return (regex.compile_pattern(value), value)
+
+
+def _prepare_dependencies(node: Node, value: Any) -> Any:
+    schemas = node.children.get("dependencies", {})
+    return [(name, schemas.get(name) if not isinstance(need, list) else list(need)) for name, need in value.items()]
+
+
+def _prepare_contains(node: Node, value: Any) -> Any:
+    found = node.children.get("contains")
+    if not isinstance(found, Node):
+        return _SKIP
+    if node.graph.dialect == DRAFT_07:
+        return (found, 1, None)
+    low, high = node.schema.get("minContains", 1), node.schema.get("maxContains")
+    return (found, low, high)
+
+
+_PREPARE: dict[str, Callable[[Node, Any], Any]] = {
+    "type": _prepare_type,
+    "enum": _prepare_enum,
+    "const": _prepare_const,
+    "minimum": _prepare_number,
+    "maximum": _prepare_number,
+    "exclusiveMinimum": _prepare_number,
+    "exclusiveMaximum": _prepare_number,
+    "multipleOf": _prepare_number,
+    "pattern": _prepare_pattern,
+    "properties": _prepare_properties,
+    "patternProperties": _prepare_pattern_properties,
+    "additionalProperties": _prepare_additional,
+    "propertyNames": _child("propertyNames"),
+    "unevaluatedProperties": _child("unevaluatedProperties"),
+    "unevaluatedItems": _child("unevaluatedItems"),
+    "dependentSchemas": _children("dependentSchemas"),
+    "dependencies": _prepare_dependencies,
+    "allOf": _children("allOf"),
+    "anyOf": _children("anyOf"),
+    "oneOf": _children("oneOf"),
+    "not": _child("not"),
+    "if": _child("if"),
+    "prefixItems": _children("prefixItems"),
+    "items": _prepare_items,
+    "additionalItems": _prepare_additional_items,
+    "contains": _prepare_contains,
+}
+
+
+# --- one check ----------------------------------------------------------------------------------------
+
+Path = tuple[str | int, ...]
+
+
+class Evaluation:
+    """One check of values against one resolved section, with its budget, depth and memo."""
+
+    def __init__(self, section: ResolvedSection, steps: int) -> None:
+        self.section = section
+        self.steps = steps
+        self.formats = format_checker(section.dialect)
+        self.depth = 0
+        # (node, value) -> valid? Sound because a value's validity depends on nothing else, unless a
+        # $dynamicRef resolves through the dynamic scope (then the path that got here matters).
+        self._valid: dict[tuple[int, int], bool] | None = None if section.dynamic else {}
+        # (node, path, value) already reported: an allOf of the same reference twice reports once.
+        self._reported: dict[tuple[int, Path, int], bool] | None = None if section.dynamic else {}
+        self._keys: dict[int, tuple[Any, int]] = {}
+        self.scope: list[str] = []
+        """The schema resources entered, outermost first (for $dynamicRef)."""
+
+    # Entry points ---------------------------------------------------------------------------------
+
+    def failures(self, node: Node, instance: Any, path: Path = ()) -> list[Failure]:
+        """Every failure of `instance` against `node` (at most a few per keyword)."""
+        out: list[Failure] = []
+        self.check(node, instance, path, out)
+        return out
+
+    def valid(self, node: Node, instance: Any) -> bool:
+        return self.check(node, instance, (), None)
+
+    # The walk -------------------------------------------------------------------------------------
+
+    def spend(self, steps: int) -> None:
+        self.steps -= steps
+        if self.steps < 0:
+            raise WorkLimitExceeded
+
+    def check(self, node: Node, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+        """Does `instance` satisfy `node`? With `out`, collect every failure; without, stop at the first."""
+        schema = node.schema
+        if schema is True:
+            return True
+        if schema is False:
+            if out is not None:
+                out.append(Failure("false", False, instance, path, node))
+            return False
+        if out is None:
+            memo = self._valid
+            key: Any = (id(node), id(instance))
+        else:
+            memo = self._reported  # type: ignore[assignment]
+            key = (id(node), path, id(instance))
+        if memo is not None:
+            known = memo.get(key)
+            if known is not None:
+                return known
+        self.steps -= 1
+        if self.steps < 0:
+            raise WorkLimitExceeded
+        self.depth += 1
+        if self.depth > MAX_EVALUATION_DEPTH:
+            raise EvaluationTooDeep
+        entered = self.section.dynamic and self._enter(node)
+        plan = node.plan
+        if plan is None:
+            plan = node.plan = _external_plan(node) if node.external else _plan(node)
+        ok = True
+        for handler, value in plan:
+            if not handler(self, node, value, instance, path, out):
+                ok = False
+                if out is None:
+                    break
+        if entered:
+            self.scope.pop()
+        self.depth -= 1
+        if memo is not None:
+            memo[key] = ok
+        return ok
+
+    def _enter(self, node: Node) -> bool:
+        if node.base and (not self.scope or self.scope[-1] != node.base):
+            self.scope.append(node.base)
+            return True
+        return False
+
+    def key(self, value: Any) -> Any:
+        """_key, memoised per container; every use is paid for by the container's size (hashing or
+        comparing the key walks it again)."""
+        if not isinstance(value, dict | list | tuple):
+            return ("b", value) if isinstance(value, bool) else value
+        known = self._keys.get(id(value))
+        if known is None:
+            known = self._keys[id(value)] = (_key(value), count_values(value))
+        self.spend(known[1] >> 3)
+        return known[0]
+
+    def dynamic_target(self, node: Node) -> Node:
+        """Where a `$dynamicRef` leads from here: the outermost resource in the dynamic scope that
+        declares the anchor, when the statically resolved target declares it as dynamic."""
+        target = node.dynamic_refs[0]
+        name = node.schema["$dynamicRef"].rpartition("#")[2]
+        if not (isinstance(target.schema, Mapping) and target.schema.get("$dynamicAnchor") == name):
+            return target
+        for base in self.scope:
+            found = self.section.dynamic_anchors.get((base, name))
+            if found is not None:
+                return found
+        return target
+
+    # Annotations for unevaluatedProperties / unevaluatedItems -----------------------------------
+
+    def evaluated_keys(self, node: Node, instance: dict[str, Any]) -> set[str]:
+        """Properties of `instance` some keyword of `node` (or of a subschema applied in place that
+        succeeded) evaluated; python-jsonschema's reading of the annotation rules."""
+        raw = node.schema
+        if not isinstance(raw, Mapping):
+            return set()
+        self.spend(1)
+        self.depth += 1
+        if self.depth > MAX_EVALUATION_DEPTH:
+            raise EvaluationTooDeep
+        keys: set[str] = set()
+        children = node.children
+        if node.ref is not None:
+            keys |= self.evaluated_keys(node.ref, instance)
+        if node.dynamic_refs:
+            keys |= self.evaluated_keys(self.dynamic_target(node), instance)
+        declared = raw.get("properties")
+        if isinstance(declared, Mapping):
+            self.spend(len(instance) >> 3)
+            keys |= declared.keys() & instance.keys()
+        for keyword in ("additionalProperties", "unevaluatedProperties"):
+            child = children.get(keyword)
+            if isinstance(child, Node):
+                keys |= {k for k, v in instance.items() if self.valid(child, v)}
+        patterns = raw.get("patternProperties")
+        if isinstance(patterns, Mapping):
+            self.spend(len(instance) * len(patterns))  # a search per name and pattern
+            keys |= {k for k in instance if any(regex.search(p, k) for p in patterns)}
+        for name, child in children.get("dependentSchemas", {}).items():
+            if name in instance:
+                keys |= self.evaluated_keys(child, instance)
+        for keyword in ("allOf", "oneOf", "anyOf"):
+            for child in _listed(children.get(keyword)):
+                if self.valid(child, instance):
+                    keys |= self.evaluated_keys(child, instance)
+        keys |= self._conditional(node, instance, self.evaluated_keys)
+        self.depth -= 1
+        return keys
+
+    def evaluated_items(self, node: Node, instance: list[Any] | tuple[Any, ...]) -> set[int]:
+        raw = node.schema
+        if not isinstance(raw, Mapping):
+            return set()
+        if "items" in raw:
+            return set(range(len(instance)))
+        self.spend(1)
+        self.depth += 1
+        if self.depth > MAX_EVALUATION_DEPTH:
+            raise EvaluationTooDeep
+        indexes: set[int] = set()
+        children = node.children
+        if node.ref is not None:
+            indexes |= self.evaluated_items(node.ref, instance)
+        if node.dynamic_refs:
+            indexes |= self.evaluated_items(self.dynamic_target(node), instance)
+        if isinstance(raw.get("prefixItems"), list):
+            indexes |= set(range(len(raw["prefixItems"])))
+        indexes |= self._conditional(node, instance, self.evaluated_items)
+        for keyword in ("contains", "unevaluatedItems"):
+            child = children.get(keyword)
+            if isinstance(child, Node):
+                indexes |= {i for i, item in enumerate(instance) if self.valid(child, item)}
+        for keyword in ("allOf", "oneOf", "anyOf"):
+            for child in _listed(children.get(keyword)):
+                if self.valid(child, instance):
+                    indexes |= self.evaluated_items(child, instance)
+        self.depth -= 1
+        return indexes
+
+    def _conditional(self, node: Node, instance: Any, collect: Callable[[Node, Any], set[Any]]) -> set[Any]:
+        found: set[Any] = set()
+        children = node.children
+        condition = children.get("if")
+        if not isinstance(condition, Node):
+            return found
+        if self.valid(condition, instance):
+            found |= collect(condition, instance)
+            if isinstance(children.get("then"), Node):
+                found |= collect(children["then"], instance)
+        elif isinstance(children.get("else"), Node):
+            found |= collect(children["else"], instance)
+        return found
+
+
+def _listed(value: Any) -> list[Node]:
+    return [value[i] for i in sorted(value)] if isinstance(value, dict) else []
+
+
+def _fail(out: list[Failure] | None, failure: Failure) -> bool:
+    if out is not None:
+        out.append(failure)
+    return False
+
+
+# --- keywords -----------------------------------------------------------------------------------------
+# Each takes (evaluation, node, prepared value, instance, path, out) and returns whether the instance
+# passed; with `out` it appends its failures, without it may stop early.
+
+
+def _type(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    allowed, raw = value
+    if kind(instance) in allowed:
+        return True
+    return _fail(out, Failure("type", raw, instance, path, node))
+
+
+def _enum(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    keys, raw = value
+    try:
+        if ev.key(instance) in keys:
+            return True
+    except TypeError:  # pragma: no cover - unhashable values never come out of JSON
+        pass
+    return _fail(out, Failure("enum", raw, instance, path, node))
+
+
+def _const(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    expected, raw = value
+    if ev.key(instance) == expected:
+        return True
+    return _fail(out, Failure("const", raw, instance, path, node))
+
+
+def _number(instance: Any) -> bool:
+    return isinstance(instance, int | float) and not isinstance(instance, bool)
+
+
+def _bound(keyword: str, holds: Callable[[Any, Any], bool]) -> _Handler:
+    def check(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+        if not _number(instance) or holds(instance, value):
+            return True
+        return _fail(out, Failure(keyword, value, instance, path, node))
+
+    return check
+
+
+def _multiple_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not _number(instance):
+        return True
+    if isinstance(value, float):
+        quotient = instance / value
+        try:
+            failed = int(quotient) != quotient
+        except (OverflowError, ValueError):
+            failed = (Fraction(instance) / Fraction(value)).denominator != 1
+    else:
+        failed = bool(instance % value)
+    return not failed or _fail(out, Failure("multipleOf", value, instance, path, node))
+
+
+def _size_check(keyword: str, of: Any, holds: Callable[[int, Any], bool]) -> _Handler:
+    def check(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+        if not isinstance(instance, of) or holds(len(instance), value):
+            return True
+        return _fail(out, Failure(keyword, value, instance, path, node))
+
+    return check
+
+
+def _pattern(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not isinstance(instance, str):
+        return True
+    program, raw = value
+    ev.spend(len(instance) >> 10)  # RE2 is linear in the text: long texts cost more
+    if program.search(instance):
+        return True
+    return _fail(out, Failure("pattern", raw, instance, path, node))
+
+
+def _format(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if isinstance(instance, str):
+        ev.spend(len(instance) >> 8)
+    if ev.formats.conforms(instance, value):
+        return True
+    return _fail(out, Failure("format", value, instance, path, node))
+
+
+# Objects
+
+
+def _properties(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    ok = True
+    if len(value) <= len(instance):
+        ev.spend(len(value) >> 3)
+        pairs = [(name, child) for name, child in value.items() if name in instance]
+    else:
+        ev.spend(len(instance) >> 3)
+        pairs = [(name, value[name]) for name in instance if name in value]
+    for name, child in pairs:
+        if not ev.check(child, instance[name], (*path, name), out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _pattern_properties(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    ok = True
+    for program, child in value:
+        ev.spend(len(instance))  # a search per name
+        for name, item in instance.items():
+            if program.search(name) and not ev.check(child, item, (*path, name), out):
+                ok = False
+                if out is None:
+                    return False
+    return ok
+
+
+def _additional_properties(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    child, declared, programs = value
+    ev.spend((len(instance) >> 3) + len(instance) * len(programs))  # lookups, and a search per name and pattern
+    extras = [name for name in instance if name not in declared and not any(p.search(name) for p in programs)]
+    if not extras:
+        return True
+    if child.schema is False:
+        return _fail(out, Failure("additionalProperties", False, instance, path, node, keys=tuple(extras)))
+    ok = True
+    for name in extras:
+        if not ev.check(child, instance[name], (*path, name), out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _property_names(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    ok = True
+    for name in instance:
+        if not ev.check(value, name, path, out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _required(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    ev.spend(len(value) >> 3)
+    if all(name in instance for name in value):
+        return True
+    return _fail(out, Failure("required", value, instance, path, node))
+
+
+def _dependent_required(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    ev.spend(len(value) >> 3)
+    ok = True
+    for name, needed in value.items():
+        if name in instance and any(other not in instance for other in needed):
+            ok = _fail(out, Failure("dependentRequired", {name: needed}, instance, path, node))
+            if out is None:
+                return False
+    return ok
+
+
+def _dependent_schemas(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    ok = True
+    for name, child in value.items():
+        if name in instance and not ev.check(child, instance, path, out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _dependencies(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    """draft-07: an array of property names, or a schema, per property."""
+    if not isinstance(instance, dict):
+        return True
+    ev.spend(len(value) >> 3)
+    ok = True
+    for name, need in value:
+        if name not in instance:
+            continue
+        if isinstance(need, list):
+            passed = all(other in instance for other in need) or _fail(
+                out, Failure("dependentRequired", {name: need}, instance, path, node)
+            )
+        else:
+            passed = need is None or ev.check(need, instance, path, out)
+        if not passed:
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _unevaluated_properties(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    evaluated = ev.evaluated_keys(node, instance)
+    rest = [name for name in instance if name not in evaluated]
+    if not rest or value.schema is True:
+        return True
+    if value.schema is False:
+        return _fail(out, Failure("unevaluatedProperties", False, instance, path, node, keys=tuple(rest)))
+    ok = True
+    for name in rest:
+        if not ev.check(value, instance[name], (*path, name), out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+# Arrays
+
+
+def _items_from(
+    ev: Evaluation, node: Node, child: Node, start: int, keyword: str, instance: Any, path: Path, out: Any
+) -> bool:
+    if len(instance) <= start:
+        return True
+    if child.schema is False:
+        return _fail(out, Failure(keyword, start, instance, path, node))
+    ok = True
+    for index in range(start, len(instance)):
+        if not ev.check(child, instance[index], (*path, index), out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _prefix(ev: Evaluation, node: Node, children: list[Node], instance: Any, path: Path, out: Any) -> bool:
+    ok = True
+    for index, (child, item) in enumerate(zip(children, instance, strict=False)):
+        if not ev.check(child, item, (*path, index), out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _prefix_items(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    return not isinstance(instance, list | tuple) or _prefix(ev, node, value, instance, path, out)
+
+
+def _items(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not isinstance(instance, list | tuple):
+        return True
+    if isinstance(value, list):  # draft-07 list form
+        return _prefix(ev, node, value, instance, path, out)
+    prefix = node.schema.get("prefixItems") if node.graph.dialect != DRAFT_07 else None
+    start = len(prefix) if isinstance(prefix, list) else 0
+    return _items_from(ev, node, value, start, "items", instance, path, out)
+
+
+def _additional_items(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, list | tuple):
+        return True
+    start, child = value
+    return _items_from(ev, node, child, start, "additionalItems", instance, path, out)
+
+
+def _unevaluated_items(
+    ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    if not isinstance(instance, list | tuple) or value.schema is True:
+        return True
+    evaluated = ev.evaluated_items(node, instance)
+    rest = [index for index in range(len(instance)) if index not in evaluated]
+    if not rest:
+        return True
+    if value.schema is False:
+        return _fail(out, Failure("unevaluatedItems", False, instance, path, node, keys=tuple(rest)))
+    ok = True
+    for index in rest:
+        if not ev.check(value, instance[index], (*path, index), out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _unique_items(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if value is not True or not isinstance(instance, list | tuple):
+        return True
+    ev.spend(len(instance) >> 3)
+    keys = [ev.key(item) for item in instance]
+    if len(set(keys)) == len(keys):
+        return True
+    return _fail(out, Failure("uniqueItems", True, instance, path, node))
+
+
+def _contains(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not isinstance(instance, list | tuple):
+        return True
+    child, low, high = value
+    matches = 0
+    for item in instance:
+        if ev.check(child, item, (), None):
+            matches += 1
+            if high is not None and matches > high:
+                return _fail(out, Failure("maxContains", high, instance, path, node, matches=matches))
+    if matches >= low:
+        return True
+    return _fail(out, Failure("contains", low, instance, path, node, matches=matches))
+
+
+# Applicators
+
+
+def _ref(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    target = node.ref
+    return target is None or ev.check(target, instance, path, out)
+
+
+def _dynamic_ref(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not node.dynamic_refs:
+        return True
+    return ev.check(ev.dynamic_target(node), instance, path, out)
+
+
+def _all_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    ok = True
+    for child in value:
+        if not ev.check(child, instance, path, out):
+            ok = False
+            if out is None:
+                return False
+    return ok
+
+
+def _any_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    for child in value:
+        if ev.check(child, instance, (), None):
+            return True
+    return _fail(out, Failure("anyOf", value, instance, path, node))
+
+
+def _one_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    matches = 0
+    for child in value:
+        if ev.check(child, instance, (), None):
+            matches += 1
+            if matches > 1:
+                break
+    if matches == 1:
+        return True
+    return _fail(out, Failure("oneOf", value, instance, path, node, matches=matches))
+
+
+def _not(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    if not ev.check(value, instance, (), None):
+        return True
+    return _fail(out, Failure("not", value, instance, path, node))
+
+
+def _if(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    branch = node.children.get("then") if ev.check(value, instance, (), None) else node.children.get("else")
+    return not isinstance(branch, Node) or ev.check(branch, instance, path, out)
+
+
+_COMMON: dict[str, _Handler] = {
+    "$ref": _ref,
+    "type": _type,
+    "enum": _enum,
+    "const": _const,
+    "minimum": _bound("minimum", lambda x, v: x >= v),
+    "maximum": _bound("maximum", lambda x, v: x <= v),
+    "exclusiveMinimum": _bound("exclusiveMinimum", lambda x, v: x > v),
+    "exclusiveMaximum": _bound("exclusiveMaximum", lambda x, v: x < v),
+    "multipleOf": _multiple_of,
+    "minLength": _size_check("minLength", str, lambda n, v: n >= v),
+    "maxLength": _size_check("maxLength", str, lambda n, v: n <= v),
+    "pattern": _pattern,
+    "format": _format,
+    "minItems": _size_check("minItems", (list, tuple), lambda n, v: n >= v),
+    "maxItems": _size_check("maxItems", (list, tuple), lambda n, v: n <= v),
+    "uniqueItems": _unique_items,
+    "contains": _contains,
+    "items": _items,
+    "minProperties": _size_check("minProperties", dict, lambda n, v: n >= v),
+    "maxProperties": _size_check("maxProperties", dict, lambda n, v: n <= v),
+    "required": _required,
+    "properties": _properties,
+    "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties,
+    "propertyNames": _property_names,
+    "allOf": _all_of,
+    "anyOf": _any_of,
+    "oneOf": _one_of,
+    "not": _not,
+    "if": _if,
+}
+_DRAFT2020: dict[str, _Handler] = {
+    **_COMMON,
+    "$dynamicRef": _dynamic_ref,
+    "prefixItems": _prefix_items,
+    "dependentRequired": _dependent_required,
+    "dependentSchemas": _dependent_schemas,
+    "unevaluatedProperties": _unevaluated_properties,
+    "unevaluatedItems": _unevaluated_items,
+}
+_DRAFT7: dict[str, _Handler] = {**_COMMON, "additionalItems": _additional_items, "dependencies": _dependencies}
+
+
+# --- bundled metaschemas ------------------------------------------------------------------------------
+
+
+def _external_plan(node: Node) -> list[tuple[_Handler, Any]]:
+    """A `$ref` to a bundled metaschema (the value must itself be a JSON Schema): checked by
+    python-jsonschema's stock validator, whose registry holds the bundled metaschemas only."""
+    stock = Draft7Validator if node.graph.dialect == DRAFT_07 else Draft202012Validator
+    return [(_metaschema, stock(node.schema, registry=node.graph.registry))]
+
+
+def _metaschema(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
+    ev.spend(count_values(instance) * 4)  # the metaschema applies a few dozen keywords to each value
+    error = best_match(value.iter_errors(instance))
+    if error is None:
+        return True
+    where = (*path, *error.absolute_path)
+    return _fail(out, Failure("metaschema", error.message, error.instance, where, node))

@@ -27,7 +27,6 @@ comparison past limits.MAX_COMPARE_STEPS pairs stops with TOO_COMPLEX_TO_COMPARE
 from __future__ import annotations
 
 import json
-import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,7 +148,6 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
             changes.append(_too_complex(section, budget))  # spent on earlier pairs of this check
             continue
         walks: list[_Walk] = []
-        _ensure_stack()
         try:
             for direction in directions(mode) or (_BACKWARD,):
                 if direction == _BACKWARD:
@@ -307,7 +305,7 @@ def _raw(value: Any) -> Any:
         return value.raw()
     if isinstance(value, list | tuple):
         return [_raw(v) for v in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {k: _raw(v) for k, v in value.items()}
     return value
 
@@ -436,26 +434,23 @@ _SIZE_CODES = {
 }
 
 
-# Nested pairs one probe may hold at once: a recursive union of 12 types, each referring back,
-# nests 144 pairs. Each costs about eight Python frames, so the walk needs more than Python's
-# default recursion limit of 1,000 frames; _ensure_stack raises it once (never lowers it).
-_MAX_PROBE_DEPTH = 400
-_FRAMES_NEEDED = _MAX_PROBE_DEPTH * 10 + 1_000
-
-
-def _ensure_stack() -> None:
-    if sys.getrecursionlimit() < _FRAMES_NEEDED:
-        sys.setrecursionlimit(_FRAMES_NEEDED)
+_Key = tuple[int, int]
 
 
 class _Walk:
     """Collects what the reader schema rejects among the values the writer schema accepts.
 
-    Each (writer node, reader node) pair is reported once, at the first (shortest) path that reaches
-    it (`_done`, `_queue`: breadth-first). Probes (does this pair break? for unions, `not`,
-    `contains`, dependencies) are depth-first and memoised in `_broken`; `_stack` holds the pairs
-    under a probe, and a recursive schema reaching the same pair again assumes it compatible (the
-    usual co-inductive reading of recursive types; _settle keeps the memo sound)."""
+    The reporting walk is breadth-first: each (writer node, reader node) pair is compared once and
+    its changes reported at the first (shortest) path that reaches it (`_done`, `_queue`).
+
+    Probes ask whether a pair breaks, for unions, `not`, `contains` and dependencies. A probe is a
+    fixpoint over the pairs it reaches, solved with a work list rather than recursion (so its depth
+    never depends on the schema): every pair starts assumed compatible, the usual co-inductive
+    reading of recursive types; a pair is evaluated with what is known of its sub-pairs, and is
+    evaluated again whenever one of them turns out to break. The answers only ever move from
+    compatible to broken, so the solution is reached after each pair has been evaluated at most
+    once per sub-pair that breaks, and when the list is empty every answer is final (memoised in
+    `_final` for the rest of the walk)."""
 
     def __init__(self, direction: str, writer: ResolvedSection, reader: ResolvedSection, budget: _Budget) -> None:
         self.direction = direction
@@ -465,16 +460,21 @@ class _Walk:
         self.changes: list[BreakingChange] = []
         self.notices: list[BreakingChange] = []
         self.renames: dict[str, _Rename] = {}
-        self._stack: dict[tuple[int, int], int] = {}
-        """Pairs under a probe, with their depth."""
-        self._low = 0
-        self._provisional: dict[tuple[int, int], int] = {}
-        """Probe answers "compatible" that assumed a pair still under comparison (at that depth)."""
-        self._done: set[tuple[int, int]] = set()
+        self._done: set[_Key] = set()
         self._queue: deque[tuple[Node, Node, str]] = deque()
-        self._broken: dict[tuple[int, int], bool] = {}
         self._probing = 0
         self._siblings: dict[tuple[int, str], Node] = {}
+        self._final: dict[_Key, bool] = {}
+        """Probe answers that are settled: True when the pair breaks."""
+        # The probe being solved: assumed answers, who depends on whom, what each pair emitted.
+        self._assumed: dict[_Key, bool] = {}
+        self._pairs: dict[_Key, tuple[Node, Node, str]] = {}
+        self._parents: dict[_Key, set[_Key]] = {}
+        self._children: dict[_Key, list[_Key]] = {}
+        self._emitted: dict[_Key, list[BreakingChange]] = {}
+        self._current: _Key | None = None
+        self._pending: list[_Key] = []
+        self._queued: set[_Key] = set()
 
     @property
     def backward(self) -> bool:
@@ -488,23 +488,94 @@ class _Walk:
         code = backward_code if self.backward else forward_code
         self.changes.append(BreakingChange(code, path, message(code, **fields), self.direction))
 
+    # Probes -------------------------------------------------------------------------------------
+
     def _probe(self, writer: Node, reader: Node, path: str) -> tuple[bool, list[BreakingChange]]:
-        """Whether a sub-comparison breaks, and the changes it would emit, without emitting them."""
-        known = self._broken.get((id(writer.flat), id(reader.flat)))
+        """Whether the reader rejects some value of the writer, and (for a probe solved here) the
+        changes found on the way, without emitting them."""
+        key = (id(writer.flat), id(reader.flat))
+        known = self._final.get(key)
         if known is not None:
             return known, []
-        saved = self.changes, self.notices, self.renames
-        self.changes, self.notices, self.renames = [], [], {}
-        self._probing += 1
-        try:
-            broken = self.compare(writer, reader, path)
-            return broken, self.changes
-        finally:
-            self._probing -= 1
-            self.changes, self.notices, self.renames = saved
+        if self._probing:
+            return self._depend(key, writer, reader, path), []
+        self._solve(key, writer, reader, path)
+        broken = self._final[key]
+        return broken, self._gather(key) if broken else []
 
     def _breaks(self, writer: Node, reader: Node) -> bool:
         return self._probe(writer, reader, "")[0]
+
+    def _depend(self, key: _Key, writer: Node, reader: Node, path: str) -> bool:
+        """Inside a probe: the current answer for a sub-pair (queued if new), noting who asked."""
+        assert self._current is not None
+        parents = self._parents.setdefault(key, set())
+        if self._current not in parents:
+            parents.add(self._current)
+            self._children.setdefault(self._current, []).append(key)
+        assumed = self._assumed.get(key)
+        if assumed is None:
+            self._assumed[key] = False
+            self._pairs[key] = (writer, reader, path)
+            self._queued.add(key)
+            self._pending.append(key)
+            return False
+        return assumed
+
+    def _solve(self, key: _Key, writer: Node, reader: Node, path: str) -> None:
+        """Settle the probe of one pair and of every pair it reaches. Depth-first with an explicit
+        stack: a pair that found new sub-pairs goes back under them, so it is evaluated again once
+        they are known (usually just once more), rather than once per sub-pair that breaks."""
+        self._assumed, self._parents, self._children, self._emitted = {key: False}, {}, {}, {}
+        self._pairs = {key: (writer, reader, path)}
+        self._pending = [key]
+        self._queued = queued = {key}
+        saved = self.changes, self.notices, self.renames
+        self._probing += 1
+        try:
+            while self._pending:
+                current = self._pending.pop()
+                queued.discard(current)
+                if self._assumed[current]:
+                    continue  # broken stays broken
+                self.budget.spend()
+                self._current = current
+                self.changes, self.notices, self.renames = [], [], {}
+                mark = len(self._pending)
+                w, r, at = self._pairs[current]
+                broken = self._compare(w, r, at) or bool(self.changes)
+                self._emitted[current] = self.changes
+                if broken:
+                    self._assumed[current] = True
+                    for parent in self._parents.get(current, ()):
+                        if parent not in queued:
+                            queued.add(parent)
+                            self._pending.append(parent)
+                elif len(self._pending) > mark:
+                    found = self._pending[mark:]
+                    del self._pending[mark:]
+                    queued.add(current)
+                    self._pending.append(current)
+                    self._pending.extend(found)
+        finally:
+            self._probing -= 1
+            self._current = None
+            self.changes, self.notices, self.renames = saved
+        self._final.update(self._assumed)
+
+    def _gather(self, key: _Key) -> list[BreakingChange]:
+        """What a solved probe found: the changes of the pair and of the sub-pairs that break."""
+        found: list[BreakingChange] = []
+        seen = {key}
+        order = [key]
+        while order:
+            current = order.pop(0)
+            found.extend(self._emitted.get(current, ()))
+            for child in self._children.get(current, ()):
+                if child not in seen and self._final.get(child):
+                    seen.add(child)
+                    order.append(child)
+        return found
 
     # Entry --------------------------------------------------------------------------------------
 
@@ -518,14 +589,14 @@ class _Walk:
 
     def _as_object(self, section: ResolvedSection) -> Node:
         flat = section.root.flat
-        if isinstance(flat, Mapping) and "type" not in flat:
+        if isinstance(flat, dict) and "type" not in flat:
             return section.from_flat({**flat, "type": "object"}, ())
         return section.root
 
     def compare(self, writer: Node, reader: Node, path: str) -> bool:
-        """Compare a pair of subschemas. The reporting walk is breadth-first (a change in a shared
-        or recursive subschema is reported at its shortest path) and returns nothing useful; a
-        probe is depth-first and returns True when the reader rejects some writer value."""
+        """Compare a pair of subschemas. The reporting walk queues the pair (a change in a shared or
+        recursive subschema is reported at its shortest path) and returns nothing useful; inside a
+        probe it returns what is known so far of whether the pair breaks."""
         # Keyed by the flat views: nodes that only refer to the same schema share one.
         key = (id(writer.flat), id(reader.flat))
         if not self._probing:
@@ -533,48 +604,10 @@ class _Walk:
                 self._done.add(key)
                 self._queue.append((writer, reader, path))
             return False
-        position = self._stack.get(key)
-        if position is not None:
-            # A recursive schema reached this pair again: assume it compatible (the co-inductive
-            # reading of recursive types) and remember that the caller's answer depends on it.
-            self._low = min(self._low, position)
-            return False
-        if key in self._broken:
-            return self._broken[key]
-        if key in self._provisional:
-            self._low = min(self._low, self._provisional[key])
-            return False
-        if len(self._stack) >= _MAX_PROBE_DEPTH:
-            raise _TooComplex  # a recursion this deep would overflow Python's stack
-        self.budget.spend()
-        depth = len(self._stack)
-        self._stack[key] = depth
-        outer_low, self._low = self._low, depth
-        before = len(self.changes)
-        try:
-            broken = self._compare(writer, reader, path) or len(self.changes) > before
-        finally:
-            del self._stack[key]
-        low, self._low = self._low, min(outer_low, self._low)
-        self._settle(key, broken, depth, low)
-        return broken
-
-    def _settle(self, key: tuple[int, int], broken: bool, depth: int, low: int) -> None:
-        """Memoise a probe's answer soundly. "Breaks" is final (found under optimistic assumptions).
-        "Compatible" is final only when it assumed nothing about pairs still under comparison
-        further up; otherwise it stays provisional until that pair is settled: confirmed when the
-        pair is compatible, dropped (and so recomputed) when it breaks."""
-        if broken:
-            self._broken[key] = True
-            for other in [k for k, at in self._provisional.items() if at >= depth]:
-                del self._provisional[other]
-        elif low >= depth:
-            self._broken[key] = False
-            for other in [k for k, at in self._provisional.items() if at >= depth]:
-                self._broken[other] = False
-                del self._provisional[other]
-        else:
-            self._provisional[key] = low
+        known = self._final.get(key)
+        if known is not None:
+            return known
+        return self._depend(key, writer, reader, path)
 
     def _compare(self, writer_node: Node, reader_node: Node, path: str) -> bool:
         """Returns True when a sub-comparison found a break it did not emit here (reported elsewhere)."""
@@ -772,7 +805,8 @@ class _Walk:
                 self.emit(child, "PROPERTY_MADE_REQUIRED", "PROPERTY_MADE_OPTIONAL")
             else:
                 self.emit(child, "REQUIRED_PROPERTY_ADDED", "REQUIRED_PROPERTY_REMOVED")
-        self._record_renames(path, [n for n in w_props if n not in r_props], reader_only)
+        if not self._probing:  # a probe only asks whether the pair breaks
+            self._record_renames(path, [n for n in w_props if n not in r_props], reader_only)
         hidden |= self._compare_additional(writer, reader, path)
         self._compare_sizes(writer, reader, path, ("minProperties", "maxProperties"))
         hidden |= self._compare_property_names(writer, reader, path)
@@ -866,7 +900,7 @@ class _Walk:
         if w_types is not None and x_types is not None and not (expand_types(w_types) & expand_types(x_types)):
             return True
         w_values, x_flat = _enum(writer), excluded.flat
-        if w_values is not None and isinstance(x_flat, Mapping) and _enum(x_flat) is not None:
+        if w_values is not None and isinstance(x_flat, dict) and _enum(x_flat) is not None:
             excluded_values = {_canonical_value(v) for v in _enum(x_flat) or []}
             return all(_canonical_value(v) not in excluded_values for v in w_values)
         return False
@@ -886,14 +920,21 @@ class _Walk:
     def _compare_unions(self, writer_node: Node, reader_node: Node, path: str) -> bool:
         """Every writer alternative must be accepted by some reader alternative."""
         writer, reader = writer_node.flat, reader_node.flat
-        assert isinstance(writer, Mapping) and isinstance(reader, Mapping)
+        assert isinstance(writer, dict) and isinstance(reader, dict)
         w_branches = self._branches(self.writer, writer_node)
         r_branches = self._branches(self.reader, reader_node)
         keyword = next((k for k in _UNION if k in writer or k in reader), "anyOf")
+        self.budget.spend(len(w_branches) * len(r_branches) >> 3)  # a look-up per pair of alternatives
         hidden = False
         for index, w_branch in enumerate(w_branches):
             attempts: list[list[BreakingChange]] = []
-            for r_branch in r_branches:
+            if self._probing:
+                # Every pair at once: a sub-pair not known yet counts as accepting, and stopping at
+                # it would find the next alternatives one re-evaluation at a time.
+                if not all([self._probe(w_branch, r_branch, path)[0] for r_branch in r_branches]):
+                    continue
+                attempts = [[] for _ in r_branches]
+            for r_branch in r_branches if not self._probing else ():
                 broken, found = self._probe(w_branch, r_branch, path)
                 if not broken:
                     break
@@ -924,7 +965,7 @@ class _Walk:
         """Union alternatives with the schema's sibling keywords folded into each (one node per
         alternative, cached, so a recursive union meets the same nodes again)."""
         flat = node.flat
-        if not isinstance(flat, Mapping):
+        if not isinstance(flat, dict):
             return [node]
         for keyword in _UNION:
             branches = flat.get(keyword)
@@ -953,7 +994,7 @@ def _union(schema: Mapping[str, Any]) -> bool:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _canonical_value(value: Any) -> str:
@@ -964,7 +1005,7 @@ def _canonical_value(value: Any) -> str:
 
 
 def _only_annotations(schema: Any) -> bool:
-    return isinstance(schema, Mapping) and set(schema) <= _ANNOTATIONS
+    return isinstance(schema, dict) and set(schema) <= _ANNOTATIONS
 
 
 def _list(value: Any) -> list[Any]:

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
+from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from overseer.schema import regex
-from overseer.schema.limits import MAX_EVALUATION_DEPTH, MAX_FORMAT_LENGTH, count_values
+from overseer.schema.formats import format_checker, format_cost
+from overseer.schema.limits import MAX_EVALUATION_DEPTH, count_values
 from overseer.schema.resolved import DRAFT_07, Node, ResolvedSection
 
 
@@ -66,35 +67,6 @@ class Failure:
     keys: tuple[Any, ...] = ()
     """`additionalProperties` / `unevaluatedProperties`: the properties refused; `unevaluatedItems`:
     the indexes."""
-
-
-# --- formats ------------------------------------------------------------------------------------------
-
-
-def _format_checker(stock: FormatChecker) -> FormatChecker:
-    checker = FormatChecker(formats=())
-    for name, (check, raises) in stock.checkers.items():
-        checker.checkers[name] = (_bounded_format(check), raises)
-    checker.checkers["regex"] = (regex.is_regex, ())
-    return checker
-
-
-def _bounded_format(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    def bounded(instance: object) -> bool:
-        if isinstance(instance, str) and len(instance) > MAX_FORMAT_LENGTH:
-            return False
-        return check(instance)
-
-    return bounded
-
-
-FORMATS_2020_12 = _format_checker(Draft202012Validator.FORMAT_CHECKER)
-FORMATS_07 = _format_checker(Draft7Validator.FORMAT_CHECKER)
-ASSERTED_FORMATS = tuple(sorted(FORMATS_2020_12.checkers))
-
-
-def format_checker(dialect: str) -> FormatChecker:
-    return FORMATS_07 if dialect == DRAFT_07 else FORMATS_2020_12
 
 
 # --- values -------------------------------------------------------------------------------------------
@@ -161,11 +133,25 @@ def _plan(node: Node) -> list[tuple[_Handler, Any]]:
 _SKIP = object()
 
 
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list, tuple),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
 def _prepare_type(node: Node, value: Any) -> Any:
     names = {value} if isinstance(value, str) else set(value)
     if "number" in names:
         names.add("integer")
-    return (frozenset(names), value)
+    # The exact Python types that pass, for a one-lookup test of plain JSON values (bool is not
+    # int here: type(True) is bool); anything else goes through kind().
+    exact = frozenset(t for name in names for t in _PYTHON_TYPES[name])
+    return (frozenset(names), value, exact)
 
 
 def _prepare_enum(node: Node, value: Any) -> Any:
@@ -308,6 +294,7 @@ class Evaluation:
         self._reported: dict[tuple[int, Path, int], bool] | None = None if section.dynamic else {}
         self._keys: dict[int, tuple[Any, int]] = {}
         self.scope: list[str] = []
+        self._dynamic = section.dynamic
         """The schema resources entered, outermost first (for $dynamicRef)."""
 
     # Entry points ---------------------------------------------------------------------------------
@@ -353,7 +340,7 @@ class Evaluation:
         self.depth += 1
         if self.depth > MAX_EVALUATION_DEPTH:
             raise EvaluationTooDeep
-        entered = self.section.dynamic and self._enter(node)
+        entered = self._dynamic and self._enter(node)
         plan = node.plan
         if plan is None:
             plan = node.plan = _external_plan(node) if node.external else _plan(node)
@@ -425,6 +412,7 @@ class Evaluation:
         for keyword in ("additionalProperties", "unevaluatedProperties"):
             child = children.get(keyword)
             if isinstance(child, Node):
+                self.spend(len(instance) >> 3)
                 keys |= {k for k, v in instance.items() if self.valid(child, v)}
         patterns = raw.get("patternProperties")
         if isinstance(patterns, Mapping):
@@ -463,6 +451,7 @@ class Evaluation:
         for keyword in ("contains", "unevaluatedItems"):
             child = children.get(keyword)
             if isinstance(child, Node):
+                self.spend(len(instance) >> 3)
                 indexes |= {i for i, item in enumerate(instance) if self.valid(child, item)}
         for keyword in ("allOf", "oneOf", "anyOf"):
             for child in _listed(children.get(keyword)):
@@ -490,9 +479,10 @@ def _listed(value: Any) -> list[Node]:
     return [value[i] for i in sorted(value)] if isinstance(value, dict) else []
 
 
-def _fail(out: list[Failure] | None, failure: Failure) -> bool:
+def _fail(out: list[Failure] | None, *failure: Any, **details: Any) -> bool:
+    """False; with `out`, the failure is recorded (built only then: most checks only ask yes or no)."""
     if out is not None:
-        out.append(failure)
+        out.append(Failure(*failure, **details))
     return False
 
 
@@ -502,10 +492,10 @@ def _fail(out: list[Failure] | None, failure: Failure) -> bool:
 
 
 def _type(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
-    allowed, raw = value
-    if kind(instance) in allowed:
+    allowed, raw, exact = value
+    if type(instance) in exact or kind(instance) in allowed:
         return True
-    return _fail(out, Failure("type", raw, instance, path, node))
+    return _fail(out, "type", raw, instance, path, node)
 
 
 def _enum(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
@@ -515,14 +505,14 @@ def _enum(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out
             return True
     except TypeError:  # pragma: no cover - unhashable values never come out of JSON
         pass
-    return _fail(out, Failure("enum", raw, instance, path, node))
+    return _fail(out, "enum", raw, instance, path, node)
 
 
 def _const(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
     expected, raw = value
     if ev.key(instance) == expected:
         return True
-    return _fail(out, Failure("const", raw, instance, path, node))
+    return _fail(out, "const", raw, instance, path, node)
 
 
 def _number(instance: Any) -> bool:
@@ -533,7 +523,7 @@ def _bound(keyword: str, holds: Callable[[Any, Any], bool]) -> _Handler:
     def check(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
         if not _number(instance) or holds(instance, value):
             return True
-        return _fail(out, Failure(keyword, value, instance, path, node))
+        return _fail(out, keyword, value, instance, path, node)
 
     return check
 
@@ -549,14 +539,14 @@ def _multiple_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Pa
             failed = (Fraction(instance) / Fraction(value)).denominator != 1
     else:
         failed = bool(instance % value)
-    return not failed or _fail(out, Failure("multipleOf", value, instance, path, node))
+    return not failed or _fail(out, "multipleOf", value, instance, path, node)
 
 
 def _size_check(keyword: str, of: Any, holds: Callable[[int, Any], bool]) -> _Handler:
     def check(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
         if not isinstance(instance, of) or holds(len(instance), value):
             return True
-        return _fail(out, Failure(keyword, value, instance, path, node))
+        return _fail(out, keyword, value, instance, path, node)
 
     return check
 
@@ -568,15 +558,15 @@ def _pattern(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, 
     ev.spend(len(instance) >> 10)  # RE2 is linear in the text: long texts cost more
     if program.search(instance):
         return True
-    return _fail(out, Failure("pattern", raw, instance, path, node))
+    return _fail(out, "pattern", raw, instance, path, node)
 
 
 def _format(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
     if isinstance(instance, str):
-        ev.spend(len(instance) >> 8)
+        ev.spend(format_cost(value, instance))
     if ev.formats.conforms(instance, value):
         return True
-    return _fail(out, Failure("format", value, instance, path, node))
+    return _fail(out, "format", value, instance, path, node)
 
 
 # Objects
@@ -627,7 +617,7 @@ def _additional_properties(
     if not extras:
         return True
     if child.schema is False:
-        return _fail(out, Failure("additionalProperties", False, instance, path, node, keys=tuple(extras)))
+        return _fail(out, "additionalProperties", False, instance, path, node, keys=tuple(extras))
     ok = True
     for name in extras:
         if not ev.check(child, instance[name], (*path, name), out):
@@ -654,10 +644,12 @@ def _property_names(
 def _required(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
     if not isinstance(instance, dict):
         return True
-    ev.spend(len(value) >> 3)
-    if all(name in instance for name in value):
-        return True
-    return _fail(out, Failure("required", value, instance, path, node))
+    if len(value) > 8:
+        ev.spend(len(value) >> 3)
+    for name in value:
+        if name not in instance:
+            return _fail(out, "required", value, instance, path, node)
+    return True
 
 
 def _dependent_required(
@@ -669,7 +661,7 @@ def _dependent_required(
     ok = True
     for name, needed in value.items():
         if name in instance and any(other not in instance for other in needed):
-            ok = _fail(out, Failure("dependentRequired", {name: needed}, instance, path, node))
+            ok = _fail(out, "dependentRequired", {name: needed}, instance, path, node)
             if out is None:
                 return False
     return ok
@@ -700,7 +692,7 @@ def _dependencies(ev: Evaluation, node: Node, value: Any, instance: Any, path: P
             continue
         if isinstance(need, list):
             passed = all(other in instance for other in need) or _fail(
-                out, Failure("dependentRequired", {name: need}, instance, path, node)
+                out, "dependentRequired", {name: need}, instance, path, node
             )
         else:
             passed = need is None or ev.check(need, instance, path, out)
@@ -721,7 +713,7 @@ def _unevaluated_properties(
     if not rest or value.schema is True:
         return True
     if value.schema is False:
-        return _fail(out, Failure("unevaluatedProperties", False, instance, path, node, keys=tuple(rest)))
+        return _fail(out, "unevaluatedProperties", False, instance, path, node, keys=tuple(rest))
     ok = True
     for name in rest:
         if not ev.check(value, instance[name], (*path, name), out):
@@ -740,7 +732,7 @@ def _items_from(
     if len(instance) <= start:
         return True
     if child.schema is False:
-        return _fail(out, Failure(keyword, start, instance, path, node))
+        return _fail(out, keyword, start, instance, path, node)
     ok = True
     for index in range(start, len(instance)):
         if not ev.check(child, instance[index], (*path, index), out):
@@ -793,7 +785,7 @@ def _unevaluated_items(
     if not rest:
         return True
     if value.schema is False:
-        return _fail(out, Failure("unevaluatedItems", False, instance, path, node, keys=tuple(rest)))
+        return _fail(out, "unevaluatedItems", False, instance, path, node, keys=tuple(rest))
     ok = True
     for index in rest:
         if not ev.check(value, instance[index], (*path, index), out):
@@ -810,7 +802,7 @@ def _unique_items(ev: Evaluation, node: Node, value: Any, instance: Any, path: P
     keys = [ev.key(item) for item in instance]
     if len(set(keys)) == len(keys):
         return True
-    return _fail(out, Failure("uniqueItems", True, instance, path, node))
+    return _fail(out, "uniqueItems", True, instance, path, node)
 
 
 def _contains(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
@@ -822,10 +814,10 @@ def _contains(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path,
         if ev.check(child, item, (), None):
             matches += 1
             if high is not None and matches > high:
-                return _fail(out, Failure("maxContains", high, instance, path, node, matches=matches))
+                return _fail(out, "maxContains", high, instance, path, node, matches=matches)
     if matches >= low:
         return True
-    return _fail(out, Failure("contains", low, instance, path, node, matches=matches))
+    return _fail(out, "contains", low, instance, path, node, matches=matches)
 
 
 # Applicators
@@ -856,7 +848,7 @@ def _any_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, o
     for child in value:
         if ev.check(child, instance, (), None):
             return True
-    return _fail(out, Failure("anyOf", value, instance, path, node))
+    return _fail(out, "anyOf", value, instance, path, node)
 
 
 def _one_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
@@ -868,13 +860,13 @@ def _one_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, o
                 break
     if matches == 1:
         return True
-    return _fail(out, Failure("oneOf", value, instance, path, node, matches=matches))
+    return _fail(out, "oneOf", value, instance, path, node, matches=matches)
 
 
 def _not(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
     if not ev.check(value, instance, (), None):
         return True
-    return _fail(out, Failure("not", value, instance, path, node))
+    return _fail(out, "not", value, instance, path, node)
 
 
 def _if(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
@@ -942,4 +934,4 @@ def _metaschema(ev: Evaluation, node: Node, value: Any, instance: Any, path: Pat
     if error is None:
         return True
     where = (*path, *error.absolute_path)
-    return _fail(out, Failure("metaschema", error.message, error.instance, where, node))
+    return _fail(out, "metaschema", error.message, error.instance, where, node)

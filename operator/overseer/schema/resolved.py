@@ -133,14 +133,14 @@ class ResolvedSection:
     """Some `$dynamicRef` may resolve by the dynamic scope: a subschema's result depends on the
     path that reached it, so the validator does not memoise."""
     _merged: dict[tuple[int, ...], Node] = field(default_factory=dict)
-    _constants: dict[Any, Node] = field(default_factory=dict)
+    _constants: dict[bool | str, Node] = field(default_factory=dict)
 
     def node_for(self, schema: Any) -> Node | None:
         return self.nodes.get(id(schema))
 
     def constant(self, schema: Any) -> Node:
         """A node for a schema that is not in the section (True, False, {"type": "string"})."""
-        key = json.dumps(schema, sort_keys=True)
+        key = schema if isinstance(schema, bool) else json.dumps(schema, sort_keys=True)
         node = self._constants.get(key)
         if node is None:
             node = self._constants[key] = Node(schema, (), self)

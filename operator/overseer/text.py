@@ -94,7 +94,8 @@ def similarity(a: str, b: str) -> float:
     if matcher.real_quick_ratio() < 0.8 or matcher.quick_ratio() < 0.8:
         return 0.0  # upper bounds of ratio(), much cheaper to compute
     ratio = matcher.ratio()
-    return ratio if ratio >= 0.8 else 0.0
+    # A plain likeness ranks below every rule above (it said 'parameter_100' for 'paramter_0').
+    return 0.7 if ratio >= 0.8 else 0.0
 
 
 def most_similar(name: str, candidates: Iterable[str]) -> str | None:
@@ -239,13 +240,16 @@ def _bounds(schema: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return numeric, other
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
 def field_path(section: str, parts: Iterable[Any]) -> str:
     """`customObjects.classes[0].name`; keys that are not identifiers are bracket-quoted."""
     out = section
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", str(part)):
+        elif _IDENTIFIER.fullmatch(str(part)):
             out += ("." if out else "") + str(part)
         else:
             out += f"[{json.dumps(str(part))}]"

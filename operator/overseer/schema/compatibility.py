@@ -46,10 +46,10 @@ from overseer.schema.jsonschema_walk import (
     types_of,
     undeclared,
 )
-from overseer.schema.limits import MAX_COMPARE_STEPS
+from overseer.schema.limits import MAX_COMPARE_STEPS, MAX_HISTORY_VALUES, MAX_SCHEMA_DEPTH, size_problem
 from overseer.schema.modes import COMPATIBILITY_MODES
 from overseer.schema.resolved import Node, ResolvedSection
-from overseer.schema.validation import SECTIONS, compile_section, sections_of
+from overseer.schema.validation import SECTIONS, CompiledSection, compile_section, sections_of
 
 MODES = COMPATIBILITY_MODES
 
@@ -79,6 +79,9 @@ class CompatibilityReport:
     """Compatible changes worth a look (a changed default silently changes configs that omit it)."""
     old_version: int | None = None
     new_version: int | None = None
+    relies_on_defaults: bool = False
+    """Some required property is only there because a `default` fills it in: configs are
+    compatible once filled in by the version that reads them, not as they are written."""
 
     @property
     def compatible(self) -> bool:
@@ -129,17 +132,29 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
     walks a whole version list. Never raises on bad schemas; bounded by MAX_COMPARE_STEPS.
     """
     mode = normalize_mode(mode)
-    budget = budget or _Budget()
-    old_sections, new_sections = sections_of(old), sections_of(new)
+    return _compare_versions(_compiled(old), _compiled(new), mode, budget or _Budget())
+
+
+_Compiled = tuple[int | None, dict[str, CompiledSection]]
+
+
+def _compiled(version: Any) -> _Compiled:
+    """A version's number and its three sections, compiled (once per version in check_history)."""
+    sections = sections_of(version)
+    return _version_number(version), {name: compile_section(sections[name]) for name, _ in SECTIONS}
+
+
+def _compare_versions(old: _Compiled, new: _Compiled, mode: str, budget: _Budget) -> CompatibilityReport:
     changes: list[BreakingChange] = []
     notices: list[BreakingChange] = []
+    relies_on_defaults = False
     for section, _ in SECTIONS:
-        compiled_new = compile_section(new_sections[section])
+        compiled_new = new[1][section]
         if compiled_new.problem is not None or compiled_new.resolved is None:
             problem = compiled_new.problem or "unusable schema"
             changes.append(BreakingChange("SCHEMA_INVALID", section, message("SCHEMA_INVALID", problem=problem)))
             continue
-        compiled_old = compile_section(old_sections[section])
+        compiled_old = old[1][section]
         if compiled_old.resolved is None or compiled_old.problem is not None:
             continue  # nothing reliable to compare with; the old version's own check reports it
         if compiled_old.key is not None and compiled_old.key == compiled_new.key:
@@ -162,6 +177,7 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
                 changes.append(_too_complex(section, budget))
             continue
         notices.extend(n for w in walks for n in w.notices)
+        relies_on_defaults |= any(w.relied_on_defaults for w in walks)
         if not directions(mode):
             continue  # NONE: the walk only collected notices for `schema diff`
         renames = {old_path: pair for w in walks for old_path, pair in w.renames.items()}
@@ -170,8 +186,9 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
         mode=mode,
         changes=_unique(changes),
         notices=_unique(notices),
-        old_version=_version_number(old),
-        new_version=_version_number(new),
+        old_version=old[0],
+        new_version=new[0],
+        relies_on_defaults=relies_on_defaults,
     )
 
 
@@ -226,40 +243,80 @@ def check_history(versions: Sequence[Any], mode: str, *, registered: Sequence[An
       (in version order) as `mode` requires: the previous one, or every earlier one under a
       _TRANSITIVE mode. Under NONE nothing breaks, but the previous version is still compared for
       notices (a changed default).
+    - Under a _TRANSITIVE mode a version is compared with the previous one first. When that passes
+      without a default filling in a required property, and the previous version is itself known
+      to accept every earlier version's configs as written (checked in this call, not merely
+      registered), the earlier pairs are not compared: such compatibility is inclusion of the sets
+      of valid configs, inclusion is transitive, and the checker only says "compatible" when it has
+      shown it. Defaults break the chain (a config is filled in by the version that reads it, not
+      by the versions in between), so then every earlier version is compared. A consistent history
+      of N versions costs N - 1 comparisons instead of N (N - 1) / 2.
 
     Versions are mappings with `version` and the three sections (a SchemaVersion works too).
     Pure, never raises on bad schemas, and bounded: all pairs together share MAX_COMPARE_STEPS.
     """
     mode = normalize_mode(mode)
     registered_changes = check_registered_versions(registered, versions) if registered else []
+    too_large = size_problem(
+        [sections_of(v) for v in versions], max_values=MAX_HISTORY_VALUES, max_depth=MAX_SCHEMA_DEPTH + 3
+    )
+    if too_large is not None and too_large.startswith("more than"):
+        # Everything else is each section's own problem (reported as SCHEMA_INVALID on compile).
+        text = message("HISTORY_TOO_LARGE", limit=f"{MAX_HISTORY_VALUES:,}")
+        change = BreakingChange("HISTORY_TOO_LARGE", "", text)
+        latest = max((n for n in map(_version_number, versions) if n is not None), default=None)
+        problems = [*_registration_problems(registered_changes), _problem(latest, change)]
+        return HistoryReport(mode, problems, [], registered_changes)
     known = {_version_number(v) for v in registered}
     ordered = sorted((v for v in versions if _version_number(v) is not None), key=lambda v: _version_number(v) or 0)
     budget = _Budget()
     reports: list[CompatibilityReport] = []
+    compiled: dict[int, _Compiled] = {}
+
+    def version_at(index: int) -> _Compiled:
+        if index not in compiled:
+            compiled[index] = _compiled(ordered[index])
+        return compiled[index]
+
+    transitive = mode.endswith("_TRANSITIVE")
+    proven: set[int] = set()
+    """Indexes of versions shown compatible with every version before them (in this call)."""
+    if ordered:
+        proven.add(0)
     for index, version in enumerate(ordered):
         if index == 0 or _version_number(version) in known:
             continue
-        earlier = ordered[:index]
-        if mode == "NONE":
-            targets = [earlier[-1]]
-        else:
-            targets = list(reversed(earlier)) if mode.endswith("_TRANSITIVE") else [earlier[-1]]
-        for old in targets:
+        targets = range(index - 1, -1, -1) if transitive else [index - 1]
+        compatible = True
+        for position, old in enumerate(targets):
             if budget.steps < 0:  # spent: one answer for the rest of this version, not one per pair
                 change = _too_complex("", budget)
-                reports.append(CompatibilityReport(mode, [change], [], _version_number(old), _version_number(version)))
+                numbers = _version_number(ordered[old]), _version_number(version)
+                reports.append(CompatibilityReport(mode, [change], [], *numbers))
+                compatible = False
                 break
-            reports.append(check_compatibility(old, version, mode, budget=budget))
-    problems = [
-        VersionProblem(_registered_number(c.path), _registered_section(c.path), c.code, c.message)
-        for c in registered_changes
-    ]
+            report = _compare_versions(version_at(old), version_at(index), mode, budget)
+            reports.append(report)
+            compatible = compatible and report.compatible and not report.relies_on_defaults
+            if position == 0 and compatible and index - 1 in proven:
+                break  # compatible with every earlier version through the previous one
+        if compatible and transitive:
+            proven.add(index)
+    problems = _registration_problems(registered_changes)
     problems.extend(
         VersionProblem(r.new_version, c.path, c.code, c.message, r.old_version, c.direction)
         for r in reports
         for c in r.changes
     )
     return HistoryReport(mode, problems, reports, registered_changes)
+
+
+def _registration_problems(changes: list[BreakingChange]) -> list[VersionProblem]:
+    return [VersionProblem(_registered_number(c.path), _registered_section(c.path), c.code, c.message) for c in changes]
+
+
+def _problem(version: int | None, change: BreakingChange) -> VersionProblem:
+    return VersionProblem(version, change.path, change.code, change.message)
 
 
 def _registered_number(path: str) -> int | None:
@@ -435,6 +492,8 @@ _SIZE_CODES = {
 
 
 _Key = tuple[int, int]
+_PAIR_STEPS = 16
+"""Steps a comparison of one pair of subschemas costs (a property compared costs one)."""
 
 
 class _Walk:
@@ -460,6 +519,8 @@ class _Walk:
         self.changes: list[BreakingChange] = []
         self.notices: list[BreakingChange] = []
         self.renames: dict[str, _Rename] = {}
+        self.relied_on_defaults = False
+        """A default filled in a required property somewhere (see CompatibilityReport)."""
         self._done: set[_Key] = set()
         self._queue: deque[tuple[Node, Node, str]] = deque()
         self._probing = 0
@@ -493,6 +554,8 @@ class _Walk:
     def _probe(self, writer: Node, reader: Node, path: str) -> tuple[bool, list[BreakingChange]]:
         """Whether the reader rejects some value of the writer, and (for a probe solved here) the
         changes found on the way, without emitting them."""
+        if _same(writer, reader):
+            return False, []
         key = (id(writer.flat), id(reader.flat))
         known = self._final.get(key)
         if known is not None:
@@ -538,7 +601,7 @@ class _Walk:
                 queued.discard(current)
                 if self._assumed[current]:
                     continue  # broken stays broken
-                self.budget.spend()
+                self.budget.spend(_PAIR_STEPS)
                 self._current = current
                 self.changes, self.notices, self.renames = [], [], {}
                 mark = len(self._pending)
@@ -584,7 +647,7 @@ class _Walk:
         self.compare(self._as_object(self.writer), self._as_object(self.reader), section)
         while self._queue:
             writer, reader, path = self._queue.popleft()
-            self.budget.spend()
+            self.budget.spend(_PAIR_STEPS)
             self._compare(writer, reader, path)
 
     def _as_object(self, section: ResolvedSection) -> Node:
@@ -597,6 +660,8 @@ class _Walk:
         """Compare a pair of subschemas. The reporting walk queues the pair (a change in a shared or
         recursive subschema is reported at its shortest path) and returns nothing useful; inside a
         probe it returns what is known so far of whether the pair breaks."""
+        if _same(writer, reader):
+            return False  # the same schema on both sides: nothing to find below
         # Keyed by the flat views: nodes that only refer to the same schema share one.
         key = (id(writer.flat), id(reader.flat))
         if not self._probing:
@@ -789,6 +854,8 @@ class _Walk:
         self.budget.spend(len(w_props) + len(r_props))  # the work here grows with the properties
         hidden = False
         for name in w_props:
+            if name in r_props and _same(w_props[name], r_props[name]):
+                continue  # the usual case between two versions: nothing to find
             child = hints.field_path(path, [name])
             if name in r_props:
                 hidden |= self.compare(w_props[name], r_props[name], child)
@@ -799,6 +866,7 @@ class _Walk:
             hidden |= self._reader_only(writer, r_props[name], name, hints.field_path(path, [name]))
         for name in sorted(r_required - w_required, key=_order(r_props)):
             if has_default(r_props.get(name)):
+                self.relied_on_defaults = True
                 continue  # the default fills the gap (Confluent: ..._WITH_DEFAULT_ADDED is compatible)
             child = hints.field_path(path, [name])
             if name in w_props:
@@ -867,7 +935,9 @@ class _Walk:
         for name, needed in r_required.items():
             demanded = set(needed) if isinstance(needed, list) else set()
             granted = always | set(w_required.get(name, []) if isinstance(w_required.get(name), list) else [])
-            lacking = [n for n in demanded - granted if not has_default(properties(reader).get(n))]
+            missing = demanded - granted
+            lacking = [n for n in missing if not has_default(properties(reader).get(n))]
+            self.relied_on_defaults |= len(lacking) < len(missing)
             if lacking and self._may_hold(writer, name):
                 self.emit(hints.field_path(path, [name]), "DEPENDENCY_ADDED", "DEPENDENCY_REMOVED", key=name)
         w_schemas, r_schemas = _mapping(writer.get("dependentSchemas")), _mapping(reader.get("dependentSchemas"))
@@ -924,7 +994,7 @@ class _Walk:
         w_branches = self._branches(self.writer, writer_node)
         r_branches = self._branches(self.reader, reader_node)
         keyword = next((k for k in _UNION if k in writer or k in reader), "anyOf")
-        self.budget.spend(len(w_branches) * len(r_branches) >> 3)  # a look-up per pair of alternatives
+        self.budget.spend(len(w_branches) * len(r_branches))  # a look-up per pair of alternatives
         hidden = False
         for index, w_branch in enumerate(w_branches):
             attempts: list[list[BreakingChange]] = []
@@ -985,6 +1055,15 @@ class _Walk:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _same(writer: Node, reader: Node) -> bool:
+    """The same schema on both sides (the usual case for most of two versions)."""
+    if writer is reader:
+        return True
+    fingerprint = writer.fingerprint
+    return fingerprint is not None and fingerprint == reader.fingerprint
+
 
 _ANY: Mapping[str, Any] = {}
 

@@ -77,7 +77,7 @@ def dialect_of(schema: Any) -> str | None:
     return declared if declared in SUPPORTED_DIALECTS else None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     """One subschema. Identity matters: one Node per subschema of the section."""
 
@@ -99,6 +99,7 @@ class Node:
     _flat: Any = field(default=None, repr=False)
     plan: Any = field(default=None, repr=False)
     """The validator's compiled keyword list (overseer.schema.engine), built on first use."""
+    _fingerprint: Any = field(default=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -109,6 +110,15 @@ class Node:
         if self._flat is None:
             self._flat = _flatten(self)
         return self._flat  # type: ignore[no-any-return]
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Canonical JSON of the subschema (with its dialect) when nothing in it or below it refers
+        elsewhere, else None: two nodes with the same fingerprint accept exactly the same values,
+        whichever sections they are in (the compatibility walk skips such pairs)."""
+        if self._fingerprint is False:
+            self._fingerprint = _fingerprint(self)
+        return self._fingerprint  # type: ignore[no-any-return]
 
     def raw(self) -> Any:
         """The JSON this node stands for (merged nodes: an allOf of their parts), for equality tests."""
@@ -147,8 +157,11 @@ class ResolvedSection:
         return node
 
     def merge(self, nodes: list[Node]) -> Node:
-        """The node that accepts what all of `nodes` accept (cached: same parts, same node)."""
-        unique = list({id(n): n for n in nodes}.values())
+        """The node that accepts what all of `nodes` accept (cached: same parts, same node). A merged
+        node's parts are taken in, so merging conjunct after conjunct (an allOf of a thousand schemas
+        with `items`) stays one level deep, not a thousand."""
+        spliced = [part for n in nodes for part in (n.parts if n.parts and n.schema is None else (n,))]
+        unique = list({id(n): n for n in spliced}.values())
         if len(unique) == 1:
             return unique[0]
         if not unique:
@@ -187,8 +200,8 @@ def resolve_section(schema: Any) -> ResolvedSection:
 
 
 class _Builder:
-    """Reads a section in one pass: checks each keyword's shape, makes the copy the graph and the
-    validator work on, and makes one Node per subschema; then resolves the references."""
+    """Reads a section in one pass: checks each keyword's shape and makes one Node per subschema;
+    then resolves the references."""
 
     def __init__(self, section: ResolvedSection, specification: Any) -> None:
         self.section = section
@@ -199,29 +212,24 @@ class _Builder:
         self.registry: Any = None
 
     def build(self, schema: Any) -> Node:
-        """The root node of the section. Iterative: depth is bounded by the size check before, and a
-        pointer into the copy never meets the caller's objects.
-
-        jsonschema's metaschemas would pick a dialect by `$schema` each time a subschema has one; the
-        dialect is chosen here once, so the copy has no `$schema` below its top.
-        """
+        """The root node of the section, and one node per subschema under it. Iterative: depth is
+        bounded by the size check before. The section is the compiler's own copy (never the
+        caller's document), so nodes may point into it."""
         dialect = self.section.dialect
-        root_copy = _shallow(schema) if isinstance(schema, dict) else schema
-        resource = self.specification.create_resource(root_copy)
+        resource = self.specification.create_resource(schema)
         root_uri = resource.id() or ""
         needs_crawl = False
-        root = Node(root_copy, (), self.section, base=root_uri)
+        root = Node(schema, (), self.section, base=root_uri)
         stack: list[tuple[Any, Node]] = [(schema, root)] if isinstance(schema, dict) else []
         while stack:
             raw, node = stack.pop()
-            copy = node.schema
             where = node.pointer
             check_keywords(raw, where, dialect)
             if where and "$schema" in raw and dialect_of(raw) != dialect:
                 found = text.show(raw["$schema"])
                 place = text.field_path("", (*where, "$schema"))
                 raise SchemaProblem(f"at {place}: a section uses one dialect; {found} differs from the top")
-            self.section.nodes[id(copy)] = node
+            self.section.nodes[id(raw)] = node
             if "$anchor" in raw or "$dynamicAnchor" in raw or ("$id" in raw and where):
                 needs_crawl = True
             anchor = raw.get("$dynamicAnchor")
@@ -231,23 +239,15 @@ class _Builder:
                 self.pending.append(node)
             for keyword, at, sub in _subschemas(raw, dialect):
                 sub_where = (*where, *at)
+                base = node.base
+                if isinstance(sub, dict) and "$id" in sub:
+                    # The draft's own rules (draft-07 ignores $id next to $ref) decide the base.
+                    sub_id = self.specification.id_of(sub)
+                    if sub_id is not None:
+                        base = urljoin(base, sub_id)
+                child = Node(sub, sub_where, self.section, base=base)
                 if isinstance(sub, dict):
-                    sub_copy = _shallow(sub)
-                    base = node.base
-                    if "$id" in sub:
-                        # The draft's own rules (draft-07 ignores $id next to $ref) decide the base.
-                        sub_id = self.specification.id_of(sub_copy)
-                        if sub_id is not None:
-                            base = urljoin(base, sub_id)
-                    child = Node(sub_copy, sub_where, self.section, base=base)
                     stack.append((sub, child))
-                else:
-                    sub_copy = sub
-                    child = Node(sub, sub_where, self.section, base=node.base)
-                if len(at) == 1:
-                    copy[keyword] = sub_copy
-                else:
-                    copy[keyword][at[1]] = sub_copy
                 _attach(node, (keyword, *at[1:]), child)
         registry = METASCHEMAS.combine(referencing.Registry().with_resource("", resource))
         registry = registry.with_resource(root_uri, resource)
@@ -325,22 +325,6 @@ class _Builder:
     def _dynamic_anchors(self, ref: str) -> list[Node]:
         name = ref.rpartition("#")[2]
         return [n for n in self.section.nodes.values() if n.schema.get("$dynamicAnchor") == name]
-
-
-_CONTAINERS = frozenset((*_MANY, *_MAP, "dependencies", "items"))
-
-
-def _shallow(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of one schema object without `$schema`, its containers of subschemas copied too (the
-    builder replaces their items with the copies)."""
-    copy = {k: v for k, v in raw.items() if k != "$schema"}
-    for keyword in _CONTAINERS.intersection(copy):
-        value = copy[keyword]
-        if type(value) is list:
-            copy[keyword] = list(value)
-        elif type(value) is dict and keyword != "items":
-            copy[keyword] = dict(value)
-    return copy
 
 
 JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
@@ -461,29 +445,31 @@ def _where(node: Node, keyword: str) -> str:
     return node.where
 
 
+_ONE_SET = frozenset(_ONE)
+_MANY_SET = frozenset(_MANY)
+_MAP_SET = frozenset((*_MAP, "dependencies"))
+
+
 def _subschemas(raw: Mapping[str, Any], dialect: str) -> Iterator[tuple[str, tuple[str | int, ...], Any]]:
-    """(keyword, pointer suffix, subschema) for each subschema directly under `raw`."""
-    for keyword in _ONE:
-        if keyword in raw and _is_schema(raw[keyword]):
-            yield keyword, (keyword,), raw[keyword]
-    for keyword in _MANY:
-        value = raw.get(keyword)
-        if keyword == "items" or not isinstance(value, list):
-            continue
-        for index, sub in enumerate(value):
-            if _is_schema(sub):
-                yield keyword, (keyword, index), sub
-    if dialect == DRAFT_07 and isinstance(raw.get("items"), list):
-        for index, sub in enumerate(raw["items"]):
-            if _is_schema(sub):
-                yield "items", ("items", index), sub
-    for keyword in (*_MAP, "dependencies"):
-        value = raw.get(keyword)
-        if not isinstance(value, dict):
-            continue
-        for name, sub in value.items():
-            if _is_schema(sub) and not (keyword == "dependencies" and isinstance(sub, list)):
-                yield keyword, (keyword, name), sub
+    """(keyword, pointer suffix, subschema) for each subschema directly under `raw`, in document
+    order (a schema object has a handful of keys; the keywords that hold subschemas are many)."""
+    for keyword, value in raw.items():
+        if keyword in _ONE_SET:
+            if isinstance(value, dict | bool):
+                yield keyword, (keyword,), value
+            elif keyword == "items" and dialect == DRAFT_07 and isinstance(value, list):
+                for index, sub in enumerate(value):
+                    if isinstance(sub, dict | bool):
+                        yield "items", ("items", index), sub
+        elif keyword in _MANY_SET:
+            if isinstance(value, list):
+                for index, sub in enumerate(value):
+                    if isinstance(sub, dict | bool):
+                        yield keyword, (keyword, index), sub
+        elif keyword in _MAP_SET and isinstance(value, dict):
+            for name, sub in value.items():
+                if isinstance(sub, dict | bool):  # not a draft-07 `dependencies` list of names
+                    yield keyword, (keyword, name), sub
 
 
 def _is_schema(value: Any) -> bool:
@@ -498,6 +484,19 @@ def _attach(parent: Node, slot: tuple[Any, ...], child: Node) -> None:
         parent.children.setdefault(keyword, {})[slot[1]] = child
     else:
         parent.children.setdefault(keyword, {})[slot[1]] = child
+
+
+def _fingerprint(top: Node) -> str | None:
+    if top.external or top.schema is None:
+        return None  # a metaschema, or a merged view: no raw JSON of its own
+    stack = [top]
+    while stack:  # iterative: no recursion over the schema's depth
+        node = stack.pop()
+        if node.ref is not None or node.dynamic_refs:
+            return None
+        for value in node.children.values():
+            stack.extend(value.values() if isinstance(value, dict) else (value,))
+    return top.graph.dialect + json.dumps(top.schema, sort_keys=True, separators=(",", ":"))
 
 
 def _in_place_edges(node: Node) -> list[Node]:

@@ -24,6 +24,7 @@ from overseer.schema.limits import (
     MAX_CONFIG_DEPTH,
     MAX_CONFIG_VALUES,
     MAX_EVALUATION_DEPTH,
+    MAX_PROBLEMS,
     MAX_SCHEMA_DEPTH,
     MAX_SCHEMA_VALUES,
     MAX_VALIDATION_STEPS,
@@ -86,24 +87,8 @@ _cache: OrderedDict[str, CompiledSection] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-# The same section object checked again (a version compared with each earlier one): no re-measuring.
-_by_identity: dict[int, tuple[Any, CompiledSection]] = {}
-
-
 def compile_section(schema: Any) -> CompiledSection:
-    """Check a section's JSON Schema and build its validator; cached by content."""
-    known = _by_identity.get(id(schema))
-    if known is not None and known[0] is schema:
-        return known[1]
-    compiled = _compile_by_content(schema)
-    with _cache_lock:
-        if len(_by_identity) >= 2 * _CACHE_SIZE:
-            _by_identity.clear()
-        _by_identity[id(schema)] = (schema, compiled)  # holds the object, so its id stays its own
-    return compiled
-
-
-def _compile_by_content(schema: Any) -> CompiledSection:
+    """Check a section's JSON Schema and resolve it; cached by content (its JSON text)."""
     if not isinstance(schema, Mapping | bool):
         return CompiledSection(schema, f"not a valid JSON Schema: expected an object, found {hints.found(schema)}")
     # Measured before anything recursive touches it (json.dumps, the metaschema check).
@@ -111,7 +96,7 @@ def _compile_by_content(schema: Any) -> CompiledSection:
     if too_big is not None:
         return CompiledSection(schema, f"not a usable JSON Schema: {too_big} (see docs/schema.md, Bounds)")
     try:
-        key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+        key = json.dumps(schema, separators=(",", ":"))
     except (TypeError, ValueError):
         # Non-JSON values such as NaN-free floats that json refuses: not cacheable, and not valid.
         return CompiledSection(schema, "not a valid JSON Schema: keys must be strings and values JSON")
@@ -121,8 +106,9 @@ def _compile_by_content(schema: Any) -> CompiledSection:
             _cache.move_to_end(key)
             return hit
     # Compile outside the lock: it is the slow part, and two threads compiling the same section
-    # at once only waste a little work.
-    compiled = dataclasses.replace(_compile(schema), key=key)
+    # at once only waste a little work. It works on its own copy (read back from the key, faster
+    # than copying in Python), so a caller changing its document later cannot change the cache.
+    compiled = dataclasses.replace(_compile(json.loads(key)), key=key)
     with _cache_lock:
         _cache[key] = compiled
         if len(_cache) > _CACHE_SIZE:
@@ -315,7 +301,11 @@ def validate_model_config(
             ]
         except RecursionError as error:  # unreachable under the depth bound; never a crash all the same
             found = [FieldProblem(section, f"cannot be checked: {_failure(error)}")]
-        problems.extend(sorted(found, key=lambda p: p.path))
+        found.sort(key=lambda p: p.path)
+        if len(found) > MAX_PROBLEMS:
+            more = len(found) - MAX_PROBLEMS
+            found[MAX_PROBLEMS:] = [FieldProblem(section, f"{more:,} more problems not listed")]
+        problems.extend(found)
     return ConfigValidation(problems=tuple(problems), defaulted=defaulted, patch=patch)
 
 

@@ -90,9 +90,11 @@ def similarity(a: str, b: str) -> float:
     sa, sb = set(ta), set(tb)
     if (sa < sb or sb < sa) and len(sa & sb) >= 1 and len("".join(sa & sb)) >= 4:
         return 0.75
+    if 2 * len(short) < 0.8 * (len(short) + len(long_)):
+        return 0.0  # ratio() cannot reach 0.8 with lengths this far apart
     matcher = difflib.SequenceMatcher(None, na, nb)
-    if matcher.real_quick_ratio() < 0.8 or matcher.quick_ratio() < 0.8:
-        return 0.0  # upper bounds of ratio(), much cheaper to compute
+    if matcher.quick_ratio() < 0.8:
+        return 0.0  # an upper bound of ratio(), much cheaper to compute
     ratio = matcher.ratio()
     # A plain likeness ranks below every rule above (it said 'parameter_100' for 'paramter_0').
     return 0.7 if ratio >= 0.8 else 0.0
@@ -197,9 +199,10 @@ def describe(schema: Any, _depth: int = 0) -> str:
         text = "a value matching " + str(schema["$ref"])
     elif any(k in schema for k in ("anyOf", "oneOf")):
         branches = schema.get("anyOf") or schema.get("oneOf") or []
-        # Distinct descriptions only: alternatives that read the same are one for the user.
-        described = dict.fromkeys(describe(b, _depth + 1) for b in branches) if isinstance(branches, list) else {}
-        text = " or ".join(described) or "a value"
+        # Distinct descriptions only: alternatives that read the same are one for the user (also
+        # inside nested unions: "object or null" and "null" make "object or null").
+        described = [describe(b, _depth + 1) for b in branches] if isinstance(branches, list) else []
+        text = " or ".join(dict.fromkeys(part for d in described for part in d.split(" or "))) or "a value"
     else:
         text = "a value"
     items = getattr(schema.get("items"), "flat", schema.get("items"))

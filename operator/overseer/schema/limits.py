@@ -59,33 +59,39 @@ MAX_VERSIONS = 100
 
 
 def size_problem(value: object, *, max_values: int, max_depth: int, max_chars: int | None = None) -> str | None:
-    """Why `value` (parsed JSON) exceeds the bounds or is not JSON at all, or None. Iterative: a
-    document nested 100,000 levels deep is measured without recursion. What passes is plain JSON:
-    dicts (string keys), lists or tuples, strings, numbers, booleans and None."""
+    """Why `value` (parsed JSON) exceeds the bounds or is not JSON at all, or None. Level by level, not
+    recursive: a document nested 100,000 levels deep is measured without recursion. What passes is
+    plain JSON: dicts (string keys), lists or tuples, strings, numbers, booleans and None."""
     count = chars = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        count += 1
-        if count > max_values:
-            return f"more than {max_values:,} values"
+    level: list[Any] = [value]
+    depth = 1
+    while level:
         if depth > max_depth:
             return f"nested more than {max_depth} levels deep"
-        kind = type(item)
-        if kind is str or isinstance(item, str):
-            chars += len(item)
-        elif kind is dict or isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    return f"keys must be strings, found {type(key).__name__} {key!r:.40}"
-                chars += len(key)
-                stack.append((child, depth + 1))
-        elif kind is list or kind is tuple or isinstance(item, list | tuple):
-            stack.extend((child, depth + 1) for child in item)
-        elif item is not None and not isinstance(item, bool | int | float):
-            return f"values must be JSON, found {type(item).__name__}"
+        count += len(level)
+        if count > max_values:
+            return f"more than {max_values:,} values"
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind is str:
+                chars += len(item)
+            elif kind is dict or (kind is not list and isinstance(item, dict)):
+                for key in item:
+                    if type(key) is not str:
+                        return f"keys must be strings, found {type(key).__name__} {key!r:.40}"
+                chars += sum(map(len, item))
+                below.extend(item.values())
+            elif kind is list or kind is tuple or isinstance(item, list | tuple):
+                below.extend(item)
+            elif isinstance(item, str):
+                chars += len(item)
+            elif item is not None and not isinstance(item, bool | int | float):
+                return f"values must be JSON, found {type(item).__name__}"
         if max_chars is not None and chars > max_chars:
             return f"more than {max_chars:,} characters of text"
+        level = below
+        depth += 1
     return None
 
 

@@ -496,7 +496,11 @@ def _fingerprint(top: Node) -> str | None:
             return None
         for value in node.children.values():
             stack.extend(value.values() if isinstance(value, dict) else (value,))
-    return top.graph.dialect + json.dumps(top.schema, sort_keys=True, separators=(",", ":"))
+    return top.graph.dialect + _CANONICAL.encode(top.schema)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""One encoder for every fingerprint: json.dumps with options builds a new one per call."""
 
 
 def _in_place_edges(node: Node) -> list[Node]:

@@ -405,9 +405,10 @@ def _problems(
                 yield FieldProblem(path, message)
 
 
-_HINT_COMPARISONS = 1_000
+_HINT_COMPARISONS = 500
 """Name comparisons for "did you mean" hints in one check (each costs up to tens of microseconds):
-a config with thousands of unknown keys gets plain messages past this."""
+enough for a handful of misspelt keys against a schema of a hundred properties; a config with
+hundreds of unknown keys gets plain messages past this."""
 
 
 class _Similar:
@@ -418,8 +419,7 @@ class _Similar:
 
     def __call__(self, name: str, candidates: list[str]) -> str | None:
         if len(candidates) > self.left:
-            self.left = 0
-            return None
+            return None  # too many to compare within what is left: a plain message
         self.left -= len(candidates)
         return hints.most_similar(name, candidates)
 

@@ -82,7 +82,7 @@ def in_worker_thread(check: Callable[[], Any]) -> Any:
     def run() -> None:
         try:
             outcome["value"] = burrow(CALLER_FRAMES)
-        except BaseException as error:  # noqa: BLE001 - handed back to the test
+        except BaseException as error:
             outcome["error"] = error
 
     limit = sys.getrecursionlimit()
@@ -126,7 +126,9 @@ def test_the_deepest_comparisons_run_in_a_worker_thread_under_the_default_recurs
     # A chain of 150 distinct unions, each probed through the next: a recursive probe needed about
     # eight frames a level (1,200 here); the probe is a work list now.
     chain: dict[str, Any] = {
-        f"u{i}": {"anyOf": [{"type": "integer"}, {"type": "object", "properties": {"next": {"$ref": f"#/$defs/u{i + 1}"}}}]}
+        f"u{i}": {
+            "anyOf": [{"type": "integer"}, {"type": "object", "properties": {"next": {"$ref": f"#/$defs/u{i + 1}"}}}]
+        }
         for i in range(150)
     }
     chain["u150"] = {"type": "integer"}

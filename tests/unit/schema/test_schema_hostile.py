@@ -393,7 +393,9 @@ def test_huge_and_deep_documents_are_refused_by_their_size(run_cli: Run, tmp_pat
     deep_config: Any = 1
     for _ in range(100_000):
         deep_config = {"a": deep_config}
-    with pytest.raises(ModelConfigError, match=f"customObjects: too large to check: nested more than {MAX_CONFIG_DEPTH}"):
+    with pytest.raises(
+        ModelConfigError, match=f"customObjects: too large to check: nested more than {MAX_CONFIG_DEPTH}"
+    ):
         check_model_config(schema_body(OBJECT), custom_objects=deep_config)
     with pytest.raises(ModelConfigError, match=f"customObjects: too large to check: more than {MAX_CONFIG_VALUES:,}"):
         check_model_config(schema_body(OBJECT), custom_objects={"classes": [f"c{i}" for i in range(MAX_CONFIG_VALUES)]})

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from overseer.api.v1alpha1 import API_VERSION
 from overseer.checks import check_object
 from overseer.operator.render import serving_problems
 from overseer.schema import hints
@@ -114,7 +115,7 @@ def _schema_ref(body: Mapping[str, Any] | None) -> tuple[Any, Any]:
 def _narrowed(schema: Mapping[str, Any], number: Any) -> JSONObject:
     """The ModelSchema with only the referenced version: a deployment is judged against that
     version alone (the schema's own history was checked when it was admitted)."""
-    body = checkable(schema)
+    body = {"apiVersion": API_VERSION, "kind": "ModelSchema", **checkable(schema)}
     version = schema_version(schema, number)
     if version is not None:
         body["spec"] = {**spec_of(schema), "versions": [version]}

@@ -13,6 +13,7 @@ operator is down); owned objects carry ownerReferences, so garbage collection re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, cast
 
@@ -67,6 +68,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.networking.request_timeout = config.api_timeout_s * 3
     settings.admission.managed = None  # our own configurations: see overseer.operator.webhooks
     settings.admission.server = await runtime.webhook_server()
+    # One access-log line per admission review is noise at any scale; metrics count them.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 @kopf.on.cleanup(id="stop")
@@ -103,7 +106,9 @@ def webhook_mode(memo: Any, **_: Any) -> str:
 @kopf.index(*SCHEMAS, id="schemas")
 def schemas(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """ModelSchemas by (namespace, name), in memory: deployment admission needs no API call."""
-    return {(namespace or "", name): {"metadata": {"name": name, "namespace": namespace}, "spec": dict(spec)}}
+    metadata = {"name": name, "namespace": namespace}
+    entry = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelSchema", "metadata": metadata, "spec": dict(spec)}
+    return {(namespace or "", name): entry}
 
 
 SchemaIndex = kopf.Index[tuple[str, str], dict[str, Any]]
@@ -227,10 +232,14 @@ async def reconcile_deployment(namespace: str | None, name: str, old: Any, new: 
     await _reconciled(runtime.reconciler.deployment(namespace or "", name))
 
 
-@kopf.on.event(*DEPLOYMENTS, id="deployment-deleted")
-async def deployment_deleted(type: str, namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+def _deleted(type: str, **_: Any) -> bool:
+    return type == "DELETED"
+
+
+@kopf.on.event(*DEPLOYMENTS, id="deployment-deleted", when=_deleted)
+async def deployment_deleted(namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     schema = _schema_name(body)
-    if type == "DELETED" and schema:
+    if schema:
         runtime_of(memo).reconciler.trigger("ModelSchema", namespace or "", schema)
 
 

@@ -343,3 +343,11 @@ def test_format_problems_caps_the_list() -> None:
     assert text.splitlines()[0] == "25 problems:"
     assert text.splitlines()[-1] == "- ... and 5 more"
     assert format_problems([("", "just this")]) == "just this"
+
+
+def test_a_schema_as_indexed_in_memory_is_enough() -> None:
+    """The webhook's index keeps only name, namespace and spec of each ModelSchema."""
+    full = schema()
+    indexed = {"metadata": {"name": full["metadata"]["name"], "namespace": NAMESPACE}, "spec": full["spec"]}
+    result = review(deployment(), indexed)
+    assert result.allowed, result.message

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,8 +34,19 @@ SchemaLookup = Callable[[str, str], Mapping[str, Any] | None]
 """(namespace, name) -> the indexed ModelSchema body, or None."""
 
 
+INLINE_CHECK_BYTES = 16 * 1024
+
+
 class CheckTimeout(Exception):
     pass
+
+
+def _size(*objects: Any) -> int | None:
+    """Bytes of JSON the check reads; None when not JSON (the check then says what is wrong)."""
+    try:
+        return sum(len(json.dumps(obj, separators=(",", ":"))) for obj in objects if obj is not None)
+    except (TypeError, ValueError):
+        return None
 
 
 class AdmissionService:
@@ -67,7 +79,7 @@ class AdmissionService:
             ):
                 return Review.allow()
             schema = await self._schema(namespace, body, lookup)
-            patch = await self._checked(admission.default_deployment, body, schema)
+            patch = await self._checked(_size(body, schema), admission.default_deployment, body, schema)
             return Review.allow(patch=patch)
 
         return await self._answer(DEFAULT_DEPLOYMENT.handler_id, "ModelDeployment", operation, decide)
@@ -89,6 +101,7 @@ class AdmissionService:
             schema = await self._schema(namespace, body, lookup)
             known = () if schema is not None else tuple(await self._schema_names(namespace, names))
             return await self._checked(
+                _size(body, schema),
                 functools.partial(admission.review_deployment, namespace=namespace, schemas_in_namespace=known),
                 operation,
                 body,
@@ -139,7 +152,8 @@ class AdmissionService:
             if operation == "UPDATE" and not admission.spec_changed(old, body):
                 return Review.allow()
             usage = await self.usage(namespace, str(body["metadata"]["name"])) if operation == "UPDATE" else {}
-            return await self._checked(admission.review_schema, operation, body, old, usage)
+            # Compatibility walks over every version: always off the event loop.
+            return await self._checked(None, admission.review_schema, operation, body, old, usage)
 
         return await self._answer(VALIDATE_SCHEMA.handler_id, "ModelSchema", operation, decide)
 
@@ -155,9 +169,14 @@ class AdmissionService:
 
     # --- shared -----------------------------------------------------------------------------------
 
-    async def _checked(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a (CPU-bound) check in the admission threads with a deadline: the event loop keeps
-        answering other reviews, the liveness probe and the watches meanwhile."""
+    async def _checked(self, size: int | None, fn: Callable[..., T], *args: Any) -> T:
+        """Run a check. A small one (`size` in bytes, the common case) runs inline: it takes well
+        under a millisecond, and handing it to a thread costs more than that in GIL hand-offs
+        (measured: benchmarks/bench_admission.py). A big or unknown one runs in the admission
+        threads with a deadline, so the event loop keeps answering other reviews, the liveness
+        probe and the watches meanwhile."""
+        if size is not None and size <= INLINE_CHECK_BYTES:
+            return fn(*args)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, functools.partial(fn, *args))
         try:

@@ -68,8 +68,11 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.networking.request_timeout = config.api_timeout_s * 3
     settings.admission.managed = None  # our own configurations: see overseer.operator.webhooks
     settings.admission.server = await runtime.webhook_server()
-    # One access-log line per admission review is noise at any scale; metrics count them.
+    # One access-log line and one "Webhook ... succeeded" line per admission review are noise at
+    # any scale (and cost time on the hot path); metrics count them. Failures still log.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 @kopf.on.cleanup(id="stop")

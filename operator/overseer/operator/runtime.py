@@ -102,6 +102,11 @@ class Runtime:
                 webhooks.ensure_certificates, settings.webhook_cert_dir, ip_sans=[settings.webhook_host]
             )
             await self.register_webhooks(files)
+        elif not (files.cert.exists() and files.key.exists()):
+            raise kopf.PermanentError(
+                f"no webhook certificate in {settings.webhook_cert_dir} (tls.crt, tls.key): mount the chart's "
+                "webhook Secret there, or set OVERSEER_WEBHOOK_MODE=url (local) or none"
+            )
         return kopf.WebhookServer(
             addr=settings.webhook_addr,
             port=settings.webhook_port,

@@ -78,7 +78,10 @@ class OperatorSettings(BaseSettings):
 
     # --- reconciliation ----------------------------------------------------------------------
     resync_interval_s: float = Field(
-        default=60.0, ge=1, description="Every object is reconciled at least this often (drift repair)."
+        default=300.0,
+        ge=1,
+        description="Every object is reconciled at least this often; watches of the owned objects catch "
+        "most drift at once, this catches the rest (a deleted Secret, a missed event).",
     )
 
     # --- observability -----------------------------------------------------------------------

@@ -4,7 +4,7 @@ The webhook handlers (handlers.py, through AdmissionService) only look things up
 the reconciler calls `review_deployment` too, because webhooks can be bypassed. Messages are the
 project's own (`overseer validate` says the same thing about the same mistake): field path,
 expected, found, rename hint. The schema core is called from here only (check_object,
-check_registered_versions), so re-pointing those calls is a change to this module alone.
+check_history, validate_model_config), so re-pointing those calls is a change to this module alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from overseer.api.v1alpha1 import API_VERSION
 from overseer.checks import check_object
 from overseer.operator.render import serving_problems
 from overseer.schema import hints
-from overseer.schema.compatibility import check_registered_versions
+from overseer.schema.compatibility import VersionProblem, check_history
 from overseer.schema.validation import validate_model_config
 
 MAX_PROBLEMS_SHOWN = 20
@@ -286,50 +286,66 @@ def review_schema(
     old: Mapping[str, Any] | None,
     usage: Mapping[int, Sequence[str]],
 ) -> Review:
-    """Create/update of a ModelSchema: valid JSON Schemas, versions compatible per
-    spec.compatibility, registered versions unchanged and still present."""
+    """Create/update of a ModelSchema: valid JSON Schemas; registered versions unchanged and still
+    present; every new version compatible with the earlier ones per spec.compatibility.
+
+    On an update only the versions added are judged for compatibility (as a schema registry does):
+    the registered ones were judged when they were added, so changing spec.compatibility applies
+    to the versions that come next.
+    """
     if operation == "UPDATE" and old is not None and not spec_changed(old, body):
         return Review.allow()
-    errors = [(p.path, p.message) for p in check_object(checkable(body)) if p.severity == "error"]
-    warnings: list[str] = []
-    if operation == "UPDATE" and old is not None:
-        errors.extend(_registered_version_problems(old, body, usage))
-        warnings.extend(_deprecation_warnings(old, body, usage))
+    validity = schema_validity(body)  # every section usable, versions unique and increasing ...
+    if not validity.allowed:
+        return validity
+    # ... then the history, in one walk: registration and compatibility problems.
+    registered = _versions(old) if operation == "UPDATE" and old is not None else []
+    mode = str(spec_of(body).get("compatibility") or "BACKWARD")
+    history = check_history(_versions(body), mode, registered=registered)
+    errors = [_history_problem(problem, body, mode, usage) for problem in history.problems]
+    warnings = _deprecation_warnings(old, body, usage) if registered and old is not None else []
     if errors:
         return Review.deny(errors, warnings=warnings)
     return Review.allow(warnings)
 
 
-def _registered_version_problems(
-    old: Mapping[str, Any], new: Mapping[str, Any], usage: Mapping[int, Sequence[str]]
-) -> list[tuple[str, str]]:
-    old_versions = [v for v in spec_of(old).get("versions") or [] if isinstance(v, Mapping)]
-    new_versions = [v for v in spec_of(new).get("versions") or [] if isinstance(v, Mapping)]
-    index_of = {v.get("version"): i for i, v in enumerate(new_versions)}
-    next_number = (latest_version(new) or 0) + 1
-    problems = []
-    for change in check_registered_versions(old_versions, new_versions):
-        head, _, section = change.path.partition(".")
-        number = int(head.removeprefix("version ")) if head.removeprefix("version ").isdigit() else None
-        if change.code == "VERSION_REMOVED":
-            users = usage.get(number, []) if number is not None else []
-            text = (
-                f"{change.code}: registered version {number} was removed; registered versions are immutable "
-                "(retire it with deprecated: true instead)"
-            )
-            if users:
-                text += f"; it is in use by ModelDeployment{'s' if len(users) > 1 else ''} {', '.join(users)}"
-            problems.append(("spec.versions", text))
-        else:
-            path = f"spec.versions[{index_of.get(number, '?')}].{section}" if section else "spec.versions"
-            problems.append(
-                (
-                    path,
-                    f"{change.code}: registered version {number} is immutable; "
-                    f"add the change as version {next_number} instead",
-                )
-            )
-    return problems
+def schema_validity(body: Mapping[str, Any]) -> Review:
+    """A ModelSchema's own validity, compatibility aside: every section a usable JSON Schema,
+    versions unique and increasing (what its status reports; admission adds the history)."""
+    validity = checkable(body)
+    validity["spec"] = {**spec_of(body), "compatibility": "NONE"}
+    errors = [(p.path, p.message) for p in check_object(validity) if p.severity == "error"]
+    return Review.deny(errors) if errors else Review.allow()
+
+
+def _versions(body: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    return [v for v in spec_of(body).get("versions") or [] if isinstance(v, Mapping)]
+
+
+def _history_problem(
+    problem: VersionProblem, body: Mapping[str, Any], mode: str, usage: Mapping[int, Sequence[str]]
+) -> tuple[str, str]:
+    """(field path, message) of one history problem, in the words of `overseer validate`."""
+    index_of = {v.get("version"): i for i, v in enumerate(_versions(body))}
+    number = problem.version
+    if problem.code == "VERSION_REMOVED":
+        users = usage.get(number, []) if number is not None else []
+        text = (
+            f"{problem.code}: registered version {number} was removed; registered versions are immutable "
+            "(retire it with deprecated: true instead)"
+        )
+        if users:
+            text += f"; it is in use by ModelDeployment{'s' if len(users) > 1 else ''} {', '.join(users)}"
+        return "spec.versions", text
+    where = f"spec.versions[{index_of[number]}]" if number in index_of else "spec.versions"
+    path = f"{where}.{problem.path}" if problem.path else where
+    if problem.code == "VERSION_MODIFIED":
+        next_number = (latest_version(body) or 0) + 1
+        return path, (
+            f"{problem.code}: registered version {number} is immutable; add the change as version {next_number} instead"
+        )
+    against = f" with version {problem.against}" if problem.against is not None else ""
+    return path, f"{problem.code}: {problem.message} (version {number} is not {mode} compatible{against})"
 
 
 def _deprecation_warnings(
@@ -376,6 +392,7 @@ __all__ = [
     "review_schema",
     "review_schema_delete",
     "schema_usage",
+    "schema_validity",
     "schema_version",
     "served_metric",
     "spec_changed",

@@ -323,7 +323,7 @@ class Reconciler:
         body = await self.kube.get(api_path(API_VERSION, SCHEMAS, namespace, name))
         if body is None or body["metadata"].get("deletionTimestamp"):
             return Outcome("gone")
-        review: admission.Review = await self._run_check(admission.review_schema, "CREATE", body, None, {})
+        review: admission.Review = await self._run_check(admission.schema_validity, body)
         items = await self.kube.list(api_path(API_VERSION, DEPLOYMENTS, namespace))
         spec = admission.spec_of(body)
         versions = sorted(

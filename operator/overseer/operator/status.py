@@ -286,7 +286,9 @@ def schema_status(
         ready = Condition("Ready", "False", "Invalid", problems)
     else:
         listed = ", ".join(str(v) for v in versions)
-        ready = Condition("Ready", "True", "Valid", f"versions {listed}: valid JSON Schemas, {mode} compatible")
+        ready = Condition(
+            "Ready", "True", "Valid", f"versions {listed}: valid JSON Schemas; new versions must be {mode} compatible"
+        )
     merged, transitions = merge_conditions(previous.get("conditions") or [], [ready], generation, now)
     status: JSONObject = {
         "observedGeneration": generation,

@@ -351,3 +351,33 @@ def test_a_schema_as_indexed_in_memory_is_enough() -> None:
     indexed = {"metadata": {"name": full["metadata"]["name"], "namespace": NAMESPACE}, "spec": full["spec"]}
     result = review(deployment(), indexed)
     assert result.allowed, result.message
+
+
+def test_a_schema_created_with_incompatible_versions_is_refused() -> None:
+    body = with_version(schema(), 3)
+    props = body["spec"]["versions"][-1]["customObjects"]["properties"]
+    props["confidence"] = props.pop("conf")
+    body["spec"]["versions"][-1]["customObjects"]["required"] = ["confidence"]
+    result = review_schema("CREATE", body, None, {})
+    assert not result.allowed
+    assert "spec.versions[2].customObjects.conf: PROPERTY_RENAMED" in result.message
+
+
+def test_a_stricter_mode_applies_to_the_versions_added_after_it() -> None:
+    """As in a schema registry: registered versions were judged when they were added."""
+    loose = with_version(schema(), 3)
+    loose["spec"]["compatibility"] = "NONE"
+    props = loose["spec"]["versions"][-1]["customObjects"]["properties"]
+    props["confidence"] = props.pop("conf")
+    loose["spec"]["versions"][-1]["customObjects"]["required"] = ["confidence"]
+    assert review_schema("CREATE", loose, None, {}).allowed
+    strict = copy.deepcopy(loose)
+    strict["spec"]["compatibility"] = "BACKWARD"
+    assert review_schema("UPDATE", strict, loose, {}).allowed
+    renamed_back = with_version(strict, 4)
+    props = renamed_back["spec"]["versions"][-1]["customObjects"]["properties"]
+    props["conf"] = props.pop("confidence")
+    renamed_back["spec"]["versions"][-1]["customObjects"]["required"] = ["conf"]
+    result = review_schema("UPDATE", renamed_back, strict, {})
+    assert not result.allowed
+    assert "(version 4 is not BACKWARD compatible with version 3)" in result.message

@@ -9,7 +9,8 @@ subject; test_operator_reconcile.py runs real serving pods.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -33,6 +34,21 @@ def contract(operator: Operator, kubectl: Kubectl) -> Kubectl:
     """The namespace holds the object-detector ModelSchema (versions 1 and 2)."""
     applied(kubectl, schema_body())
     return kubectl
+
+
+@pytest.fixture(scope="module")
+def shared(operator: Operator, kubectl_admin: Kubectl) -> Iterator[Kubectl]:
+    """One namespace for the refusals (they leave nothing behind): the schema, and a deployment
+    using its version 2."""
+    name = f"t-refusals-{uuid.uuid4().hex[:6]}"
+    kubectl_admin.run("create", "namespace", name)
+    scoped = kubectl_admin.in_namespace(name)
+    applied(scoped, schema_body())
+    applied(scoped, deployment_body())
+    try:
+        yield scoped
+    finally:
+        kubectl_admin.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 def at(path: str, value: Any) -> Edit:
@@ -187,16 +203,16 @@ DEPLOYMENT_CASES = [
 
 @pytest.mark.parametrize(("edit", "messages"), DEPLOYMENT_CASES)
 def test_an_invalid_deployment_is_refused_with_the_projects_message(
-    contract: Kubectl, edit: Edit, messages: list[str]
+    shared: Kubectl, edit: Edit, messages: list[str]
 ) -> None:
-    body = deployment_body()
+    body = deployment_body("candidate")
     edit(body)
-    output = refused(contract, body)
+    output = refused(shared, body)
     assert 'admission webhook "validate-modeldeployment.overseer.dev" denied the request' in output
     for message in messages:
         assert message in output, output
     assert "Traceback" not in output
-    assert contract.run("get", "modeldeployment", "cat-recognition", check=False).returncode != 0
+    assert shared.run("get", "modeldeployment", "candidate", check=False).returncode != 0
 
 
 def new_version(body: dict[str, Any], **customize: Edit) -> dict[str, Any]:
@@ -278,16 +294,15 @@ SCHEMA_UPDATES = [
 
 @pytest.mark.parametrize(("edit", "messages"), SCHEMA_UPDATES)
 def test_an_invalid_schema_change_is_refused_naming_the_breaking_change(
-    contract: Kubectl, edit: Edit, messages: list[str]
+    shared: Kubectl, edit: Edit, messages: list[str]
 ) -> None:
-    applied(contract, deployment_body())  # version 2 is in use
-    body = schema_body()
+    body = schema_body()  # version 2 is in use by the shared namespace's deployment
     edit(body)
-    output = refused(contract, body)
+    output = refused(shared, body)
     assert 'admission webhook "validate-modelschema.overseer.dev" denied the request' in output
     for message in messages:
         assert message in output, output
-    stored = contract.json("get", "modelschema", "object-detector")
+    stored = shared.json("get", "modelschema", "object-detector")
     assert [v["version"] for v in stored["spec"]["versions"]] == [1, 2]  # nothing half-applied
 
 
@@ -325,12 +340,11 @@ SCHEMA_CREATES = [
 
 
 @pytest.mark.parametrize(("edit", "messages"), SCHEMA_CREATES)
-def test_a_schema_that_is_not_valid_is_refused(
-    operator: Operator, kubectl: Kubectl, edit: Edit, messages: list[str]
-) -> None:
+def test_a_schema_that_is_not_valid_is_refused(shared: Kubectl, edit: Edit, messages: list[str]) -> None:
     body = schema_body()
+    body["metadata"]["name"] = "candidate"
     edit(body)
-    output = refused(kubectl, body)
+    output = refused(shared, body)
     assert 'admission webhook "validate-modelschema.overseer.dev" denied the request' in output
     for message in messages:
         assert message in output, output

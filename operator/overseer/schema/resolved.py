@@ -682,6 +682,7 @@ def undeclared_or_declared(graph: ResolvedSection, flat: Mapping[str, Any], name
     patterns = flat.get("patternProperties")
     matched = []
     if isinstance(patterns, Mapping):
+
         matched = [node for pattern, node in patterns.items() if search(pattern, name)]
     if matched:
         return graph.merge(matched)

@@ -71,7 +71,6 @@ class AdmissionService:
         old: Mapping[str, Any] | None,
         namespace: str,
         lookup: SchemaLookup,
-        names: Callable[[], Iterable[str]] = tuple,
     ) -> Review:
         async def decide() -> Review:
             if operation not in ("CREATE", "UPDATE") or (

@@ -106,6 +106,11 @@ def test_a_deployment_comes_up_serves_detect_and_deletion_removes_everything(
     # Deleting it removes everything it made, pods included.
     contract.run("delete", "modeldeployment", "cat-recognition", "--wait=false")
     wait_for(lambda: not owned(contract) and not pods(contract), 120, "owned objects and pods to be gone")
+    wait_for(
+        lambda: contract.json("get", "modelschema", "object-detector")["status"]["usedBy"] == [],
+        30,
+        "the schema's status to forget the deleted deployment",
+    )
 
 
 def check_serving(contract: Kubectl, model: Model, jpeg: bytes) -> set[str]:

@@ -336,6 +336,18 @@ SCHEMA_CREATES = [
         ["spec.versions[1].customObjects: not a valid JSON Schema"],
         id="unresolvable-ref",
     ),
+    pytest.param(
+        bad_section(
+            {"type": "object", "$defs": {"a": {"$ref": "#/$defs/a"}}, "properties": {"conf": {"$ref": "#/$defs/a"}}}
+        ),
+        ["spec.versions[1].customObjects: not a valid JSON Schema", "the references loop back"],
+        id="hostile-recursive-ref",
+    ),
+    pytest.param(
+        bad_section({"type": "object", "properties": {"conf": {"$ref": "http://169.254.169.254/latest/meta-data"}}}),
+        ["only references inside the section are resolved", "nothing is ever fet"],
+        id="hostile-remote-ref",
+    ),
 ]
 
 
@@ -348,6 +360,30 @@ def test_a_schema_that_is_not_valid_is_refused(shared: Kubectl, edit: Edit, mess
     assert 'admission webhook "validate-modelschema.overseer.dev" denied the request' in output
     for message in messages:
         assert message in output, output
+
+
+def test_a_denial_is_a_4xx_answer(shared: Kubectl) -> None:
+    body = deployment_body("candidate")
+    rename_conf(body)
+    result = shared.run("create", "-v=6", "-f", "-", stdin=manifest(body), check=False)
+    assert result.returncode != 0
+    assert "422 Unprocessable Entity" in result.stderr, result.stderr
+
+
+def test_a_pathological_pattern_cannot_hang_the_webhook(shared: Kubectl) -> None:
+    """`^(a+)+$` takes minutes on a backtracking engine for 'aaa...a!'; patterns run on RE2 here."""
+    schema = schema_body()
+    schema["metadata"]["name"] = "catastrophic"
+    schema["spec"]["versions"] = schema["spec"]["versions"][:1]
+    schema["spec"]["versions"][0]["labels"]["properties"]["owner"]["pattern"] = "^(a+)+$"
+    applied(shared, schema)
+    body = deployment_body("candidate")
+    body["spec"]["schemaRef"] = {"name": "catastrophic", "version": 1}
+    del body["spec"]["model"]["customObjects"]["classes"]
+    body["spec"]["model"]["labels"]["owner"] = "a" * 5000 + "!"
+    output = refused(shared, body)
+    assert "spec.model.labels.owner: expected a string matching '^(a+)+$'" in output, output
+    shared.run("delete", "modelschema", "catastrophic")
 
 
 def test_a_valid_deployment_is_admitted_and_defaulted(contract: Kubectl) -> None:

@@ -267,31 +267,54 @@ def connect(
 
 
 def _load_kubeconfig(kubernetes: Any, configuration: Any, paths: list[str], context: str | None) -> tuple[str, str]:
-    joined = os.pathsep.join(paths)
     shown = ", ".join(paths)
-    try:
-        contexts, current = kubernetes.config.list_kube_config_contexts(config_file=joined)
-    except Exception as error:
-        raise ClusterAccessError("BadConfig", f"kubeconfig {shown}: {_first_line(error)}") from error
-    names = [c.get("name") for c in contexts or [] if isinstance(c, Mapping)]
-    chosen = context if context is not None else (current or {}).get("name")
+    contexts, current = _kubeconfig_contexts(paths)
+    chosen = context if context is not None else current
     if chosen is None:
         raise ClusterAccessError(
-            "BadConfig", f"kubeconfig {shown} has no current-context; pass --context ({_listing(names)})"
+            "BadConfig", f"kubeconfig {shown} has no current-context; pass --context ({_listing(list(contexts))})"
         )
-    entry = next((c for c in contexts or [] if isinstance(c, Mapping) and c.get("name") == chosen), None)
-    if entry is None:
-        raise ClusterAccessError("BadConfig", f"context {chosen!r} not found in kubeconfig {shown} ({_listing(names)})")
+    if chosen not in contexts:
+        raise ClusterAccessError(
+            "BadConfig", f"context {chosen!r} not found in kubeconfig {shown} ({_listing(list(contexts))})"
+        )
     try:
         # persist_config=False: a read-only tool never rewrites the user's kubeconfig (token refreshes).
         kubernetes.config.load_kube_config(
-            config_file=joined, context=chosen, client_configuration=configuration, persist_config=False
+            config_file=os.pathsep.join(paths), context=chosen, client_configuration=configuration, persist_config=False
         )
     except Exception as error:
         detail = f"context {chosen!r} of kubeconfig {shown}: {_first_line(error)}"
         raise ClusterAccessError("BadConfig", detail) from error
-    namespace = (entry.get("context") or {}).get("namespace") or "default"
+    namespace = contexts[chosen].get("namespace") or "default"
     return f"context {chosen!r} ({configuration.host})", str(namespace)
+
+
+def _kubeconfig_contexts(paths: list[str]) -> tuple[dict[str, Mapping[str, Any]], str | None]:
+    """Contexts by name and the current context, merged the way kubectl merges a KUBECONFIG list:
+    the first file to set a name (or current-context) wins."""
+    import yaml
+
+    contexts: dict[str, Mapping[str, Any]] = {}
+    current: str | None = None
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise ClusterAccessError("BadConfig", f"kubeconfig {path}: {_first_line(error)}") from error
+        if data is None:
+            continue
+        if not isinstance(data, Mapping):
+            raise ClusterAccessError("BadConfig", f"kubeconfig {path}: not a kubeconfig (a mapping)")
+        if current is None and isinstance(data.get("current-context"), str) and data["current-context"]:
+            current = data["current-context"]
+        for entry in data.get("contexts") or []:
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            if isinstance(name, str) and name not in contexts:
+                body = entry.get("context")
+                contexts[name] = body if isinstance(body, Mapping) else {}
+    return contexts, current
 
 
 def _service_account_namespace() -> str:
@@ -301,7 +324,7 @@ def _service_account_namespace() -> str:
         return "default"
 
 
-def _listing(names: Sequence[Any]) -> str:
+def _listing(names: Sequence[str]) -> str:
     return f"contexts: {', '.join(str(n) for n in names)}" if names else "it defines no contexts"
 
 
@@ -324,7 +347,9 @@ def _status_message(error: Any) -> str:
         body = None
     if isinstance(body, Mapping) and isinstance(body.get("message"), str):
         return str(body["message"])
-    return _first_line(Exception(error.reason or "")) if error.reason else "no message"
+    # The client reports a TLS failure as a status-less exception whose reason is "SSLError\n<detail>".
+    lines = [line.strip() for line in str(error.reason or "").splitlines() if line.strip()]
+    return ": ".join(lines) if lines else "no message"
 
 
 def _names_object(error: Any) -> bool:

@@ -343,3 +343,43 @@ def test_resolve_schema_from_a_file_picks_the_version() -> None:
     assert (resolved.namespace, resolved.in_cluster) == ("ml-serving", False)
     assert resolved.body["kind"] == "ModelSchema"
     assert registry.resolve_schema(str(SCHEMA_FILE)).version.version == 2
+
+
+# --- API answers the server tests cannot provoke on demand ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason", "message"),
+    [
+        (
+            404,
+            '{"kind":"Status","reason":"NotFound","details":{},'
+            '"message":"the server could not find the requested resource"}',
+            "NoAPI",
+            "the cluster has no modelschemas.overseer.dev API (context 'ci' (https://127.0.0.1:6443)): "
+            "is schema-overseer installed (its CRDs)?",
+        ),
+        (
+            500,
+            '{"kind":"Status","message":"etcdserver: request timed out"}',
+            "Error",
+            "list modelschemas.overseer.dev in namespace 'ml' failed (context 'ci' (https://127.0.0.1:6443)): "
+            "500 etcdserver: request timed out",
+        ),
+        (
+            0,
+            None,
+            "Unreachable",
+            "cluster unreachable: context 'ci' (https://127.0.0.1:6443): SSLError: certificate verify failed",
+        ),
+    ],
+)
+def test_api_answers_map_to_one_line(tmp_path: Path, status: int, body: str | None, reason: str, message: str) -> None:
+    from kubernetes.client import ApiException
+
+    path = kubeconfig(tmp_path / "config", "https://127.0.0.1:6443")
+    error = ApiException(status=status, reason="SSLError\ncertificate verify failed" if status == 0 else "x")
+    error.body = body
+    with registry.connect(environ={"KUBECONFIG": str(path)}) as cluster:
+        mapped = cluster._api_error(error, "list", "ml", None)
+    assert (mapped.reason, str(mapped)) == (reason, message)

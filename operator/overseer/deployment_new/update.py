@@ -27,6 +27,7 @@ from overseer.manifests import ReadError, parse_documents, read_source
 _MARKER = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r\n]|$)")
 _KEY_ONLY = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
 _SEQUENCE_ITEM = re.compile(r"^( *)- +\S")
+DIFF_LIMIT = 1000
 
 
 class UpdateError(Exception):
@@ -211,10 +212,10 @@ def _splice(original: str, unchanged: str, changed: str) -> str | None:
     # Line of `unchanged` -> the same line of `original`: equal lines, and lines reformatted one for
     # one (`replicas:   2` dumped as `replicas: 2`).
     align: dict[int, int] = {}
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, o, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _opcodes(a, o):
         if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
             align.update((i1 + k, j1 + k) for k in range(i2 - i1))
-    edits = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    edits = _opcodes(a, b)
 
     def to_changed(boundary: int) -> int:
         for tag, i1, i2, j1, j2 in edits:
@@ -278,6 +279,31 @@ def _guess_indent(text: str) -> tuple[int, int, int]:
     map_indent = mapping or 2
     seq_indent, offset = sequence or (map_indent, 0)
     return map_indent, max(seq_indent, offset + 2), offset
+
+
+def _opcodes(x: list[str], y: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib's opcodes from `x` to `y` in linear time but for a bounded middle: the common head
+    and tail are cut off first, and a middle longer than DIFF_LIMIT lines is one `replace` (difflib
+    is quadratic on repeated lines, which long lists in a manifest are)."""
+    head = 0
+    while head < min(len(x), len(y)) and x[head] == y[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(x), len(y)) - head and x[len(x) - 1 - tail] == y[len(y) - 1 - tail]:
+        tail += 1
+    x_end, y_end = len(x) - tail, len(y) - tail
+    ops: list[tuple[str, int, int, int, int]] = [("equal", 0, head, 0, head)] if head else []
+    if head < x_end or head < y_end:
+        if max(x_end, y_end) - head <= DIFF_LIMIT:
+            matcher = difflib.SequenceMatcher(None, x[head:x_end], y[head:y_end], autojunk=False)
+            ops.extend(
+                (tag, i1 + head, i2 + head, j1 + head, j2 + head) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+            )
+        else:
+            ops.append(("replace", head, x_end, head, y_end))
+    if tail:
+        ops.append(("equal", x_end, len(x), y_end, len(y)))
+    return ops
 
 
 def _sync_mapping(target: Any, source: Mapping[str, Any]) -> None:

@@ -362,3 +362,47 @@ def test_hidden_file_mode_is_kept_through_os_replace(tmp_path: Path) -> None:
     os.chmod(path, 0o600)
     update.write_in_place(str(path), "a: 2\n")
     assert (path.read_text(), path.stat().st_mode & 0o777) == ("a: 2\n", 0o600)
+
+
+def rebuilt(ops: list[tuple[str, int, int, int, int]], x: list[str], y: list[str]) -> list[str]:
+    """`x` edited by `ops` (checking that the opcodes cover both sides in order)."""
+    out: list[str] = []
+    i = j = 0
+    for tag, i1, i2, j1, j2 in ops:
+        assert (i1, j1) == (i, j), ops
+        out.extend(x[i1:i2] if tag == "equal" else y[j1:j2])
+        i, j = i2, j2
+    assert (i, j) == (len(x), len(y)), ops
+    return out
+
+
+def test_long_repetitive_documents_are_diffed_without_difflibs_quadratic_search() -> None:
+    # difflib is quadratic on repeated lines (a long list of equal numbers): the common head and
+    # tail are cut first, and a changed middle longer than DIFF_LIMIT lines is one hunk.
+    lines = ["- 1\n"] * 50_000
+    changed = [*lines[:30_000], "- 2\n", *lines[30_000:]]
+    ops = update._opcodes(lines, changed)
+    assert rebuilt(ops, lines, changed) == changed
+    assert len(ops) <= 3
+    small = ["a\n", "b\n", "c\n"]
+    assert update._opcodes(small, ["a\n", "x\n", "c\n"]) == [
+        ("equal", 0, 1, 0, 1),
+        ("replace", 1, 2, 1, 2),
+        ("equal", 2, 3, 2, 3),
+    ]
+    big_x = [f"{i}\n" for i in range(3000)]
+    big_y = [f"{i}\n" if i % 2 else "z\n" for i in range(3000)]
+    assert update._opcodes(big_x, big_y) == [("replace", 0, 2999, 0, 2999), ("equal", 2999, 3000, 2999, 3000)]
+
+
+def test_a_long_list_in_the_model_is_updated(weights: Path) -> None:
+    items = "".join("      - 1\n" for _ in range(3000))
+    text = (
+        "apiVersion: overseer.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: x}\nspec:\n"
+        "  schemaRef: {name: s, version: 1}\n"
+        f"  model:\n    name: a\n    customObjects:\n      big:\n{items}  replicas:   2  # kept\n"
+    )
+    model = {"name": "b", "customObjects": {"big": [*[1] * 3000, 2]}}
+    updated = update.update_text(text, "f.yaml", update.Target("x"), model, {"name": "s", "version": 1})
+    assert yaml.safe_load(updated.text)["spec"]["model"] == model
+    assert updated.text.endswith("      - 2\n  replicas:   2  # kept\n")

@@ -402,8 +402,9 @@ def test_deployment_new_from_a_cluster_schema_is_accepted_by_the_api_server(
     weights.write_bytes(b"new weights")
     result = overseer(
         "deployment", "new", "cat-recognition", "--schema", f"cluster:{namespace}/object-detector#2",
-        "--uri", "s3://models/cat/20240110/model.pt", "--weights", "model.pt", "--model-name", "cat_recognition",
-        "--model-version", "20240110", "--label", "owner=vision-team", "--label", "stage=production",
+        "--uri", "https://models.example.com/cat/20240110/model.pt", "--weights", "model.pt",
+        "--model-name", "cat_recognition", "--model-version", "20240110",
+        "--label", "owner=vision-team", "--label", "stage=production",
         "--metadata", "f1=0.9", "--custom-object", "conf=0.3",
         kubeconfig=config, home=home, cwd=tmp_path,
     )  # fmt: skip
@@ -417,7 +418,7 @@ def test_deployment_new_from_a_cluster_schema_is_accepted_by_the_api_server(
 
     result = overseer(
         "deployment", "new", "cat-recognition", "--schema", f"cluster:{namespace}/object-detector#2", "-n", "elsewhere",
-        "--uri", "s3://m/model.pt", "--weights", "model.pt", "--model-version", "1",
+        "--uri", "https://models.example.com/model.pt", "--weights", "model.pt", "--model-version", "1",
         kubeconfig=config, home=home, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 2

@@ -129,7 +129,7 @@ def test_the_ci_bot_bumps_a_gitops_manifest_in_place(store: tuple[Path, dict[str
     manifest = tmp_path / "cat-recognition.yaml"
     shutil.copy(DEPLOYMENT_FILE, manifest)
     before = manifest.read_text()
-    uri = "s3://models/cat_recognition/new/model.pt"
+    uri = "https://models.example.com/cat_recognition/new/model.pt"
     result = overseer(
         "deployment", "new", "cat-recognition", "--schema", f"{SCHEMA_FILE}#2", "--uri", uri,
         "--from-bento", newer["tag"], "--update", manifest.name, bento_home=home, cwd=tmp_path,

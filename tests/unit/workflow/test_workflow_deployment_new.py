@@ -37,7 +37,7 @@ def weights(tmp_path: Path) -> Path:
 
 def new(run_cli: Run, weights: Path, *extra: str, schema: str = str(SCHEMA_FILE)) -> CliResult:
     return run_cli(
-        "deployment", "new", "cat-recognition", "--schema", schema, "--uri", "s3://models/cat/model.pt",
+        "deployment", "new", "cat-recognition", "--schema", schema, "--uri", "https://models.example.com/cat/model.pt",
         "--weights", str(weights), "--model-name", "cat_recognition", "--model-version", "20240110", *extra,
     )  # fmt: skip
 
@@ -57,7 +57,7 @@ def test_prints_a_checked_manifest_with_the_digest_of_the_bytes(run_cli: Run, we
             "model": {
                 "name": "cat_recognition",
                 "version": "20240110",
-                "uri": "s3://models/cat/model.pt",
+                "uri": "https://models.example.com/cat/model.pt",
                 "digest": "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest(),
                 "labels": {"owner": "vision-team", "stage": "staging"},
                 "metadata": {"f1": 0.91, "dataset_version": "2024.01"},  # a string, as the schema declares

@@ -95,7 +95,7 @@ def digest_of(path: Path) -> str:
 
 def bump(run_cli: Run, weights: Path, manifest: Path, *extra: str, name: str = "cat-recognition") -> CliResult:
     return run_cli(
-        "deployment", "new", name, "--schema", f"{SCHEMA_FILE}#1", "--uri", "s3://models/cat/20240110/model.pt",
+        "deployment", "new", name, "--schema", f"{SCHEMA_FILE}#1", "--uri", "https://models.example.com/cat/20240110/model.pt",
         "--weights", str(weights), "--model-name", "cat_recognition", "--model-version", "20240110",
         "--label", "owner=vision-team", "--label", "stage=production",
         "--metadata", "f1=0.9", "--metadata", "dataset_version=2024.02",
@@ -134,7 +134,7 @@ def test_only_the_model_lines_change(run_cli: Run, weights: Path, manifest: Path
     ]
     assert added == [
         '    version: "20240110"',  # the double quotes stay
-        "    uri: s3://models/cat/20240110/model.pt",
+        "    uri: https://models.example.com/cat/20240110/model.pt",
         f"    digest: {digest_of(weights)}",
         "      f1: 0.9",
         "      dataset_version: '2024.02'",  # the single quotes stay
@@ -158,7 +158,7 @@ def test_the_result_reads_as_meant(run_cli: Run, weights: Path, manifest: Path) 
     assert deployment["spec"]["model"] == {
         "name": "cat_recognition",
         "version": "20240110",
-        "uri": "s3://models/cat/20240110/model.pt",
+        "uri": "https://models.example.com/cat/20240110/model.pt",
         "digest": digest_of(weights),
         "labels": {"owner": "vision-team", "stage": "production"},
         "metadata": {"f1": 0.9, "dataset_version": "2024.02"},
@@ -176,7 +176,7 @@ def test_a_new_schema_version_moves_schema_ref_too(run_cli: Run, weights: Path, 
 
 def test_keys_the_new_model_lacks_go_and_new_ones_are_appended(run_cli: Run, weights: Path, manifest: Path) -> None:
     result = run_cli(
-        "deployment", "new", "cat-recognition", "--schema", f"{SCHEMA_FILE}#2", "--uri", "s3://m/model.pt",
+        "deployment", "new", "cat-recognition", "--schema", f"{SCHEMA_FILE}#2", "--uri", "https://models.example.com/model.pt",
         "--weights", str(weights), "--model-version", "20240110", "--model-name", "cat_recognition",
         "--label", "owner=vision-team", "--label", "stage=staging", "--metadata", "f1=0.9",
         "--custom-object", "conf=0.3", "--custom-object", "classes=[cat]", "--update", str(manifest),

@@ -164,7 +164,7 @@ def _validate(args: argparse.Namespace) -> int:
     cluster = _cluster_schemas(args, documents.documents, [*documents.documents, *extra.documents])
     report = check_documents(documents.documents, [*extra.documents, *cluster.documents])
     if cluster.where is not None:
-        report.problems = registry.explain_missing(report.problems, cluster)
+        report.problems = registry.adjust_problems(report.problems, cluster)
     problems = sorted(
         [*documents.syntax, *extra.syntax, *report.problems],
         key=lambda p: (p.source, p.index, p.path),

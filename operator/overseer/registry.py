@@ -455,6 +455,8 @@ class ClusterSchemas:
     where: str | None
     """The registry's `where` (context and server), None when the cluster was not read."""
     default_namespace: str = "default"
+    referenced: frozenset[str] = frozenset()
+    """Sources (`cluster:NAMESPACE/NAME`) of the cluster schemas the deployments reference."""
 
 
 def read_cluster_schemas(
@@ -463,21 +465,36 @@ def read_cluster_schemas(
     """`overseer validate --schemas-from-cluster`: connect, read what the deployments need, close."""
     with connect(context) as registry:
         found, _ = cluster_schema_documents(documents, local_schemas, registry)
-        return ClusterSchemas(found, registry.where, registry.namespace)
+        referenced = frozenset(
+            f"{CLUSTER_PREFIX}{_namespace_of(d.body) or registry.namespace}/{_schema_ref_name(d.body)}"
+            for d in documents
+            if _is_ours(d.body, "ModelDeployment")
+        )
+        return ClusterSchemas(found, registry.where, registry.namespace, referenced)
 
 
-def explain_missing(problems: Sequence[Problem], cluster: ClusterSchemas) -> list[Problem]:
-    """Say that an unresolved schemaRef was looked up on the cluster too, and where."""
-    explained: list[Problem] = []
+def adjust_problems(problems: Sequence[Problem], cluster: ClusterSchemas) -> list[Problem]:
+    """The problems a change under review is answerable for: those of a cluster ModelSchema only
+    when a deployment references it (someone else's broken schema must not fail this merge
+    request), and an unresolved schemaRef saying that the cluster was asked too, and where."""
+    adjusted: list[Problem] = []
     for problem in problems:
+        if problem.source.startswith(CLUSTER_PREFIX) and problem.source not in cluster.referenced:
+            continue
         unresolved = problem.kind == "ModelDeployment" and problem.path == "spec.schemaRef.name"
         if unresolved and "not found" in problem.message:
             namespace = problem.namespace or cluster.default_namespace
             note = f"not on the cluster either (namespace {namespace!r}, {cluster.where})"
-            explained.append(replace(problem, message=f"{problem.message}; {note}"))
-        else:
-            explained.append(problem)
-    return explained
+            problem = replace(problem, message=f"{problem.message}; {note}")  # noqa: PLW2901
+        adjusted.append(problem)
+    return adjusted
+
+
+def _schema_ref_name(body: Any) -> str | None:
+    spec = body.get("spec") if isinstance(body, Mapping) else None
+    ref = spec.get("schemaRef") if isinstance(spec, Mapping) else None
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 def _is_ours(body: Any, kind: str) -> bool:
@@ -503,10 +520,10 @@ __all__ = [
     "ClusterRegistry",
     "ClusterSchemas",
     "ResolvedSchema",
+    "adjust_problems",
     "cluster_schema_documents",
     "connect",
     "deployment_namespaces",
-    "explain_missing",
     "is_cluster_reference",
     "kubeconfig_paths",
     "parse_cluster_reference",

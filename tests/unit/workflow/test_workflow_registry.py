@@ -319,12 +319,34 @@ def test_an_unresolved_reference_says_the_cluster_was_asked() -> None:
     found, _ = registry.cluster_schema_documents(docs, [], fake)  # type: ignore[arg-type]
     report = check_documents(docs, found)
     cluster = registry.ClusterSchemas(found, fake.where, fake.namespace)
-    [problem] = registry.explain_missing(report.problems, cluster)
+    [problem] = registry.adjust_problems(report.problems, cluster)
     assert problem.path == "spec.schemaRef.name"
     assert "'detectr' not found among the inputs (did you mean 'detector'?)" in problem.message
     assert problem.message.endswith(
         "; not on the cluster either (namespace 'ml', context 'ci' (https://127.0.0.1:6443))"
     )
+
+
+def test_a_broken_cluster_schema_fails_only_the_deployments_that_use_it() -> None:
+    broken = schema_body("legacy", "ml")
+    broken["spec"]["versions"][0]["customObjects"] = {"type": "objekt"}  # admitted before the webhook existed
+    fake = FakeRegistry({"ml": [schema_body("detector", "ml"), broken]})
+    docs = [deployment_doc("ml")]
+    found, _ = registry.cluster_schema_documents(docs, [], fake)  # type: ignore[arg-type]
+    report = check_documents(docs, found)
+    assert [p.source for p in report.problems] == ["cluster:ml/legacy"]
+    referenced = frozenset({"cluster:ml/detector"})
+    cluster = registry.ClusterSchemas(found, fake.where, fake.namespace, referenced)
+    assert registry.adjust_problems(report.problems, cluster) == []  # not this merge request's to fix
+
+    docs = [deployment_doc("ml", schema="legacy")]
+    report = check_documents(docs, found)
+    cluster = registry.ClusterSchemas(found, fake.where, fake.namespace, frozenset({"cluster:ml/legacy"}))
+    kept = registry.adjust_problems(report.problems, cluster)
+    assert [(p.source, p.path) for p in kept] == [
+        ("cluster:ml/legacy", "spec.versions[0].customObjects"),
+        ("deploy.yaml", "spec.schemaRef.version"),
+    ]
 
 
 def test_cluster_bodies_lose_status_and_managed_fields() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from localcluster.stack import Stack
+from overseer.manifests import Document
 from overseer.sdk import ModelConfigError, SchemaLoadError, check_model_config, create_model, load_schema
 from support.cluster import REPO_ROOT, Kubectl
 
@@ -426,3 +427,41 @@ def test_deployment_new_from_a_cluster_schema_is_accepted_by_the_api_server(
         f"overseer: the ModelDeployment goes to namespace 'elsewhere' but cluster:{namespace}/object-detector#2 is in "
         f"namespace {namespace!r}: spec.schemaRef resolves in the deployment's own namespace"
     ]
+
+
+def test_in_cluster_config_reads_with_the_pods_service_account(
+    schema: dict[str, Any],
+    kubectl: Kubectl,
+    namespace: str,
+    local_cluster: Stack,
+    reader_role: str,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CI runner inside the cluster: no kubeconfig, the ServiceAccount files a pod gets mounted."""
+    from kubernetes.config import incluster_config
+    from overseer import registry
+
+    service_account_kubeconfig(kubectl, local_cluster, namespace, "runner", tmp_path / "unused", role=reader_role)
+    mounted = tmp_path / "serviceaccount"
+    mounted.mkdir()
+    (mounted / "token").write_text(kubectl.run("create", "token", "runner", "--duration=10m").stdout.strip())
+    (mounted / "ca.crt").write_bytes((local_cluster.dir / "certs" / "ca.crt").read_bytes())
+    (mounted / "namespace").write_text(namespace)
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(mounted / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(mounted / "ca.crt"))
+    monkeypatch.setattr(registry, "SERVICE_ACCOUNT_NAMESPACE_FILE", mounted / "namespace")
+    port = local_cluster.apiserver_url.rsplit(":", 1)[1]
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+
+    with registry.connect() as cluster:
+        assert (cluster.where, cluster.namespace) == (f"in-cluster config (https://127.0.0.1:{port})", namespace)
+    assert load_schema(f"cluster:{namespace}/object-detector").version == 2
+    # A deployment naming no namespace is matched in the pod's own namespace.
+    documents = [Document("cat.yaml", 1, 1, yaml.safe_load(deployment_file(tmp_path / "cat.yaml", None).read_text()))]
+    found = registry.read_cluster_schemas(documents, [])
+    assert [d.source for d in found.documents] == [f"cluster:{namespace}/object-detector"]

@@ -194,7 +194,7 @@ def plan(inp: PlanInput) -> Plan:
     state = run.start_or_supersede()
     if state is None:
         return Plan(None, (Wait("no valid model to roll out yet", POLL_S),), None, tuple(run.events))
-    state = run.forget_dead_flights(state)
+    state = run.forget_the_dead(state)
     state = run.absorb_outcomes(state)
     state = run.react_to_crash_loops(state)
     state = run.finish_if_done(state)
@@ -306,18 +306,30 @@ class _Run:
 
     # -- 2. what happened since the last plan ---------------------------------------------------------
 
-    def forget_dead_flights(self, state: RolloutState) -> RolloutState:
-        """A PUT dies with its pod (deleted, terminating, or its serving process restarted)."""
+    def forget_the_dead(self, state: RolloutState) -> RolloutState:
+        """A PUT dies with its pod (deleted, terminating, or its serving process restarted); a
+        failed repair is forgotten once its pod is gone or serves the wanted model after all."""
         pods = {p.name: p for p in self.inp.pods}
-        kept = tuple(
-            f
-            for f in state.in_flight
-            if (p := pods.get(f.pod)) is not None
-            and p.uid == f.uid
-            and p.phase != "Terminating"
-            and p.restarts == f.restarts
+
+        def same_pod(name: str, uid: str) -> PodView | None:
+            pod = pods.get(name)
+            return pod if pod is not None and pod.uid == uid and pod.phase != "Terminating" else None
+
+        flights = tuple(
+            f for f in state.in_flight if (p := same_pod(f.pod, f.uid)) is not None and p.restarts == f.restarts
         )
-        return state if kept == state.in_flight else state.model_copy(update={"in_flight": kept})
+        wanted = state.wanted.key
+        repairs = tuple(
+            f
+            for f in state.repairs_failed
+            if (p := same_pod(f.pod, f.uid)) is not None
+            and not (
+                isinstance(p.observed, PodAnswer) and p.observed.served == wanted and p.observed.state == "serving"
+            )
+        )
+        if (flights, repairs) == (state.in_flight, state.repairs_failed):
+            return state
+        return state.model_copy(update={"in_flight": flights, "repairs_failed": repairs})
 
     def absorb_outcomes(self, state: RolloutState) -> RolloutState:
         pods = {p.name: p for p in self.inp.pods}
@@ -341,7 +353,9 @@ class _Run:
                     state = self._refused(state, outcome, "not_confirmed", message)
                 # served None: the confirming GET failed; the next observation tells.
             elif isinstance(result, SwapUndelivered):
-                state = state.model_copy(update={"in_flight": rest})
+                # This PUT never reached the pod; one sent before it (lost) may still run there.
+                if not flight.earlier:
+                    state = state.model_copy(update={"in_flight": rest})
                 self.cooldown.add(outcome.pod)
             elif isinstance(result, SwapRefused):
                 state = state.model_copy(update={"in_flight": rest})
@@ -504,7 +518,7 @@ class _Run:
             reachable = isinstance(pod.observed, PodAnswer) and pod.observed.served is not None
             if flight.pod not in self.inp.running and reachable and flight.pod not in self.cooldown:
                 swaps.append(Swap(pod.name, pod.uid, wanted, purpose))
-                flights.append(flight.model_copy(update={"key": wanted.key}))
+                flights.append(flight.model_copy(update={"key": wanted.key, "earlier": True}))
             else:
                 flights.append(flight)
         busy = {f.pod for f in flights}
@@ -552,14 +566,19 @@ class _Run:
         if swaps or state.in_flight:
             return Wait(f"{len(state.in_flight)} swap(s) in flight", None if swaps else POLL_S)
         pending = [c.note for c in classes if c.kind in ("starting", "settling", "unknown", "crash_looping")]
+        # Pods still off the wanted model were not sent it (budget, a PUT turned away, back-off).
+        off = [
+            f"pod {c.pod.name} serves {c.served.label if c.served else 'no model'}" for c in classes if c.kind == "off"
+        ]
         if state.phase in ("Rolling", "RollingBack"):
-            why = "; ".join(pending) or "no pods yet"
+            why = "; ".join(pending + off) or "no pods yet"
             return Wait(why, POLL_S)
+        if off:
+            retry = [f.retry_at for f in state.repairs_failed if f.retry_at is not None]
+            after = max((min(retry) - self.now).total_seconds(), POLL_S) if retry else POLL_S
+            return Wait("repairing drift: " + "; ".join(off), after)
         if state.phase == "RolledBack":
             return Fail(_degraded_reason(state), _failure_message(state))
-        retry = [f.retry_at for f in state.repairs_failed if f.retry_at is not None]
-        if retry:
-            return Wait("drift repair backing off", max((min(retry) - self.now).total_seconds(), POLL_S))
         if pending:
             return Wait("; ".join(pending), POLL_S)
         return Done(f"{_pods(len(classes))} serve {state.target.key.label}")
@@ -580,7 +599,7 @@ class _Run:
         detail = "".join(f"; {note}" for note in pending)
         conditions = (
             self._ready(state, classes, count),
-            self._progressing(state, count, detail),
+            self._progressing(state, classes, count, detail),
             self._degraded(state),
         )
         model = (
@@ -611,14 +630,14 @@ class _Run:
         }[state.phase]
         return _condition("Ready", False, reason, count)
 
-    def _progressing(self, state: RolloutState, count: str, detail: str) -> Condition:
+    def _progressing(self, state: RolloutState, classes: list[_PodClass], count: str, detail: str) -> Condition:
         if state.phase == "Rolling":
             superseded = f" (superseding {', '.join(k.label for k in state.superseded)})" if state.superseded else ""
             return _condition("Progressing", True, "HotSwapInProgress", count + superseded + detail)
         if state.phase == "RollingBack":
             return _condition("Progressing", True, "RollingBack", f"rolling back: {count}{detail}")
         if state.phase == "Complete":
-            if state.in_flight:
+            if state.in_flight or any(c.kind == "off" for c in classes):
                 return _condition("Progressing", True, "RepairingDrift", count + detail)
             return _condition("Progressing", False, "RolloutComplete", count + detail)
         reason = {"RolledBack": "RolledBack", "Halted": "RolloutHalted", "RollbackFailed": "RollbackFailed"}

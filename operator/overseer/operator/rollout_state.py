@@ -196,6 +196,11 @@ class InFlight(_Record):
     uid: str
     restarts: int = Field(ge=0, description="The pod's container restart count when the PUT was sent.")
     key: ModelKey
+    earlier: bool = Field(
+        default=False,
+        description="An earlier PUT to the pod may still run there (its answer was lost): only an "
+        "answer to a later PUT, which the pod's swap lock queues behind it, tells it ended.",
+    )
 
 
 class Failure(_Record):

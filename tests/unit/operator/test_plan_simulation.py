@@ -11,8 +11,10 @@ rollout's invariants checked after every step (rollout_world.World.check_step / 
   back with every pod on the stable one, or held; and a good model retried after a failure
   reaches every pod.
 
-Soak it with `HYPOTHESIS_PROFILE=soak` (thousands of runs); the default profile keeps the unit
-tier fast.
+The defaults keep the unit tier fast; soak it with
+
+    HYPOTHESIS_PROFILE=rollout-soak OVERSEER_SIM_WALKS=3000 \
+        pytest tests/unit/operator/test_plan_simulation.py --timeout 0
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ V1_MOVED = release("20240101", digit="1", uri="https://models.example/cat/202401
 MODELS = [V1, V2, V3, BAD, V2_CONF, V1_MOVED]
 
 settings.register_profile(
-    "default",
+    "rollout-unit",
     max_examples=60,
     stateful_step_count=40,
     deadline=None,
@@ -44,14 +46,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "soak",
-    max_examples=3000,
+    "rollout-soak",
+    max_examples=1000,
     stateful_step_count=80,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "rollout-unit")
 
 
 class Rollouts(RuleBasedStateMachine):
@@ -191,11 +193,10 @@ class Rollouts(RuleBasedStateMachine):
             self._settle_and_check()
 
     def _settle_and_check(self) -> None:
-        end = settle_and_check(self.world)
+        settle_and_check(self.world)
         state = self.world.configmap
         assert state is not None
         event(f"settled: {state.phase}" + (f" ({state.failure.reason})" if state.failure else ""))
-        del end
 
 
 Rollouts.TestCase.settings = settings.get_profile(PROFILE)

@@ -302,6 +302,9 @@ class _Run:
             assert state.stable is not None
             self.event("Warning", "RollingBack", f"autoRollback is on: rolling back to {state.stable.key.label}")
             return state.model_copy(update={"phase": "RollingBack"})
+        if not failed and inp.desired is not None and inp.attempt != state.attempt:
+            # A retry asked for while nothing failed is taken as done: it must not retry a later failure.
+            return state.model_copy(update={"attempt": inp.attempt})
         return state
 
     # -- 2. what happened since the last plan ---------------------------------------------------------
@@ -417,9 +420,9 @@ class _Run:
             assert state.stable is not None
             self.event("Warning", "RollingBack", f"rolling back to {state.stable.key.label}")
             return state.model_copy(update={"phase": "RollingBack", "failure": failure})
-        why = "autoRollback is off" if _can_roll_back(state) else "no earlier model was served by every pod"
-        self.event("Warning", "RolloutHalted", f"holding: {why}")
-        return state.model_copy(update={"phase": "Halted", "failure": failure, "finished_at": self.now})
+        halted = state.model_copy(update={"phase": "Halted", "failure": failure, "finished_at": self.now})
+        self.event("Warning", "RolloutHalted", f"holding: {_hold_reason(halted)}")
+        return halted
 
     def _repaired(self, state: RolloutState, pod: str) -> RolloutState:
         kept = tuple(f for f in state.repairs_failed if f.pod != pod)
@@ -661,6 +664,14 @@ def _can_roll_back(state: RolloutState) -> bool:
     return state.stable is not None and state.stable.key != state.target.key
 
 
+def _hold_reason(state: RolloutState) -> str:
+    if state.stable is None:
+        return "no earlier model to roll back to"
+    if state.stable.key == state.target.key:
+        return "the refused model is the last one every pod served"
+    return "autoRollback is off"
+
+
 def _pods(n: int) -> str:
     return f"{n} pod" if n == 1 else f"{n} pods"
 
@@ -691,11 +702,7 @@ def _failure_message(state: RolloutState) -> str:
     tail = {
         "RollingBack": f"; rolling back to {stable}",
         "RolledBack": f"; rolled back to {stable}",
-        "Halted": (
-            "; holding (autoRollback is off)"
-            if _can_roll_back(state)
-            else "; holding (no earlier model to roll back to)"
-        ),
+        "Halted": f"; holding ({_hold_reason(state)})",
         "RollbackFailed": f"; the rollback to {stable} was refused, holding",
     }.get(state.phase, "")
     back = state.rollback_failure

@@ -601,3 +601,27 @@ def test_the_state_survives_its_json_and_garbage_is_no_state() -> None:
     assert RolloutState.from_json(state.to_json()) == state
     for garbage in ("", "{", "[]", '{"format": 1}', state.to_json().replace('"format":1', '"format":99')):
         assert RolloutState.from_json(garbage) is None
+
+
+def test_a_retry_token_changed_while_nothing_failed_does_not_retry_a_later_failure() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    noted = step(V2, pods_on(V1, *PODS), first.state, running=["pod-a"], attempt="7")
+    assert noted.state is not None and noted.state.attempt == "7" and noted.state.phase == "Rolling"
+    refused = outcome("pod-a", V2, SwapRefused("load_failed", "x", 500))
+    p = step(V2, pods_on(V1, *PODS), noted.state, outcomes=[refused], attempt="7")
+    assert p.state is not None and p.state.phase == "RolledBack"
+    again = step(V2, pods_on(V1, *PODS), p.state, attempt="7")
+    assert again.state is not None and again.state.phase == "RolledBack" and again.swaps == ()
+
+
+def test_a_refused_stable_model_holds_and_says_so() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    back = step(V1, pods, state, running=["pod-b"], max_unavailable=2)  # back to the stable model by hand
+    assert back.state is not None and back.state.target == back.state.stable == V1
+    assert [(s.pod, s.release) for s in back.swaps] == [("pod-a", V1)]
+    gone = outcome("pod-a", V1, SwapRefused("fetch_failed", "the weights are gone", 502))
+    q = step(V1, pods, back.state, outcomes=[gone], running=["pod-b"], max_unavailable=2)
+    assert q.state is not None and q.state.phase == "Halted"
+    assert isinstance(q.verdict, Fail) and q.verdict.reason == "FetchFailed"
+    assert q.verdict.message.endswith("holding (the refused model is the last one every pod served)")

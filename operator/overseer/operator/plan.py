@@ -222,6 +222,7 @@ class _Run:
     inp: PlanInput
     events: list[PlanEvent] = field(default_factory=list)
     cooldown: set[str] = field(default_factory=set)  # pods a PUT could not reach just now
+    _classes: dict[ModelKey, list[_PodClass]] = field(default_factory=dict)
 
     @property
     def now(self) -> datetime:
@@ -479,7 +480,13 @@ class _Run:
     # -- 4. what to swap ------------------------------------------------------------------------------
 
     def classify(self, state: RolloutState) -> list[_PodClass]:
+        """Each live pod against the model wanted now (the observations do not change in a plan)."""
         wanted = state.wanted.key
+        if wanted not in self._classes:
+            self._classes[wanted] = self._classify(wanted)
+        return self._classes[wanted]
+
+    def _classify(self, wanted: ModelKey) -> list[_PodClass]:
         out = []
         for pod in self.live:
             observed = pod.observed

@@ -174,7 +174,7 @@ class PodClient:
                     method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
                 ) as response:
                     return response.status, await _read_limited(response, self.max_answer_bytes)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL) as e:
             raise _Undelivered("unreachable", f"cannot connect to {url}: {_describe(e)}") from None
         except ValueError as e:  # a token that is not a valid header value, a bad address
             raise _Undelivered("unauthorized", f"cannot send the request: {_describe(e)}") from None
@@ -213,7 +213,11 @@ def parse_model_answer(body: bytes) -> PodAnswer | PodUnavailable:
         config = answer.get("config")
         if not isinstance(config, dict):
             return PodUnavailable("bad_answer", "config: expected the served labels, metadata and customObjects")
-        served = ModelKey(name=identity[0], version=identity[1], digest=identity[2], config=config_fingerprint(config))
+        try:
+            fingerprint = config_fingerprint(config)
+        except (ValueError, RecursionError):
+            return PodUnavailable("bad_answer", "config: not a JSON object of bounded depth")
+        served = ModelKey(name=identity[0], version=identity[1], digest=identity[2], config=fingerprint)
     schema = answer.get("schema")
     schema_version = schema.get("version") if isinstance(schema, dict) else None
     generation = answer.get("generation")

@@ -45,18 +45,20 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class ModelKey(_Record):
+@dataclass(frozen=True, slots=True)
+class ModelKey:
     """What a serving pod treats as the same model: the same weights with the same effective config.
 
     Mirrors the pod's own no-op rule (`Desired.same_as`: identity and defaulted config): a
     document whose key equals the one a pod serves is a no-op there, one that differs is a swap.
     The schema version is deliberately not part of it (the pod ignores it for the same reason).
+    A plain dataclass (pydantic validates it inside the records): the planner compares keys a lot.
     """
 
     name: str
     version: str
     digest: str
-    config: str = Field(description="config_fingerprint of the defaulted labels/metadata/customObjects")
+    config: str  # config_fingerprint of the defaulted labels/metadata/customObjects
 
     @property
     def label(self) -> str:

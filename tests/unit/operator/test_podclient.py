@@ -288,6 +288,23 @@ def test_hostile_get_answers_are_bad_answers_not_exceptions(body: bytes) -> None
     assert isinstance(seen, PodUnavailable) and seen.kind == "bad_answer"
 
 
+def test_a_config_nested_as_deep_as_the_parser_allows_is_a_bad_answer_or_a_key() -> None:
+    for depth in (500, 900, 990, 2000):
+        config = "{" + '"a":{' * depth + "}" * depth + "}"
+        body = json.dumps(admin_answer()).replace('"config": {', '"config": ' + config + ', "x": {', 1)
+        seen = parse_model_answer(body.encode())
+        assert isinstance(seen, PodAnswer | PodUnavailable)  # no exception, whatever the depth
+
+
+def test_an_unusable_address_is_unreachable_not_an_exception() -> None:
+    async def go() -> None:
+        async with pod_client() as c:
+            seen = await c.get_model(PodAddress("not an ip", 3000), TOKEN)
+            assert isinstance(seen, PodUnavailable) and seen.kind == "unreachable"
+
+    asyncio.run(go())
+
+
 def test_answer_text_is_clipped_and_printable() -> None:
     answer = admin_answer(workers=[{"worker": 0, "state": "failed", "model": None, "error": "\x1b[2J" + "x" * 5000}])
     seen = parse_model_answer(json.dumps(answer).encode())

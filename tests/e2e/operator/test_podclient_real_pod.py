@@ -222,7 +222,11 @@ async def test_a_starting_pod_is_unreachable_or_loading_never_an_error(
             await asyncio.sleep(0.1)  # poll interval, bounded by the deadline above
         server.note_workers()
     finally:
-        server.stop()
+        try:
+            server.stop()
+        except BaseException:
+            server.kill_leftovers()
+            raise
     kinds = {s.kind if isinstance(s, PodUnavailable) else s.state for s in seen}
     assert kinds <= {"unreachable", "timeout", "loading", "serving"}, seen
     assert seen[-1].served == weights["a"].key  # type: ignore[union-attr]

@@ -1,0 +1,188 @@
+"""Pod process launcher: a private mount namespace with the pod's volumes at their mountPaths, then exec.
+
+Run by the node agent as `python -I -S podinit.py PLAN_JSON STATUS_FD` (standard library only, so
+neither the pod's environment nor its PYTHONPATH can break it). PLAN_JSON holds the command, the
+working directory, a staging folder of the pod's own and the mounts made by `mounts.plan_mounts`.
+On success the process becomes the pod's command (same pid, so signals and PDEATHSIG still apply)
+and STATUS_FD closes on exec; on failure one JSON line {"reason", "message"} goes to STATUS_FD.
+
+The host's file tree stays the pod's root - the venv, /tmp and the project tree stay visible - and
+a mountPath whose folder does not exist is made without touching the host: its nearest existing
+ancestor is "shadowed" in the pod's namespace by a tmpfs holding bind mounts of every original
+entry, plus the new folder. Everything is private to the namespace, which the kernel tears down
+with the pod's last process: nothing is left on the host or in its mount table.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import stat
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
+MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
+MNT_DETACH = 2
+# statvfs f_flag bits (ST_*) -> mount flags: a read-only remount must keep them (and must, in a user
+# namespace, where they are locked).
+_KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+               (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME))
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SetupError(Exception):
+    """The pod's mounts cannot be made; the message goes into the container status."""
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise SetupError(f"{what}: {os.strerror(errno)}")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                       ctypes.c_ulong(flags), data and data.encode()), f"mount {source or fstype} on {target}")
+
+
+def enter_mount_namespace() -> None:
+    """unshare -m as root; unprivileged, a user namespace mapping our own ids (so the mounts are allowed)."""
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        uid, gid = os.getuid(), os.getgid()
+        if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+            errno = ctypes.get_errno()
+            raise SetupError(
+                f"cannot create a mount namespace for the pod's volumes ({os.strerror(errno)}): run the node "
+                "agent as root, or enable unprivileged user namespaces (sysctl user.max_user_namespaces)")
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    # Private: nothing mounted here propagates back to the host's namespace (or from it).
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+class Namespace:
+    """The pod's view of the file tree, grown one mount at a time."""
+
+    def __init__(self, staging: str) -> None:
+        self.staging = staging  # an empty folder of the pod's own, used once to build a new root
+        # Folders backed by a tmpfs of ours (shadowed ones and those made in them): mkdir is safe there,
+        # while a bound entry inside a shadowed folder is still the host's own.
+        self.ours: set[str] = set()
+
+    def _shadow(self, folder: str) -> None:
+        """Cover `folder` with a tmpfs holding bind mounts of its original entries."""
+        st = os.stat(folder)
+        options = f"mode={stat.S_IMODE(st.st_mode):o},uid={st.st_uid},gid={st.st_gid}"
+        original = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            target = self.staging if folder == "/" else folder
+            mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+            for name in os.listdir(original):
+                # /proc/self/fd/N/<name> still reaches the covered entry (and what is mounted on it).
+                self._copy_entry(f"/proc/self/fd/{original}/{name}", os.path.join(target, name))
+            if folder == "/":
+                # A mount on top of "/" is not seen from the old root: move it there and chroot into it
+                # (what switch_root does), then drop the view of it that the bind of /tmp (say) carried.
+                os.chdir(self.staging)
+                mount(self.staging, "/", None, MS_MOVE)
+                os.chroot(".")
+                os.chdir("/")
+                if _libc.umount2(self.staging.encode(), MNT_DETACH) != 0:
+                    pass  # the staging folder was not under a bound entry: nothing to drop
+        finally:
+            os.close(original)
+        self.ours.add(folder)
+
+    @staticmethod
+    def _copy_entry(source: str, target: str) -> None:
+        st = os.lstat(source)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(source), target)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(target)
+        else:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
+        mount(source, target, None, MS_BIND | MS_REC)
+
+    def mountpoint(self, path: str, is_dir: bool) -> str:
+        """Make `path` exist in this namespace (never on the host); returns it with symlinks resolved."""
+        full = os.path.realpath(path)
+        if os.path.lexists(full):
+            if os.path.isdir(full) != is_dir:
+                kind = "a folder" if is_dir else "a file"
+                raise SetupError(f"mountPath {path}: exists and is not {kind}")
+            return full
+        ancestor = os.path.dirname(full)
+        missing = [os.path.basename(full)]
+        while not os.path.lexists(ancestor):
+            missing.insert(0, os.path.basename(ancestor))
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise SetupError(f"mountPath {path}: {ancestor} is not a folder")
+        if ancestor not in self.ours:
+            self._shadow(ancestor)
+        current = ancestor
+        for i, name in enumerate(missing):
+            current = os.path.join(current, name)
+            if i < len(missing) - 1 or is_dir:
+                os.mkdir(current, 0o755)
+                self.ours.add(current)
+            else:
+                os.close(os.open(current, os.O_WRONLY | os.O_CREAT, 0o644))
+        return full
+
+    def bind(self, source: str, target: str, read_only: bool) -> None:
+        try:
+            is_dir = os.path.isdir(source)
+            if not is_dir and not os.path.exists(source):
+                raise SetupError(f"mount source {source} does not exist")
+            where = self.mountpoint(target, is_dir)
+            mount(source, where, None, MS_BIND | MS_REC)
+            self.ours.discard(where)  # now the volume's folder, not our tmpfs
+            if read_only:
+                flags = os.statvfs(where).f_flag
+                kept = sum(ms for st, ms in _KEPT_FLAGS if flags & st)
+                mount(None, where, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
+        except OSError as e:
+            raise SetupError(f"mountPath {target}: {e.strerror}") from e
+
+
+def _report(status_fd: int, reason: str, message: str) -> None:
+    os.write(status_fd, (json.dumps({"reason": reason, "message": message}) + "\n").encode())
+
+
+def main(argv: list[str]) -> int:
+    plan = json.loads(argv[1])
+    status_fd = int(argv[2])
+    os.set_inheritable(status_fd, False)  # closes on exec: EOF tells the agent the command started
+    mounts, cwd = plan["mounts"], plan["cwd"]
+    try:
+        if mounts or not os.path.isdir(cwd):
+            enter_mount_namespace()
+            namespace = Namespace(plan["staging"])
+            for m in mounts:
+                namespace.bind(m["source"], m["target"], m["readOnly"])
+            if not os.path.isdir(cwd):
+                namespace.mountpoint(cwd, is_dir=True)  # runtimes create a missing workingDir
+        os.chdir(cwd)
+    except (SetupError, OSError) as e:
+        _report(status_fd, "CreateContainerError", str(e) if isinstance(e, SetupError) else f"{e.strerror}: {e}")
+        return 1
+    command = plan["argv"]
+    try:
+        os.execvp(command[0], command)
+    except OSError as e:
+        _report(status_fd, "RunContainerError", f"cannot start {command[0]!r}: {e.strerror}")
+        return 127
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

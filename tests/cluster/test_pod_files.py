@@ -1,0 +1,194 @@
+"""Pods see their files where the spec says: volumes at their mountPaths (read-only ones refuse
+writes), the ServiceAccount token, CA and namespace where in-cluster config looks, and nothing of it
+leaks into the host's mount namespace or outlives the pod."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from localcluster.stack import Stack
+from support.cluster import Kubectl
+from support.polling import wait_for
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+INSPECT = """
+import json, os, time
+def attempt(path, text="x"):
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+        return "written"
+    except OSError as e:
+        return e.strerror
+def read(path):
+    try:
+        return open(path).read()
+    except OSError as e:
+        return e.strerror
+print(json.dumps({
+    "config": read("/etc/app/config/settings.yaml"),
+    "single": read("/etc/app.yaml"),
+    "secret": read("/etc/app/secret/password"),
+    "write_config": attempt("/etc/app/config/settings.yaml"),
+    "write_scratch": attempt("/scratch/out.txt", "from the pod"),
+    "write_read_only_scratch": attempt("/ro-scratch/out.txt"),
+    "token_dir": os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount"),
+    "kubernetes_service": [os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")],
+    "cwd": os.getcwd(),
+}), flush=True)
+time.sleep(3600)
+"""
+
+FILES_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: files}}
+spec:
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: python:3.11
+    command: [{python}, "-c", {script}]
+    workingDir: /scratch
+    volumeMounts:
+    - {{name: config, mountPath: /etc/app/config}}
+    - {{name: config, mountPath: /etc/app.yaml, subPath: settings.yaml}}
+    - {{name: secret, mountPath: /etc/app/secret}}
+    - {{name: scratch, mountPath: /scratch}}
+    - {{name: scratch, mountPath: /ro-scratch, readOnly: true}}
+  volumes:
+  - {{name: config, configMap: {{name: app-config}}}}
+  - {{name: secret, secret: {{secretName: app-secret}}}}
+  - {{name: scratch, emptyDir: {{}}}}
+"""
+
+
+def pod_dir(stack: Stack, pod: dict[str, Any]) -> Path:
+    meta = pod["metadata"]
+    return stack.dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
+
+
+def first_json_line(path: Path) -> dict[str, Any] | None:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    return next((json.loads(line) for line in lines if line.startswith("{")), None)
+
+
+def pod_pid(pod: dict[str, Any]) -> int:
+    return int(pod["status"]["containerStatuses"][0]["containerID"].removeprefix("local://"))
+
+
+def test_volumes_are_at_their_mount_paths_and_read_only_mounts_refuse_writes(
+    kubectl: Kubectl, local_cluster: Stack
+) -> None:
+    host_mounts_before = Path("/proc/self/mountinfo").read_text()
+    kubectl.run("create", "configmap", "app-config", "--from-literal=settings.yaml=level: debug")
+    kubectl.run("create", "secret", "generic", "app-secret", "--from-literal=password=s3cret")
+    kubectl.apply(FILES_POD.format(python=json.dumps(sys.executable), script=json.dumps(INSPECT)))
+    kubectl.run("wait", "--for=condition=Ready", "pod/files", "--timeout=60s")
+    pod = kubectl.json("get", "pod", "files")
+    folder = pod_dir(local_cluster, pod)
+    seen = wait_for(lambda: first_json_line(folder / "container.log"), 30, "the pod's report")
+
+    assert seen["config"] == seen["single"] == "level: debug"
+    assert seen["secret"] == "s3cret"
+    assert seen["write_config"] == "Read-only file system"  # configMap volumes are always read-only
+    assert seen["write_scratch"] == "written"
+    assert seen["write_read_only_scratch"] == "Read-only file system"  # readOnly: true on the same emptyDir
+    assert seen["cwd"] == "/scratch"
+    assert seen["token_dir"] is False  # automountServiceAccountToken: false
+    service = kubectl.json("get", "service", "kubernetes", "-n", "default")
+    assert seen["kubernetes_service"] == [service["spec"]["clusterIP"], "443"]  # set even without a token
+
+    # The pod wrote into its emptyDir, which the agent keeps under the pod's folder.
+    assert (folder / "volumes" / "scratch" / "out.txt").read_text() == "from the pod"
+    # The mounts live in the pod's own namespace only: none on the host, no folders made there.
+    pid = pod_pid(pod)
+    assert " /etc/app/config " in Path(f"/proc/{pid}/mountinfo").read_text()
+    assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert Path("/proc/self/mountinfo").read_text() == host_mounts_before
+    for path in ("/etc/app", "/etc/app.yaml", "/scratch", "/ro-scratch"):
+        assert not os.path.lexists(path), path
+
+    kubectl.run("delete", "pod", "files", "--wait=true", "--timeout=60s")
+    assert not Path(f"/proc/{pid}").exists()
+    assert not (folder / "volumes").exists()  # secrets do not stay on disk after their pod
+
+
+IN_CLUSTER = """
+import json, os
+from kubernetes import client, config
+config.load_incluster_config()  # KUBERNETES_SERVICE_HOST/PORT + the token and CA files, unchanged
+v1 = client.CoreV1Api()
+namespace = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
+configmaps = v1.list_namespaced_config_map(namespace).items
+report = {"namespace": namespace, "configmaps": [c.metadata.name for c in configmaps],
+          "files": sorted(os.listdir("/var/run/secrets/kubernetes.io/serviceaccount"))}
+review = client.AuthenticationV1Api().create_self_subject_review({"apiVersion": "authentication.k8s.io/v1",
+                                                                  "kind": "SelfSubjectReview"})
+report["user"] = review.status.user_info.username
+try:
+    v1.list_namespaced_secret(namespace)
+    report["secrets"] = "allowed"
+except client.ApiException as e:
+    report["secrets"] = [e.status, json.loads(e.body)["message"]]
+print(json.dumps(report), flush=True)
+"""
+
+
+def test_in_cluster_config_works_unchanged_with_the_pods_own_rbac(kubectl: Kubectl, namespace: str,
+                                                                   local_cluster: Stack) -> None:
+    kubectl.apply(f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: reader}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: configmap-reader}}
+rules: [{{apiGroups: [""], resources: [configmaps], verbs: [list]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: reader}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: configmap-reader}}
+subjects: [{{kind: ServiceAccount, name: reader, namespace: {namespace}}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: visible}}
+data: {{a: b}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: in-cluster}}
+spec:
+  serviceAccountName: reader
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: python:3.11
+    command: [{json.dumps(sys.executable)}, "-c", {json.dumps(IN_CLUSTER)}]
+""")
+    wait_for(lambda: kubectl.json("get", "pod", "in-cluster")["status"].get("phase") in ("Succeeded", "Failed"), 60,
+             "the in-cluster client to finish")
+    pod = kubectl.json("get", "pod", "in-cluster")
+    log = pod_dir(local_cluster, pod) / "container.log"
+    assert pod["status"]["phase"] == "Succeeded", log.read_text()
+    report = first_json_line(log)
+    assert report is not None, log.read_text()
+    assert report["namespace"] == namespace
+    assert report["files"] == ["ca.crt", "namespace", "token"]
+    assert report["user"] == f"system:serviceaccount:{namespace}:reader"
+    assert {"visible", "kube-root-ca.crt"} <= set(report["configmaps"])
+    status, message = report["secrets"]
+    assert status == 403
+    assert f'User "system:serviceaccount:{namespace}:reader" cannot list resource "secrets"' in message

@@ -51,6 +51,8 @@ def plan_mounts(
         if not mount_path.startswith("/"):
             raise PodSpecError(f"volumeMount {name!r}: mountPath {mount_path!r} must be absolute")
         target = posixpath.normpath(mount_path)
+        if target == "/":
+            raise PodSpecError(f"volumeMount {name!r}: a volume cannot replace the root folder here")
         if target in seen:
             raise PodSpecError(f"volumeMount {name!r}: mountPath {target} is mounted twice")
         seen.add(target)

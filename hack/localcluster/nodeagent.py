@@ -149,7 +149,7 @@ def _create_sub_paths(mounts: list[Mount], volume_dirs: Mapping[str, Path]) -> N
         contained(root, str(m.source.relative_to(root))).mkdir(parents=True, exist_ok=True)
 
 
-def launch(argv: list[str], env: Mapping[str, str], cwd: str, mounts: list[Mount], pod_dir: Path,
+def launch(argv: list[str], env: Mapping[str, str], cwd: str | None, mounts: list[Mount], pod_dir: Path,
            logfile: Any) -> subprocess.Popen[bytes]:
     """Start the pod's process through podinit.py: its own mount namespace, its volumes mounted.
 
@@ -158,7 +158,8 @@ def launch(argv: list[str], env: Mapping[str, str], cwd: str, mounts: list[Mount
     """
     staging = pod_dir / "rootfs"  # podinit's scratch mount point for a new root, empty on the host
     staging.mkdir(parents=True, exist_ok=True)
-    plan = {"argv": argv, "cwd": cwd, "staging": str(staging), "mounts": [m.as_plan() for m in mounts]}
+    plan = {"argv": argv, "cwd": cwd, "scratch": str(pod_dir), "staging": str(staging),
+            "mounts": [m.as_plan() for m in mounts]}
     status_read, status_write = os.pipe()
     try:
         # preexec_fn is needed for PDEATHSIG; it only calls setsid and prctl (no locks taken).
@@ -298,7 +299,7 @@ class PodRunner(threading.Thread):
     def _spawn(self) -> None:
         volume_dirs = self._volumes()
         links = self.pod["spec"].get("enableServiceLinks", True) is not False
-        spec = build_process(self.pod, self.ip, self.pod_dir, self.agent.base_env, self.agent.read_object,
+        spec = build_process(self.pod, self.ip, self.agent.base_env, self.agent.read_object,
                              service_env(self.agent.proxy.services(), self.namespace, links))
         mounts = plan_mounts(self.pod, self.container, volume_dirs, spec.declared)
         _create_sub_paths(mounts, volume_dirs)

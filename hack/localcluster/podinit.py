@@ -1,8 +1,9 @@
 """Pod process launcher: a private mount namespace with the pod's volumes at their mountPaths, then exec.
 
 Run by the node agent as `python -I -S podinit.py PLAN_JSON STATUS_FD` (standard library only, so
-neither the pod's environment nor its PYTHONPATH can break it). PLAN_JSON holds the command, the
-working directory, a staging folder of the pod's own and the mounts made by `mounts.plan_mounts`.
+neither the pod's environment nor its PYTHONPATH can break it). PLAN_JSON holds the command
+(`argv`), the container's `cwd` (workingDir, or null), the pod's own folder (`scratch`, the working
+directory without workingDir), an empty `staging` folder and the `mounts` from `mounts.plan_mounts`.
 On success the process becomes the pod's command (same pid, so signals and PDEATHSIG still apply)
 and STATUS_FD closes on exec; on failure one JSON line {"reason", "message"} goes to STATUS_FD.
 
@@ -20,6 +21,7 @@ import json
 import os
 import stat
 import sys
+from typing import Any
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -138,13 +140,12 @@ class Namespace:
                 os.close(os.open(current, os.O_WRONLY | os.O_CREAT, 0o644))
         return full
 
-    def bind(self, source: str, target: str, read_only: bool) -> None:
+    def bind(self, source: int, target: str, read_only: bool) -> None:
+        """Bind the folder or file open as `source` (an O_PATH descriptor) at `target`."""
         try:
-            is_dir = os.path.isdir(source)
-            if not is_dir and not os.path.exists(source):
-                raise SetupError(f"mount source {source} does not exist")
+            is_dir = stat.S_ISDIR(os.fstat(source).st_mode)
             where = self.mountpoint(target, is_dir)
-            mount(source, where, None, MS_BIND | MS_REC)
+            mount(f"/proc/self/fd/{source}", where, None, MS_BIND | MS_REC)
             self.ours.discard(where)  # now the volume's folder, not our tmpfs
             if read_only:
                 flags = os.statvfs(where).f_flag
@@ -158,22 +159,47 @@ def _report(status_fd: int, reason: str, message: str) -> None:
     os.write(status_fd, (json.dumps({"reason": reason, "message": message}) + "\n").encode())
 
 
+def _open_sources(mounts: list[dict[str, Any]]) -> list[int]:
+    """Every source, opened before the first mount: a volume mounted over /tmp (say) must not hide
+    the sources of the mounts after it, which live in the agent's folder."""
+    fds = []
+    for m in mounts:
+        try:
+            fds.append(os.open(m["source"], os.O_PATH | os.O_CLOEXEC))
+        except OSError as e:
+            raise SetupError(f"mountPath {m['target']}: source {m['source']}: {e.strerror}") from e
+    return fds
+
+
+def setup(plan: dict[str, Any]) -> None:
+    """Mounts and working directory; the pod's own folder is the working directory without workingDir."""
+    mounts, cwd, scratch = plan["mounts"], plan.get("cwd"), plan["scratch"]
+    if mounts or (cwd and not os.path.isdir(cwd)):
+        enter_mount_namespace()
+        # Opened in the new namespace (a descriptor from the host's namespace cannot be a bind source).
+        scratch_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        sources = _open_sources(mounts)
+        namespace = Namespace(plan["staging"])
+        for m, fd in zip(mounts, sources, strict=True):
+            namespace.bind(fd, m["target"], m["readOnly"])
+            os.close(fd)
+        if cwd and not os.path.isdir(cwd):
+            namespace.mountpoint(cwd, is_dir=True)  # runtimes create a missing workingDir
+        if not cwd and not os.path.isdir(scratch):
+            os.fchdir(scratch_fd)  # a volume covers the pod's folder: still start in it
+            return
+    os.chdir(cwd or scratch)
+
+
 def main(argv: list[str]) -> int:
     plan = json.loads(argv[1])
     status_fd = int(argv[2])
     os.set_inheritable(status_fd, False)  # closes on exec: EOF tells the agent the command started
-    mounts, cwd = plan["mounts"], plan["cwd"]
     try:
-        if mounts or not os.path.isdir(cwd):
-            enter_mount_namespace()
-            namespace = Namespace(plan["staging"])
-            for m in mounts:
-                namespace.bind(m["source"], m["target"], m["readOnly"])
-            if not os.path.isdir(cwd):
-                namespace.mountpoint(cwd, is_dir=True)  # runtimes create a missing workingDir
-        os.chdir(cwd)
+        setup(plan)
     except (SetupError, OSError) as e:
-        _report(status_fd, "CreateContainerError", str(e) if isinstance(e, SetupError) else f"{e.strerror}: {e}")
+        message = str(e) if isinstance(e, SetupError) else f"{e.filename or 'pod setup'}: {e.strerror}"
+        _report(status_fd, "CreateContainerError", message)
         return 1
     command = plan["argv"]
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
@@ -25,7 +24,7 @@ class ProcessSpec:
     argv: list[str]
     env: dict[str, str]  # everything the process gets
     declared: dict[str, str]  # what the container declares (and Service variables): expands subPathExpr
-    cwd: str  # in the pod's view
+    cwd: str | None  # workingDir, in the pod's view; None: the pod's own folder (there is no image WORKDIR)
 
 
 class PodSpecError(Exception):
@@ -122,7 +121,6 @@ def resolve_env(
 def build_process(
     pod: Mapping[str, Any],
     pod_ip: str,
-    pod_dir: Path,
     base_env: Mapping[str, str],
     read_object: ObjectReader,
     service_env: Mapping[str, str] | None = None,
@@ -136,6 +134,4 @@ def build_process(
         raise PodSpecError("container has no command: the local node runs commands, not images")
     declared = resolve_env(pod, container, pod_ip, read_object, service_env)
     argv = [expand_vars(a, declared) for a in [*container["command"], *(container.get("args") or [])]]
-    # No image, so no image WORKDIR: the pod's own scratch folder stands in for it.
-    cwd = container.get("workingDir") or str(pod_dir)
-    return ProcessSpec(argv=argv, env={**base_env, **declared}, declared=declared, cwd=cwd)
+    return ProcessSpec(argv=argv, env={**base_env, **declared}, declared=declared, cwd=container.get("workingDir"))

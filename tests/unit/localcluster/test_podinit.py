@@ -42,8 +42,8 @@ def volumes(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def plan_for(volumes: Path, cwd: str = "/") -> dict:
-    return {"cwd": cwd, "staging": str(volumes / "rootfs"), "mounts": [
+def plan_for(volumes: Path, cwd: str | None = None) -> dict:
+    return {"cwd": cwd, "scratch": str(volumes), "staging": str(volumes / "rootfs"), "mounts": [
         # A missing top-level folder, a missing folder under /etc, a path through the /var/run symlink.
         {"source": str(volumes / "cache"), "target": "/overseer-test-models", "readOnly": False},
         {"source": str(volumes / "model"), "target": "/etc/overseer-test/model", "readOnly": True},
@@ -84,6 +84,21 @@ def test_volumes_appear_at_their_mount_paths_read_only_where_asked_and_nowhere_o
     assert host_mount_points() == before
 
 
+def test_a_volume_over_tmp_hides_neither_later_sources_nor_the_pods_own_folder(volumes: Path) -> None:
+    # Charts with readOnlyRootFilesystem mount an emptyDir at /tmp; the agent's folders live under /tmp.
+    (volumes / "cache" / "in-the-empty-dir").write_text("")
+    plan = {"cwd": None, "scratch": str(volumes), "staging": str(volumes / "rootfs"), "mounts": [
+        {"source": str(volumes / "cache"), "target": "/tmp", "readOnly": False},
+        {"source": str(volumes / "model"), "target": "/etc/overseer-test/model", "readOnly": True},
+    ]}
+    report, result = run(plan, "ls /tmp; cat /etc/overseer-test/model/model.json; echo; ls")
+    assert report is None, report
+    listed = result.stdout.split()
+    assert listed[0] == "in-the-empty-dir"  # /tmp is the volume now
+    assert '{"version": 1}' in result.stdout  # the second source, under the host's /tmp, still mounted
+    assert {"cache", "model", "rootfs"} <= set(listed)  # started in the pod's own folder
+
+
 def test_a_failure_is_reported_with_its_reason_and_the_command_never_runs(volumes: Path) -> None:
     plan = plan_for(volumes)
     plan["mounts"].append({"source": str(volumes / "model" / "model.json"), "target": "/etc/overseer-test/model",
@@ -93,10 +108,8 @@ def test_a_failure_is_reported_with_its_reason_and_the_command_never_runs(volume
                       "message": "mountPath /etc/overseer-test/model: exists and is not a file"}
     assert "RAN" not in result.stdout
 
-    report, _ = run({"cwd": "/", "staging": str(volumes / "rootfs"), "mounts": []}, "")
-    assert report is None
     read, write = os.pipe()
-    plan = {"cwd": "/", "staging": "", "mounts": [], "argv": ["no-such-command-anywhere"]}
+    plan = {"cwd": None, "scratch": "/", "staging": "", "mounts": [], "argv": ["no-such-command-anywhere"]}
     proc = subprocess.run([sys.executable, "-I", "-S", str(PODINIT), json.dumps(plan), str(write)],
                           pass_fds=(write,), capture_output=True, check=False)
     os.close(write)
@@ -109,7 +122,7 @@ def test_a_failure_is_reported_with_its_reason_and_the_command_never_runs(volume
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to switch to another user")
 def test_without_root_a_user_namespace_gives_the_same_view(volumes: Path) -> None:
-    for path in volumes.rglob("*"):
+    for path in [volumes, *volumes.rglob("*")]:
         path.chmod(0o777)
     for path in [volumes, *volumes.parents]:
         if path == Path("/"):

@@ -41,8 +41,10 @@ def plan_mounts(
     container: Mapping[str, Any],
     volume_dirs: Mapping[str, Path],
     env: Mapping[str, str],
+    hosts: Path | None = None,
 ) -> list[Mount]:
-    """The container's volumeMounts as host binds, parents first. `env` expands subPathExpr."""
+    """The container's volumeMounts as host binds, parents first. `env` expands subPathExpr;
+    `hosts` becomes /etc/hosts unless the container mounts something there itself (as kubelet)."""
     kinds = {v["name"]: next((k for k in v if k != "name"), "") for v in pod["spec"].get("volumes") or []}
     mounts: list[Mount] = []
     seen: set[str] = set()
@@ -62,5 +64,7 @@ def plan_mounts(
         source = volume_dirs[name] / sub if sub else volume_dirs[name]
         read_only = bool(vm.get("readOnly")) or kinds.get(name) in ALWAYS_READ_ONLY
         mounts.append(Mount(source, target, read_only))
+    if hosts is not None and "/etc/hosts" not in seen:
+        mounts.append(Mount(hosts, "/etc/hosts", read_only=False))
     # Parents before children (/etc/app before /etc/app/certs), whatever order the spec lists them in.
     return sorted(mounts, key=lambda m: 0 if m.target == "/" else m.target.count("/"))

@@ -39,7 +39,7 @@ from . import procs
 from .mounts import Mount, plan_mounts
 from .podspec import PodSpecError, build_process
 from .proxy import ServiceProxy
-from .services import Frontend, service_env
+from .services import Frontend, hosts_file, pod_hostname, service_env
 from .tokens import PodTokens, parse_expiry
 from .volumes import contained, sync_volumes
 
@@ -150,7 +150,7 @@ def _create_sub_paths(mounts: list[Mount], volume_dirs: Mapping[str, Path]) -> N
 
 
 def launch(argv: list[str], env: Mapping[str, str], cwd: str | None, mounts: list[Mount], pod_dir: Path,
-           logfile: Any) -> subprocess.Popen[bytes]:
+           hostname: str, logfile: Any) -> subprocess.Popen[bytes]:
     """Start the pod's process through podinit.py: its own mount namespace, its volumes mounted.
 
     Returns once the command runs (podinit's status pipe closes on exec); a mount or exec failure
@@ -158,7 +158,7 @@ def launch(argv: list[str], env: Mapping[str, str], cwd: str | None, mounts: lis
     """
     staging = pod_dir / "rootfs"  # podinit's scratch mount point for a new root, empty on the host
     staging.mkdir(parents=True, exist_ok=True)
-    plan = {"argv": argv, "cwd": cwd, "scratch": str(pod_dir), "staging": str(staging),
+    plan = {"argv": argv, "cwd": cwd, "scratch": str(pod_dir), "staging": str(staging), "hostname": hostname,
             "mounts": [m.as_plan() for m in mounts]}
     status_read, status_write = os.pipe()
     try:
@@ -230,6 +230,7 @@ class PodRunner(threading.Thread):
         self.ever_started = False
         self.cut_short = threading.Event()  # a later, shorter deletion grace (force delete)
         self.tokens = PodTokens(agent.request_token)
+        self.hostname = pod_hostname(pod)
         self._reported: tuple[str, str] | None = None  # the last problem sent as an Event
 
     # -- status ---------------------------------------------------------------------------------
@@ -296,20 +297,32 @@ class PodRunner(threading.Thread):
         except PodSpecError as e:  # kubelet keeps the pod ContainerCreating (FailedMount) until it can mount
             raise PodSpecError(str(e), reason="ContainerCreating") from e
 
+    def _write_hosts(self) -> Path:
+        """The pod's /etc/hosts, rewritten in place (the bind mount keeps the inode) when Services change."""
+        path = self.pod_dir / "hosts"
+        text = hosts_file(self.agent.proxy.services(), self.namespace, self.ip, self.hostname).encode()
+        if not path.exists() or path.read_bytes() != text:
+            with path.open("r+b" if path.exists() else "wb") as f:
+                f.write(text)
+                f.truncate()
+        return path
+
     def _spawn(self) -> None:
         volume_dirs = self._volumes()
         links = self.pod["spec"].get("enableServiceLinks", True) is not False
-        spec = build_process(self.pod, self.ip, self.agent.base_env, self.agent.read_object,
+        # The runtime sets HOSTNAME; the container's own env may still override it.
+        base_env = {**self.agent.base_env, "HOSTNAME": self.hostname}
+        spec = build_process(self.pod, self.ip, base_env, self.agent.read_object,
                              service_env(self.agent.proxy.services(), self.namespace, links))
-        mounts = plan_mounts(self.pod, self.container, volume_dirs, spec.declared)
-        _create_sub_paths(mounts, volume_dirs)
         self.pod_dir.mkdir(parents=True, exist_ok=True)
+        mounts = plan_mounts(self.pod, self.container, volume_dirs, spec.declared, hosts=self._write_hosts())
+        _create_sub_paths(mounts, volume_dirs)
         logfile = (self.pod_dir / "container.log").open("ab")
         logfile.write(f"--- {now()} start #{self.restart_count}: {' '.join(spec.argv)}\n".encode())
         logfile.flush()
         self._log_offset = logfile.tell()  # this run's output starts here (for termination messages)
         try:
-            self.proc = launch(spec.argv, spec.env, spec.cwd, mounts, self.pod_dir, logfile)
+            self.proc = launch(spec.argv, spec.env, spec.cwd, mounts, self.pod_dir, self.hostname, logfile)
         finally:
             logfile.close()
         procs.record(self.pod_dir / "process.json", self.proc.pid)
@@ -368,6 +381,7 @@ class PodRunner(threading.Thread):
             (self.pod_dir / "process.json").unlink(missing_ok=True)
             shutil.rmtree(self.pod_dir / "volumes", ignore_errors=True)
             shutil.rmtree(self.pod_dir / "rootfs", ignore_errors=True)
+            (self.pod_dir / "hosts").unlink(missing_ok=True)
             self.stopped.set()
 
     def _report(self, reason: str, message: str) -> None:
@@ -417,6 +431,7 @@ class PodRunner(threading.Thread):
                 next_volume_sync = time.monotonic() + VOLUME_RESYNC_SECONDS
                 try:
                     sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object, self.tokens.get)
+                    self._write_hosts()
                 except (PodSpecError, OSError) as e:
                     log.warning("volume sync of %s/%s: %s", self.namespace, self.name, e)
             self.stop_requested.wait(0.1)

@@ -3,7 +3,8 @@
 Run by the node agent as `python -I -S podinit.py PLAN_JSON STATUS_FD` (standard library only, so
 neither the pod's environment nor its PYTHONPATH can break it). PLAN_JSON holds the command
 (`argv`), the container's `cwd` (workingDir, or null), the pod's own folder (`scratch`, the working
-directory without workingDir), an empty `staging` folder and the `mounts` from `mounts.plan_mounts`.
+directory without workingDir), an empty `staging` folder, the pod's `hostname` (its own UTS
+namespace) and the `mounts` from `mounts.plan_mounts`.
 On success the process becomes the pod's command (same pid, so signals and PDEATHSIG still apply)
 and STATUS_FD closes on exec; on failure one JSON line {"reason", "message"} goes to STATUS_FD.
 
@@ -24,6 +25,7 @@ import sys
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
@@ -52,11 +54,12 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
                        ctypes.c_ulong(flags), data and data.encode()), f"mount {source or fstype} on {target}")
 
 
-def enter_mount_namespace() -> None:
-    """unshare -m as root; unprivileged, a user namespace mapping our own ids (so the mounts are allowed)."""
-    if _libc.unshare(CLONE_NEWNS) != 0:
+def enter_namespaces(hostname: str | None) -> None:
+    """unshare -m -u as root; unprivileged, in a user namespace mapping our own ids (so mounts are
+    allowed). The UTS namespace gives the pod its own hostname, as a container has."""
+    if _libc.unshare(CLONE_NEWNS | CLONE_NEWUTS) != 0:
         uid, gid = os.getuid(), os.getgid()
-        if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+        if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS) != 0:
             errno = ctypes.get_errno()
             raise SetupError(
                 f"cannot create a mount namespace for the pod's volumes ({os.strerror(errno)}): run the node "
@@ -66,6 +69,8 @@ def enter_mount_namespace() -> None:
                 f.write(text)
     # Private: nothing mounted here propagates back to the host's namespace (or from it).
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if hostname:
+        _check(_libc.sethostname(hostname.encode(), len(hostname.encode())), f"sethostname {hostname}")
 
 
 class Namespace:
@@ -173,9 +178,9 @@ def _open_sources(mounts: list[dict[str, Any]]) -> list[int]:
 
 def setup(plan: dict[str, Any]) -> None:
     """Mounts and working directory; the pod's own folder is the working directory without workingDir."""
-    mounts, cwd, scratch = plan["mounts"], plan.get("cwd"), plan["scratch"]
-    if mounts or (cwd and not os.path.isdir(cwd)):
-        enter_mount_namespace()
+    mounts, cwd, scratch, hostname = plan["mounts"], plan.get("cwd"), plan["scratch"], plan.get("hostname")
+    if mounts or hostname or (cwd and not os.path.isdir(cwd)):
+        enter_namespaces(hostname)
         # Opened in the new namespace (a descriptor from the host's namespace cannot be a bind source).
         scratch_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         sources = _open_sources(mounts)

@@ -151,3 +151,36 @@ def service_env(
             env[f"{port_prefix}_PORT"] = str(p["port"])
             env[f"{port_prefix}_ADDR"] = ip
     return env
+
+
+# kubelet's own lines of a pod's /etc/hosts (pkg/kubelet/kubelet_pods.go managedHostsFileContent).
+_HOSTS_HEADER = """# Kubernetes-managed hosts file (local node agent).
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+fe00::0\tip6-mcastprefix
+fe00::1\tip6-allnodes
+fe00::2\tip6-allrouters
+"""
+
+
+def pod_hostname(pod: Mapping[str, Any]) -> str:
+    """spec.hostname, else the pod's name cut to a DNS label (63 characters), as kubelet does."""
+    name = (pod.get("spec") or {}).get("hostname") or pod["metadata"]["name"]
+    return str(name)[:63].rstrip("-.")
+
+
+def hosts_file(services: Iterable[Mapping[str, Any]], namespace: str, pod_ip: str, hostname: str) -> str:
+    """The pod's /etc/hosts: kubelet's lines, then every Service's ClusterIP under the names cluster DNS
+    would answer (`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc`, `<svc>.<ns>`, and `<svc>` in the
+    pod's own namespace, standing in for its DNS search path). There is no DNS server here."""
+    lines = [_HOSTS_HEADER, f"{pod_ip}\t{hostname}\n", "# Services (cluster DNS stand-in)\n"]
+    for service in sorted(services, key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"])):
+        if not has_cluster_ip(service):
+            continue
+        name, ns = service["metadata"]["name"], service["metadata"]["namespace"]
+        names = [f"{name}.{ns}.svc.cluster.local", f"{name}.{ns}.svc", f"{name}.{ns}"]
+        if ns == namespace:
+            names.append(name)
+        lines.append(f"{service['spec']['clusterIP']}\t{' '.join(names)}\n")
+    return "".join(lines)

@@ -124,7 +124,7 @@ def test_volumes_are_at_their_mount_paths_and_read_only_mounts_refuse_writes(
 
 
 IN_CLUSTER = """
-import json, os
+import json, os, socket, ssl, urllib.request
 from kubernetes import client, config
 config.load_incluster_config()  # KUBERNETES_SERVICE_HOST/PORT + the token and CA files, unchanged
 v1 = client.CoreV1Api()
@@ -140,6 +140,14 @@ try:
     report["secrets"] = "allowed"
 except client.ApiException as e:
     report["secrets"] = [e.status, json.loads(e.body)["message"]]
+# Kopf's own fallback login, and any client given the URL: https://kubernetes.default.svc, token and CA.
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+request = urllib.request.Request(f"https://kubernetes.default.svc/api/v1/namespaces/{namespace}/configmaps",
+                                 headers={"Authorization": "Bearer " + open(sa + "/token").read()})
+context = ssl.create_default_context(cafile=sa + "/ca.crt")
+with urllib.request.urlopen(request, context=context, timeout=10) as resp:
+    report["by_name"] = [c["metadata"]["name"] for c in json.loads(resp.read())["items"]]
+report["hostname"] = [socket.gethostname(), os.environ["HOSTNAME"]]
 print(json.dumps(report), flush=True)
 """
 
@@ -189,6 +197,8 @@ spec:
     assert report["files"] == ["ca.crt", "namespace", "token"]
     assert report["user"] == f"system:serviceaccount:{namespace}:reader"
     assert {"visible", "kube-root-ca.crt"} <= set(report["configmaps"])
+    assert set(report["by_name"]) == set(report["configmaps"])  # the Service's DNS name resolves in the pod
+    assert report["hostname"] == ["in-cluster", "in-cluster"]  # its own hostname, as in a container
     status, message = report["secrets"]
     assert status == 403
     assert f'User "system:serviceaccount:{namespace}:reader" cannot list resource "secrets"' in message

@@ -60,6 +60,16 @@ def test_bad_mounts_are_refused_with_the_volume_named(mount: dict[str, Any], mes
         plan([mount], env={"WHERE": "../../root"})
 
 
+def test_the_hosts_file_goes_to_etc_hosts_unless_the_container_mounts_its_own() -> None:
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"volumes": VOLUMES}}
+    hosts = Path("/p/hosts")
+    managed = plan_mounts(pod, {"volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}, DIRS, {}, hosts)
+    assert Mount(hosts, "/etc/hosts", read_only=False) in managed
+    own = plan_mounts(pod, {"volumeMounts": [{"name": "model", "mountPath": "/etc/hosts", "subPath": "hosts"}]},
+                      DIRS, {}, hosts)
+    assert [m.source for m in own] == [Path("/p/volumes/model/hosts")]
+
+
 def test_the_same_mount_path_twice_is_refused() -> None:
     with pytest.raises(PodSpecError, match="mounted twice"):
         plan([{"name": "cache", "mountPath": "/x"}, {"name": "model", "mountPath": "/x/"}])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def volumes(tmp_path: Path) -> Path:
 
 
 def plan_for(volumes: Path, cwd: str | None = None) -> dict:
-    return {"cwd": cwd, "scratch": str(volumes), "staging": str(volumes / "rootfs"), "mounts": [
+    return {"cwd": cwd, "scratch": str(volumes), "staging": str(volumes / "rootfs"), "hostname": "web-0", "mounts": [
         # A missing top-level folder, a missing folder under /etc, a path through the /var/run symlink.
         {"source": str(volumes / "cache"), "target": "/overseer-test-models", "readOnly": False},
         {"source": str(volumes / "model"), "target": "/etc/overseer-test/model", "readOnly": True},
@@ -69,6 +70,7 @@ def test_volumes_appear_at_their_mount_paths_read_only_where_asked_and_nowhere_o
         if echo x > /etc/overseer-test/model/model.json 2>/dev/null; then echo WROTE-READ-ONLY; fi
         test -x {sys.executable} && test -f {__file__} && echo host-tree-visible
         ls /etc/passwd
+        echo "hostname=$(hostname)"
     """)
     assert report is None, report
     assert result.returncode == 0, result.stdout
@@ -77,6 +79,8 @@ def test_volumes_appear_at_their_mount_paths_read_only_where_asked_and_nowhere_o
     assert "/overseer-test-models" in lines  # workingDir inside a mounted volume
     assert "WROTE-READ-ONLY" not in result.stdout
     assert "host-tree-visible" in result.stdout and "/etc/passwd" in lines
+    assert "hostname=web-0" in lines  # its own UTS namespace
+    assert socket.gethostname() != "web-0"
     assert (volumes / "cache" / "out.txt").read_text() == "written\n"  # the write reached the volume
     # Nothing on the host: no folders made, no mounts left in its namespace.
     for path in ("/overseer-test-models", "/etc/overseer-test", "/run/secrets/overseer-test.io"):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from localcluster.services import Frontend, backends, frontends, selects, service_env, target_port
+from localcluster.services import (
+    Frontend,
+    backends,
+    frontends,
+    hosts_file,
+    pod_hostname,
+    selects,
+    service_env,
+    target_port,
+)
 
 APISERVER = ("127.0.0.1", 6443)
 
@@ -103,3 +112,21 @@ def test_service_variables_follow_kubelet() -> None:
     # enableServiceLinks: false keeps only the apiserver's variables (what in-cluster config needs).
     assert set(service_env([kubernetes, web], "ns", enable_service_links=False)) == {
         k for k in env if k.startswith("KUBERNETES_")}
+
+
+def test_the_pods_hosts_file_names_every_service_as_cluster_dns_would() -> None:
+    kubernetes = service("kubernetes", "default", selector={}, cluster_ip="127.96.0.1")
+    text = hosts_file([service("web", "ns"), kubernetes, service("headless", "ns", cluster_ip="None")],
+                      "ns", "127.9.0.2", "web-0")
+    lines = text.splitlines()
+    assert "127.0.0.1\tlocalhost" in lines
+    assert "127.9.0.2\tweb-0" in lines
+    assert "127.96.0.1\tkubernetes.default.svc.cluster.local kubernetes.default.svc kubernetes.default" in lines
+    assert "127.96.0.10\tweb.ns.svc.cluster.local web.ns.svc web.ns web" in lines  # short name: own namespace
+    assert "headless" not in text
+
+
+def test_a_pods_hostname_is_its_spec_hostname_or_its_name_as_a_dns_label() -> None:
+    assert pod_hostname({"metadata": {"name": "web-0"}, "spec": {}}) == "web-0"
+    assert pod_hostname({"metadata": {"name": "web-0"}, "spec": {"hostname": "db"}}) == "db"
+    assert pod_hostname({"metadata": {"name": "a" * 62 + "-xyz"}, "spec": {}}) == "a" * 62

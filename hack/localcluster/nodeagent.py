@@ -137,16 +137,20 @@ def _http_probe(http_get: Mapping[str, Any] | None, pod_ip: str, container: Mapp
     return 200 <= status < 400
 
 
-def _create_sub_paths(mounts: list[Mount], volume_dirs: Mapping[str, Path]) -> None:
-    """A subPath missing from its volume is created as a folder, as kubelet does - never outside it."""
+def _prepare_sub_paths(mounts: list[Mount], volume_dirs: Mapping[str, Path]) -> None:
+    """A subPath must stay inside its volume, also through a symlink the pod made there (the classic
+    subPath escape); a missing one is created as a folder, as kubelet does."""
     roots = sorted({str(p) for p in volume_dirs.values()}, key=len, reverse=True)
     for m in mounts:
-        if m.source.exists():
-            continue
         root = next((Path(r) for r in roots if str(m.source).startswith(r.rstrip("/") + "/")), None)
         if root is None:
-            raise PodSpecError(f"mount source {m.source} does not exist", reason="CreateContainerError")
-        contained(root, str(m.source.relative_to(root))).mkdir(parents=True, exist_ok=True)
+            continue  # a whole volume (or the hosts file), not a subPath
+        try:
+            source = contained(root, str(m.source.relative_to(root)))
+        except PodSpecError as e:
+            raise PodSpecError(f"mountPath {m.target}: {e}", reason="CreateContainerError") from e
+        if not source.exists():
+            source.mkdir(parents=True, exist_ok=True)
 
 
 def launch(argv: list[str], env: Mapping[str, str], cwd: str | None, mounts: list[Mount], pod_dir: Path,
@@ -316,7 +320,7 @@ class PodRunner(threading.Thread):
                              service_env(self.agent.proxy.services(), self.namespace, links))
         self.pod_dir.mkdir(parents=True, exist_ok=True)
         mounts = plan_mounts(self.pod, self.container, volume_dirs, spec.declared, hosts=self._write_hosts())
-        _create_sub_paths(mounts, volume_dirs)
+        _prepare_sub_paths(mounts, volume_dirs)
         logfile = (self.pod_dir / "container.log").open("ab")
         logfile.write(f"--- {now()} start #{self.restart_count}: {' '.join(spec.argv)}\n".encode())
         logfile.flush()

@@ -73,3 +73,16 @@ def test_the_hosts_file_goes_to_etc_hosts_unless_the_container_mounts_its_own() 
 def test_the_same_mount_path_twice_is_refused() -> None:
     with pytest.raises(PodSpecError, match="mounted twice"):
         plan([{"name": "cache", "mountPath": "/x"}, {"name": "model", "mountPath": "/x/"}])
+
+
+def test_a_sub_path_through_a_symlink_out_of_its_volume_is_refused_and_a_missing_one_is_made(tmp_path: Path) -> None:
+    from localcluster.nodeagent import _prepare_sub_paths
+
+    volume = tmp_path / "volumes" / "cache"
+    volume.mkdir(parents=True)
+    (volume / "escape").symlink_to("/etc")  # what a pod could leave in its emptyDir before a restart
+    dirs = {"cache": volume}
+    with pytest.raises(PodSpecError, match="escapes its volume"):
+        _prepare_sub_paths([Mount(volume / "escape", "/x", False)], dirs)
+    _prepare_sub_paths([Mount(volume / "web-0" / "scratch", "/x", False), Mount(volume, "/y", False)], dirs)
+    assert (volume / "web-0" / "scratch").is_dir()

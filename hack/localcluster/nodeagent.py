@@ -52,6 +52,9 @@ LOG_TAIL_BYTES = 2048
 CONFIG_RETRY_MAX = 2.0  # a pod waiting for a ConfigMap, Secret or token is retried at most this often
 LAUNCH_TIMEOUT = 30.0
 PODINIT = Path(__file__).with_name("podinit.py")
+# What a pod process runs from and what tests hand files through: visible even under a volume.
+HOST_PATHS = sorted({"/tmp", os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
+                     str(Path(__file__).resolve().parents[2])})
 
 
 def now() -> str:
@@ -163,7 +166,7 @@ def launch(argv: list[str], env: Mapping[str, str], cwd: str | None, mounts: lis
     staging = pod_dir / "rootfs"  # podinit's scratch mount point for a new root, empty on the host
     staging.mkdir(parents=True, exist_ok=True)
     plan = {"argv": argv, "cwd": cwd, "scratch": str(pod_dir), "staging": str(staging), "hostname": hostname,
-            "mounts": [m.as_plan() for m in mounts]}
+            "mounts": [m.as_plan() for m in mounts], "keep": HOST_PATHS}
     status_read, status_write = os.pipe()
     try:
         # preexec_fn is needed for PDEATHSIG; it only calls setsid and prctl (no locks taken).

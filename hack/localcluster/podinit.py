@@ -4,7 +4,7 @@ Run by the node agent as `python -I -S podinit.py PLAN_JSON STATUS_FD` (standard
 neither the pod's environment nor its PYTHONPATH can break it). PLAN_JSON holds the command
 (`argv`), the container's `cwd` (workingDir, or null), the pod's own folder (`scratch`, the working
 directory without workingDir), an empty `staging` folder, the pod's `hostname` (its own UTS
-namespace) and the `mounts` from `mounts.plan_mounts`.
+namespace), the `mounts` from `mounts.plan_mounts` and the host folders to `keep` visible.
 On success the process becomes the pod's command (same pid, so signals and PDEATHSIG still apply)
 and STATUS_FD closes on exec; on failure one JSON line {"reason", "message"} goes to STATUS_FD.
 
@@ -17,6 +17,7 @@ with the pod's last process: nothing is left on the host or in its mount table.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -50,7 +51,7 @@ def _check(result: int, what: str) -> None:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+    _check(_libc.mount(source and os.fsencode(source), os.fsencode(target), fstype and fstype.encode(),
                        ctypes.c_ulong(flags), data and data.encode()), f"mount {source or fstype} on {target}")
 
 
@@ -76,11 +77,12 @@ def enter_namespaces(hostname: str | None) -> None:
 class Namespace:
     """The pod's view of the file tree, grown one mount at a time."""
 
-    def __init__(self, staging: str) -> None:
+    def __init__(self, staging: str, keep: dict[str, int]) -> None:
         self.staging = staging  # an empty folder of the pod's own, used once to build a new root
         # Folders backed by a tmpfs of ours (shadowed ones and those made in them): mkdir is safe there,
         # while a bound entry inside a shadowed folder is still the host's own.
         self.ours: set[str] = set()
+        self.keep = keep  # host folders to keep visible (symlinks resolved) -> open descriptors
 
     def _shadow(self, folder: str) -> None:
         """Cover `folder` with a tmpfs holding bind mounts of its original entries."""
@@ -100,8 +102,7 @@ class Namespace:
                 mount(self.staging, "/", None, MS_MOVE)
                 os.chroot(".")
                 os.chdir("/")
-                if _libc.umount2(self.staging.encode(), MNT_DETACH) != 0:
-                    pass  # the staging folder was not under a bound entry: nothing to drop
+                _libc.umount2(os.fsencode(self.staging), MNT_DETACH)  # fails harmlessly when not there
         finally:
             os.close(original)
         self.ours.add(folder)
@@ -152,12 +153,32 @@ class Namespace:
             where = self.mountpoint(target, is_dir)
             mount(f"/proc/self/fd/{source}", where, None, MS_BIND | MS_REC)
             self.ours.discard(where)  # now the volume's folder, not our tmpfs
+            self._keep_visible(where, read_only)
             if read_only:
                 flags = os.statvfs(where).f_flag
                 kept = sum(ms for st, ms in _KEPT_FLAGS if flags & st)
                 mount(None, where, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
         except OSError as e:
             raise SetupError(f"mountPath {target}: {e.strerror}") from e
+
+    def _keep_visible(self, covering: str, read_only: bool) -> None:
+        """The host folders to keep (open in self.keep) stay visible under the volume just mounted.
+
+        These are the host folders a pod process runs from (its venv, the project tree) or that tests
+        hand files through (/tmp). A writable volume mounted exactly there (an emptyDir at /tmp, as
+        charts with a read-only root filesystem have) keeps its own entries and new files, and shows
+        the host's entries beside them; a volume mounted above one gets it bound back in.
+        """
+        for path, host in self.keep.items():
+            if path == covering and not read_only:
+                for name in os.listdir(host):
+                    inside = os.path.join(path, name)
+                    if os.path.lexists(inside):
+                        continue  # the volume's own entry wins
+                    with contextlib.suppress(OSError, SetupError):  # an entry the host removed meanwhile
+                        self._copy_entry(f"/proc/self/fd/{host}/{name}", inside)
+            elif path.startswith(covering.rstrip("/") + "/"):
+                mount(f"/proc/self/fd/{host}", self.mountpoint(path, is_dir=True), None, MS_BIND | MS_REC)
 
 
 def _report(status_fd: int, reason: str, message: str) -> None:
@@ -184,7 +205,9 @@ def setup(plan: dict[str, Any]) -> None:
         # Opened in the new namespace (a descriptor from the host's namespace cannot be a bind source).
         scratch_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         sources = _open_sources(mounts)
-        namespace = Namespace(plan["staging"])
+        keep = {os.path.realpath(k): os.open(k, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                for k in plan.get("keep") or [] if os.path.isdir(k)}
+        namespace = Namespace(plan["staging"], keep)
         for m, fd in zip(mounts, sources, strict=True):
             namespace.bind(fd, m["target"], m["readOnly"])
             os.close(fd)

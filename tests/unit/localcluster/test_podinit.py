@@ -103,6 +103,30 @@ def test_a_volume_over_tmp_hides_neither_later_sources_nor_the_pods_own_folder(v
     assert {"cache", "model", "rootfs"} <= set(listed)  # started in the pod's own folder
 
 
+def test_host_folders_a_pod_needs_stay_visible_under_a_volume(
+    volumes: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # /tmp as an emptyDir (read-only root filesystem charts): the volume's files and new files are the
+    # pod's own, the host's /tmp entries (test files, the venv of a checkout under /tmp) stay visible.
+    (volumes / "cache" / "own.txt").write_text("mine")
+    shared = tmp_path_factory.mktemp("shared") / "model.txt"
+    shared.write_text("from the host")
+    outside = volumes / "project"
+    (outside / "src").mkdir(parents=True)
+    (outside / "src" / "code.py").write_text("print()")
+    plan = {"cwd": None, "scratch": str(volumes), "staging": str(volumes / "rootfs"), "hostname": None,
+            "keep": ["/tmp", str(outside / "src")], "mounts": [
+                {"source": str(volumes / "cache"), "target": "/tmp", "readOnly": False},
+                {"source": str(volumes / "model"), "target": str(outside), "readOnly": True},  # above src
+            ]}
+    report, result = run(plan, f"cat /tmp/own.txt; echo; cat {shared}; echo; echo new > /tmp/new.txt; "
+                               f"cat {outside}/model.json; echo; cat {outside}/src/code.py")
+    assert report is None, report
+    assert result.stdout.splitlines() == ["mine", "from the host", '{"version": 1}', "print()"]
+    assert (volumes / "cache" / "new.txt").read_text() == "new\n"  # new files land in the volume
+    assert not Path("/tmp/new.txt").exists()
+
+
 def test_a_failure_is_reported_with_its_reason_and_the_command_never_runs(volumes: Path) -> None:
     plan = plan_for(volumes)
     plan["mounts"].append({"source": str(volumes / "model" / "model.json"), "target": "/etc/overseer-test/model",

@@ -38,6 +38,8 @@ print(json.dumps({
     "write_scratch": attempt("/scratch/out.txt", "from the pod"),
     "write_read_only_scratch": attempt("/ro-scratch/out.txt"),
     "token_dir": os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount"),
+    "host_file_under_tmp": read(os.environ["HOST_FILE"]),
+    "write_tmp": attempt("/tmp/pod-only.txt"),
     "kubernetes_service": [os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")],
     "cwd": os.getcwd(),
 }), flush=True)
@@ -56,7 +58,9 @@ spec:
     image: python:3.11
     command: [{python}, "-c", {script}]
     workingDir: /scratch
+    env: [{{name: HOST_FILE, value: {host_file}}}]
     volumeMounts:
+    - {{name: tmp, mountPath: /tmp}}
     - {{name: config, mountPath: /etc/app/config}}
     - {{name: config, mountPath: /etc/app.yaml, subPath: settings.yaml}}
     - {{name: secret, mountPath: /etc/app/secret}}
@@ -66,6 +70,7 @@ spec:
   - {{name: config, configMap: {{name: app-config}}}}
   - {{name: secret, secret: {{secretName: app-secret}}}}
   - {{name: scratch, emptyDir: {{}}}}
+  - {{name: tmp, emptyDir: {{}}}}
 """
 
 
@@ -87,12 +92,15 @@ def pod_pid(pod: dict[str, Any]) -> int:
 
 
 def test_volumes_are_at_their_mount_paths_and_read_only_mounts_refuse_writes(
-    kubectl: Kubectl, local_cluster: Stack
+    kubectl: Kubectl, local_cluster: Stack, tmp_path: Path
 ) -> None:
     host_mounts_before = Path("/proc/self/mountinfo").read_text()
+    host_file = tmp_path / "model.txt"  # what tests hand to pods through the host's /tmp
+    host_file.write_text("from the test")
     kubectl.run("create", "configmap", "app-config", "--from-literal=settings.yaml=level: debug")
     kubectl.run("create", "secret", "generic", "app-secret", "--from-literal=password=s3cret")
-    kubectl.apply(FILES_POD.format(python=json.dumps(sys.executable), script=json.dumps(INSPECT)))
+    kubectl.apply(FILES_POD.format(python=json.dumps(sys.executable), script=json.dumps(INSPECT),
+                                   host_file=json.dumps(str(host_file))))
     kubectl.run("wait", "--for=condition=Ready", "pod/files", "--timeout=60s")
     pod = kubectl.json("get", "pod", "files")
     folder = pod_dir(local_cluster, pod)
@@ -105,6 +113,12 @@ def test_volumes_are_at_their_mount_paths_and_read_only_mounts_refuse_writes(
     assert seen["write_read_only_scratch"] == "Read-only file system"  # readOnly: true on the same emptyDir
     assert seen["cwd"] == "/scratch"
     assert seen["token_dir"] is False  # automountServiceAccountToken: false
+    # An emptyDir at /tmp (read-only root filesystem charts): the pod's files stay its own, the
+    # host's /tmp entries stay visible beside them (docs/local-cluster.md).
+    assert seen["host_file_under_tmp"] == "from the test"
+    assert seen["write_tmp"] == "written"
+    assert not Path("/tmp/pod-only.txt").exists()
+    assert (folder / "volumes" / "tmp" / "pod-only.txt").exists()
     service = kubectl.json("get", "service", "kubernetes", "-n", "default")
     assert seen["kubernetes_service"] == [service["spec"]["clusterIP"], "443"]  # set even without a token
 
@@ -115,7 +129,7 @@ def test_volumes_are_at_their_mount_paths_and_read_only_mounts_refuse_writes(
     assert " /etc/app/config " in Path(f"/proc/{pid}/mountinfo").read_text()
     assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
     assert Path("/proc/self/mountinfo").read_text() == host_mounts_before
-    for path in ("/etc/app", "/etc/app.yaml", "/scratch", "/ro-scratch"):
+    for path in ("/etc/app", "/etc/app.yaml", "/scratch", "/ro-scratch", "/tmp/pod-only.txt"):
         assert not os.path.lexists(path), path
 
     kubectl.run("delete", "pod", "files", "--wait=true", "--timeout=60s")

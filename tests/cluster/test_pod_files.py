@@ -4,6 +4,7 @@ leaks into the host's mount namespace or outlives the pod."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -216,3 +217,41 @@ spec:
     status, message = report["secrets"]
     assert status == 403
     assert f'User "system:serviceaccount:{namespace}:reader" cannot list resource "secrets"' in message
+
+
+def test_a_projected_token_has_the_volumes_audience_and_lifetime_and_is_bound_to_the_pod(
+    kubectl: Kubectl, kubectl_admin: Kubectl, namespace: str, local_cluster: Stack
+) -> None:
+    kubectl.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: vault-client}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: python:3.11
+    command: [{json.dumps(sys.executable)}, "-c", "import time; time.sleep(600)"]
+    volumeMounts: [{{name: vault-token, mountPath: /var/run/secrets/tokens}}]
+  volumes:
+  - name: vault-token
+    projected:
+      sources: [{{serviceAccountToken: {{path: vault, audience: vault.example.com, expirationSeconds: 600}}}}]
+""")
+    kubectl.run("wait", "--for=condition=Ready", "pod/vault-client", "--timeout=60s")
+    pod = kubectl.json("get", "pod", "vault-client")
+    token = (pod_dir(local_cluster, pod) / "volumes" / "vault-token" / "vault").read_text()
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["aud"] == ["vault.example.com"]
+    assert claims["exp"] - claims["iat"] == 600
+    # Bound to the pod (the apiserver stops accepting it once the pod is gone, after its 10 s auth cache).
+    assert claims["kubernetes.io"]["pod"] == {"name": "vault-client", "uid": pod["metadata"]["uid"]}
+
+    def review(audience: str) -> dict[str, Any]:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": token, "audiences": [audience]}}
+        created = kubectl_admin.run("create", "-f", "-", "-o", "json", stdin=json.dumps(body))
+        return dict(json.loads(created.stdout)["status"])
+
+    assert review("vault.example.com")["user"]["username"] == f"system:serviceaccount:{namespace}:default"
+    assert review("https://kubernetes.default.svc.cluster.local").get("authenticated") is not True

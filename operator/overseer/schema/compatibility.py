@@ -21,7 +21,8 @@ Like Confluent's, the analysis is syntactic and conservative: keywords it does n
 The walk runs over the sections resolved once (overseer.schema.resolved): each pair of subschemas
 (writer node, reader node) is compared once, its changes reported at the first path that reaches
 it, so a recursive or heavily shared schema costs in proportion to its size, never to its paths; a
-comparison past limits.MAX_COMPARE_STEPS pairs stops with TOO_COMPLEX_TO_COMPARE.
+comparison past limits.MAX_COMPARE_STEPS steps stops with TOO_COMPLEX_TO_COMPARE. Nothing here
+recurses with the schema: the reporting walk is breadth-first and probes are solved on a work list.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ class Evaluation:
         self._valid: dict[tuple[int, int], bool] | None = None if section.dynamic else {}
         # (node, path, value) already reported: an allOf of the same reference twice reports once.
         self._reported: dict[tuple[int, Path, int], bool] | None = None if section.dynamic else {}
+        self._trials: dict[tuple[int, Path, int], bool] = {}
         self._keys: dict[int, tuple[Any, int]] = {}
         self.scope: list[str] = []
         """The schema resources entered, outermost first (for $dynamicRef)."""
@@ -68,6 +69,18 @@ class Evaluation:
         out: list[Failure] = []
         self.check(node, instance, path, out)
         return out
+
+    def trial_failures(self, node: Node, instance: Any, path: Path) -> list[Failure]:
+        """The failures of `instance` against `node`, for a message that may not use them: they do
+        not count as reported (the walk may still report the same subschema elsewhere). Trials
+        share a memo of their own, so nested alternatives stay linear here too."""
+        saved = self._reported
+        if saved is not None:
+            self._reported = self._trials
+        try:
+            return self.failures(node, instance, path)
+        finally:
+            self._reported = saved
 
     def valid(self, node: Node, instance: Any) -> bool:
         return self.check(node, instance, (), None)

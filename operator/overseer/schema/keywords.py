@@ -20,6 +20,7 @@ from jsonschema.exceptions import best_match
 
 from overseer.schema import regex
 from overseer.schema.formats import format_cost
+from overseer.schema.jsonschema_walk import types_of
 from overseer.schema.limits import count_values
 from overseer.schema.resolved import DRAFT_07, Node
 
@@ -622,7 +623,87 @@ def _any_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, o
     for child in value:
         if ev.check(child, instance, (), None):
             return True
-    return _fail(out, "anyOf", value, instance, path, node)
+    return _no_alternative(ev, node, "anyOf", value, instance, path, out)
+
+
+_CLOSEST_TRIED = 4
+"""Alternatives of the value's type tried for a closer message (each costs a full check)."""
+
+
+def _no_alternative(
+    ev: Evaluation, node: Node, keyword: str, value: Any, instance: Any, path: Path, out: list[Failure] | None
+) -> bool:
+    """No alternative matched. When few of them are of the value's type (a nullable object: one),
+    the closest one's own failures say more than "expected object or null, found an object": they
+    name the field inside that is wrong."""
+    if out is None:
+        return False
+    closest = _closest(ev, value, instance, path)
+    if closest:
+        out.extend(closest)
+        return False
+    return _fail(out, keyword, value, instance, path, node)
+
+
+def _closest(ev: Evaluation, branches: list[Node], instance: Any, path: Path) -> list[Failure] | None:
+    found_kind = kind(instance)
+    fitting: list[Node] = []
+    for branch in branches:
+        if _fits(types_of(branch), found_kind):
+            fitting.append(branch)
+            if len(fitting) > _CLOSEST_TRIED:
+                return None  # too many alike to say which was meant
+    ev.spend(len(branches) >> 3)
+    if not fitting:
+        return None
+    tried: list[tuple[tuple[int, int, int], list[Failure]]] = []
+    for branch in fitting:
+        failures = ev.trial_failures(branch, instance, path)
+        if not failures:
+            continue
+        # A constant that does not match is a discriminator saying "not this alternative"; then the
+        # deeper the failures, the closer the value came.
+        mismatched = sum(1 for f in failures if _discriminates(f, path))
+        tried.append(((mismatched, -max(len(f.path) for f in failures), len(failures)), failures))
+    if not tried:
+        return None
+    score, best = min(tried, key=lambda t: t[0])
+    if score[0]:
+        return _discriminator(tried, path)  # no alternative's discriminator matched: name them all
+    if all(f.path == path and f.keyword not in _NAMES_A_FIELD for f in best):
+        return None  # about the value itself: the alternatives' own message lists them all
+    return best
+
+
+_NAMES_A_FIELD = frozenset(
+    ("required", "dependentRequired", "additionalProperties", "unevaluatedProperties", "unevaluatedItems")
+)
+"""Keywords whose message names a field below the value (a property missing or not allowed)."""
+
+
+def _discriminates(failure: Failure, path: Path) -> bool:
+    return failure.keyword in ("const", "enum") and len(failure.path) == len(path) + 1
+
+
+def _discriminator(tried: list[tuple[Any, list[Failure]]], path: Path) -> list[Failure] | None:
+    """When every alternative refuses the same field by its constant (a `kind` telling the
+    alternatives apart), one failure listing every value that field may take."""
+    firsts = [next((f for f in failures if _discriminates(f, path)), None) for _, failures in tried]
+    if any(f is None for f in firsts):
+        return None
+    first = firsts[0]
+    assert first is not None
+    if any(f is not None and f.path != first.path for f in firsts):
+        return None
+    values: list[Any] = []
+    for failure in firsts:
+        assert failure is not None
+        values.extend(failure.value if failure.keyword == "enum" else [failure.value])
+    return [Failure("enum", values, first.instance, first.path, first.node)]
+
+
+def _fits(types: frozenset[str] | None, found: str) -> bool:
+    return types is None or found in types or (found == "integer" and "number" in types)
 
 
 def _one_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, out: list[Failure] | None) -> bool:
@@ -634,6 +715,8 @@ def _one_of(ev: Evaluation, node: Node, value: Any, instance: Any, path: Path, o
                 break
     if matches == 1:
         return True
+    if matches == 0:
+        return _no_alternative(ev, node, "oneOf", value, instance, path, out)
     return _fail(out, "oneOf", value, instance, path, node, matches=matches)
 
 

@@ -145,7 +145,7 @@ def circular_graph(schemas: int = 12, properties: int = 5) -> dict[str, Any]:
         (ROOT_CHILD, {"child": {"child": {"n": "x"}}}, "customObjects.child.child.n: expected integer"),
         (ANCHOR_LOOP, {"a": {"next": {"n": "x"}}}, "customObjects.a.next.n: expected integer"),
         (MUTUAL, {"a": {"b": {"a": {"n": "x"}}}}, "customObjects.a.b.a.n: expected integer"),
-        (ARRAY_LOOP, {"list": [1, [2, ["x"]]]}, "customObjects.list[1]: expected integer or"),
+        (ARRAY_LOOP, {"list": [1, [2, ["x"]]]}, "customObjects.list[1][1][0]: expected integer or array of"),
         (ID_SCOPED, {"p": {"again": {"n": "x"}}}, "customObjects.p.again.n: expected integer"),
         (recursive_union(12), {"root": {"k0": 1, "next": {"k1": "x"}}}, "customObjects.root: expected"),
     ],

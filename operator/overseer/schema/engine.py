@@ -141,7 +141,7 @@ class Evaluation:
         return False
 
     def key(self, value: Any) -> Any:
-        """_key, memoised per container; every use is paid for by the container's size (hashing or
+        """keywords.key_of, memoised per container; every use is paid for by the container's size (hashing or
         comparing the key walks it again)."""
         if not isinstance(value, dict | list | tuple):
             return ("b", value) if isinstance(value, bool) else value

@@ -1,7 +1,7 @@
 """Checks a model's labels, metadata and customObjects against one ModelSchema version.
 
-Pure and cheap: validators are compiled once per distinct schema section and cached, so the
-admission webhook and the serving pod can call this on every request.
+Pure and cheap: each distinct schema section is compiled once and cached, so the admission
+webhook and the serving pod can call this on every request; every check is bounded (limits.py).
 """
 
 from __future__ import annotations
@@ -124,9 +124,9 @@ def schema_problem(schema: Any) -> str | None:
 def _compile(schema: Any) -> CompiledSection:
     try:
         return _compile_checked(schema)
-    except RecursionError as error:
+    except RecursionError:
         # Bounds above make this unreachable for what we know of; a schema must still never crash us.
-        return CompiledSection(schema, f"not a usable JSON Schema: {_failure(error)}")
+        return CompiledSection(schema, "not a usable JSON Schema: nested too deeply to check")
 
 
 def _compile_checked(schema: Any) -> CompiledSection:
@@ -150,12 +150,6 @@ def _compile_checked(schema: Any) -> CompiledSection:
     if problem:
         return CompiledSection(schema, problem, None)
     return CompiledSection(schema, None, section)
-
-
-def _failure(error: BaseException) -> str:
-    if isinstance(error, RecursionError):
-        return "nested too deeply to check"
-    return f"too complex: more than {MAX_VALIDATION_STEPS:,} steps"
 
 
 def _check_defaults(section: ResolvedSection) -> str | None:
@@ -299,8 +293,8 @@ def validate_model_config(
                     "the schema is too complex (nested alternatives multiply the work; see docs/schema.md, Bounds)",
                 )
             ]
-        except RecursionError as error:  # unreachable under the depth bound; never a crash all the same
-            found = [FieldProblem(section, f"cannot be checked: {_failure(error)}")]
+        except RecursionError:  # unreachable under the depth bound; never a crash all the same
+            found = [FieldProblem(section, "cannot be checked: nested too deeply to check")]
         found.sort(key=lambda p: p.path)
         if len(found) > MAX_PROBLEMS:
             more = len(found) - MAX_PROBLEMS

@@ -6,13 +6,12 @@ document, its schema-defaulted config, and the parsed inference parameters.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from overseer.api.errors import explain
 from overseer.api.model_document import ModelDocument
+from overseer.safe_yaml import TextError, YamlSyntaxError, decode_text, load_one
 from overseer.schema.validation import validate_model_config
 from pydantic import ValidationError
 
@@ -47,24 +46,19 @@ class Desired:
         return self.identity() == other.identity() and self.config == other.config
 
 
-def decode(raw: bytes, *, content_type: str | None = None) -> Any:
-    """JSON or YAML bytes -> Python data (JSON is a subset of YAML; JSON is tried first)."""
+def decode(raw: bytes, *, content_type: str | None = None, max_bytes: int | None = None) -> Any:
+    """JSON or YAML bytes -> Python data, with the one reader `overseer validate` uses
+    (`overseer.safe_yaml`): duplicate keys are refused naming the key and its lines, aliases may not
+    explode, and a body the sender calls JSON must be JSON."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("model document is not UTF-8 text") from None
-    if not text.strip():
-        raise BadRequest("model document is empty")
+        text = decode_text(raw, "model document", max_bytes=len(raw) if max_bytes is None else max_bytes)
+    except TextError as error:
+        raise BadRequest(str(error)) from None
     media = (content_type or "").split(";")[0].strip().lower()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        if media == "application/json" or text.lstrip().startswith(("{", "[")):
-            raise BadRequest(f"model document is not valid JSON: {error}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise BadRequest(f"model document is neither JSON nor YAML: {error}") from None
+        return load_one(text, json_only=media == "application/json")
+    except YamlSyntaxError as error:
+        raise BadRequest(f"model document: {error.message}") from None
 
 
 def parse(data: Any) -> ModelDocument:
@@ -93,5 +87,5 @@ def validate(document: ModelDocument) -> Desired:
     return Desired(document=document, config=result.defaulted, params=params)
 
 
-def load_document(raw: bytes, *, content_type: str | None = None) -> Desired:
-    return validate(parse(decode(raw, content_type=content_type)))
+def load_document(raw: bytes, *, content_type: str | None = None, max_bytes: int | None = None) -> Desired:
+    return validate(parse(decode(raw, content_type=content_type, max_bytes=max_bytes)))

@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 from overseer_serving import service
+from overseer_serving.auth import AdminToken
 from overseer_serving.settings import ServingSettings
 from PIL import Image
 
@@ -41,6 +42,7 @@ class FakeMetrics:
 class FakeRuntime:
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
+        self.admin_token = AdminToken(settings.admin_token_file)
         self.metrics = FakeMetrics()
         self.current = FakeModel("old")
         self.release = threading.Event()

@@ -137,7 +137,8 @@ def _client(session: Any, timeout_s: float, style: str, region: str | None) -> A
             signature_version="s3v4",
             s3={"addressing_style": addressing},
         )
-        return session.create_client("s3", region_name=region, config=config)
+        # AWS_REGION is what EKS injects and other SDKs read first; botocore reads AWS_DEFAULT_REGION.
+        return session.create_client("s3", region_name=region or os.environ.get("AWS_REGION") or None, config=config)
 
     if style != "auto":
         return make(style)

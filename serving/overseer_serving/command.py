@@ -16,6 +16,7 @@ here lets a traceback reach the user.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import os
@@ -148,8 +149,8 @@ def _serve(settings: ServingSettings, log: logging.Logger) -> int:
         service: Any = YoloService  # a bentoml Service object once decorated
         service.serve_http(host=settings.host, port=settings.port)  # returns once stopped
     except OSError as error:
-        raise StartupError(f"server failed: {describe_os_error(error)}") from None
-    except Exception as error:  # bind failures and the like: one line, no traceback
+        raise StartupError(_server_os_error(error, settings)) from None
+    except Exception as error:  # anything else BentoML raises: one line, no traceback
         raise StartupError(f"server failed: {type(error).__name__}: {error}") from None
     fatal = store.read_fatal()
     if fatal:
@@ -188,22 +189,27 @@ def _private_state_dir() -> Path:
 
 
 def _prepare_directories(settings: ServingSettings, store: StateStore) -> None:
-    """The state and weights-cache directories exist and take a file: found now, not at the first swap."""
+    """The state, weights-cache and BentoML home directories exist and take a file: found now, not later."""
     cache_setting = "OVERSEER_CACHE_DIR" if settings.cache_dir is not None else "OVERSEER_STATE_DIR"
     for directory, name, setting in (
         (store.root, "state", "OVERSEER_STATE_DIR"),
         (settings.weights_dir, "weights cache", cache_setting),
+        (bentoml_home(), "BentoML home", "BENTOML_HOME"),  # BentoML writes there when the server starts
     ):
         if directory.exists() and not directory.is_dir():
             raise StartupError(f"cannot use {directory} as the {name} directory: it is not a directory ({setting})")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=directory, prefix=".overseer-write-check-"):
-                pass
-        except OSError as error:
+        except OSError as error:  # names the part of the path that failed
             raise StartupError(
                 describe_os_error(error, f"cannot write the {name} directory", directory) + f" ({setting})"
             ) from None
+        try:
+            with tempfile.TemporaryFile(dir=directory, prefix=".overseer-write-check-"):
+                pass
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise StartupError(f"cannot write the {name} directory {directory}: {reason} ({setting})") from None
     try:
         store.prepare()
     except OSError as error:
@@ -266,6 +272,17 @@ def _export(settings: ServingSettings) -> None:
     overrides = json.loads(os.environ.get("BENTOML_CONFIG_OVERRIDES") or "{}")
     overrides.setdefault("services", {}).setdefault(SERVICE_NAME, {})["workers"] = settings.workers
     os.environ["BENTOML_CONFIG_OVERRIDES"] = json.dumps(overrides)
+
+
+def bentoml_home() -> Path:
+    """Where BentoML keeps its state (its own rule: BENTOML_HOME, else ~/bentoml)."""
+    return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+
+
+def _server_os_error(error: OSError, settings: ServingSettings) -> str:
+    if error.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) and error.filename is None:
+        return f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error} (--host, --port)"
+    return f"server failed: {describe_os_error(error)}"
 
 
 def _setting_name(path: str) -> str:

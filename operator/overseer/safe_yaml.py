@@ -159,7 +159,10 @@ def load_one(text: str, *, json_only: bool = False) -> Any:
 
 def _yaml_documents(text: str) -> tuple[list[ParsedDocument], YamlSyntaxError | None]:
     documents: list[ParsedDocument] = []
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except UnicodeEncodeError:  # str input (not decoded bytes) holding a lone surrogate code point
+        return documents, YamlSyntaxError("invalid YAML: the text holds a lone surrogate, which is not a character")
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -175,8 +178,6 @@ def _yaml_documents(text: str) -> tuple[list[ParsedDocument], YamlSyntaxError | 
         return documents, YamlSyntaxError(_yaml_error_text(error), mark.line + 1 if mark is not None else 1)
     except RecursionError:
         return documents, YamlSyntaxError("YAML nested too deeply")
-    except UnicodeEncodeError as error:  # a surrogate escape ("\ud800") that libyaml cannot encode
-        return documents, YamlSyntaxError(f"invalid YAML: {error.reason}: a surrogate escape is not a character")
     finally:
         loader.dispose()
     return documents, None

@@ -124,8 +124,11 @@ def _serve(settings: ServingSettings, log: logging.Logger) -> int:
     store = StateStore(settings.state_dir)  # type: ignore[arg-type]
     _prepare_directories(settings, store)
     desired = _read_model_document(settings)
-    _check_token_file(settings, log)
+    _check_token_file(settings)
     _fetch_weights(settings, desired)
+    # Warnings only once every check passed: a start-up that fails prints its one error line alone.
+    if settings.admin_token_file is None:
+        log.warning("no admin token file: /admin/model answers 401 to everyone")
     try:
         store.fatal_file.unlink(missing_ok=True)
         for stale in store.workers_dir.glob("*.json"):
@@ -234,11 +237,10 @@ def _read_model_document(settings: ServingSettings) -> Desired:
         raise StartupError(f"{path}: {error.message}") from None
 
 
-def _check_token_file(settings: ServingSettings, log: logging.Logger) -> None:
+def _check_token_file(settings: ServingSettings) -> None:
     from overseer_serving.auth import AdminToken
 
     if settings.admin_token_file is None:
-        log.warning("no admin token file: /admin/model answers 401 to everyone")
         return
     problem = AdminToken(settings.admin_token_file).problem()
     if problem is not None:

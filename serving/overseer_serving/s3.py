@@ -9,8 +9,8 @@ But botocore's own body stream reads fixed-size blocks (a server that drips byte
 block past any deadline), so the request it would send is captured just before sending (its
 `before-send` event) and sent by httpx, whose reads the copy loop in fetch.py sees one by one: the
 same size limit, whole-download deadline and digest check as http(s)://. botocore is imported only
-when an s3:// URI is fetched (0.2 s, once per process); a session is made per fetch, so a rotated
-Secret or token file takes effect on the next swap.
+when an s3:// URI is fetched; a session is made per fetch (sharing botocore's parsed service data),
+so a rotated Secret or token file takes effect on the next swap.
 
 Addressing: virtual-hosted (`bucket.s3.region.amazonaws.com`) on AWS, path-style
 (`endpoint/bucket/key`) when an endpoint override is configured - what MinIO, Ceph and most
@@ -98,10 +98,25 @@ def sign_get(
         ) from None
 
 
-def _sign(location: S3Location, timeout_s: float, addressing_style: str, region: str | None) -> SignedRequest:
+_loader: Any = None
+
+
+def _session() -> Any:
+    """A new session (credentials and configuration read afresh: a rotated Secret counts) sharing one
+    loader of botocore's service data, which is what makes a client cost 0.1 s instead of 0.5 s."""
+    global _loader  # noqa: PLW0603 - a cache of read-only data, one per process
+    import botocore.loaders
     import botocore.session
 
+    if _loader is None:
+        _loader = botocore.loaders.create_loader()
     session = botocore.session.Session()
+    session.register_component("data_loader", _loader)
+    return session
+
+
+def _sign(location: S3Location, timeout_s: float, addressing_style: str, region: str | None) -> SignedRequest:
+    session = _session()
     credentials = session.get_credentials()
     if credentials is None:
         raise _no_credentials(location.uri)

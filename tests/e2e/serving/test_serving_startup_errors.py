@@ -205,3 +205,16 @@ def test_the_documents_used_here_are_valid(pod: Pod) -> None:
     desired = load_document(pod.model_file.read_bytes())
     assert desired.params.conf == 0.25
     assert json.loads(json.dumps(desired.document.to_wire()))["model"]["uri"] == f"file://{pod.weights}"
+
+
+def test_an_address_this_host_does_not_have(pod: Pod, entry: str) -> None:
+    pod.env["OVERSEER_HOST"] = "192.0.2.1"  # TEST-NET-1: never a local address; binding fails at once
+    command = [*ENTRY_POINTS[entry], "--model-file", str(pod.model_file), "--token-file", str(pod.token)]
+    result = subprocess.run(
+        [*command, "--port", "3000"], env=clean_environment(**pod.env), capture_output=True, text=True, timeout=180,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith(PREFIX)]
+    assert errors == [f"{PREFIX}cannot listen on 192.0.2.1:3000: Cannot assign requested address (--host, --port)"]

@@ -32,11 +32,10 @@ from overseer.manifests import (
 from overseer.schema.compatibility import (
     BreakingChange,
     CompatibilityReport,
-    check_against_history,
     check_compatibility,
-    check_registered_versions,
+    check_history,
 )
-from overseer.schema.hints import one_line
+from overseer.text import one_line
 
 SERVING_EXTRA_HINT = "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
 
@@ -254,10 +253,11 @@ def _diff(args: argparse.Namespace) -> int:
             )
         reports = [check_compatibility(old.version, new.version, mode)]
     else:
-        # Whole files (a merge request): registered versions stay untouched, and every version NEW
-        # adds is checked against the history as the mode requires, not just the highest one.
-        registered = check_registered_versions(old.schema.spec.versions, new.schema.spec.versions)
-        reports = _check_added_versions(old.schema, new.schema, mode)
+        # Whole files (a merge request), checked as admission checks an UPDATE: registered versions
+        # stay untouched, and every version NEW adds is checked against the history as the mode
+        # requires, not just the highest one.
+        history = check_history(new.schema.spec.versions, mode, registered=old.schema.spec.versions)
+        registered, reports = history.registered, history.reports
     changes = [*registered, *(c for r in reports for c in r.changes)]
     if args.output == "json":
         print(json.dumps(_diff_json(old, new, mode, registered, reports), indent=2))
@@ -273,22 +273,6 @@ def _diff(args: argparse.Namespace) -> int:
                 print(one_line(f"note: {notice}{_pair(report) if labelled else ''}"))
         print(_diff_summary(old, new, mode, reports, len(changes)))
     return EXIT_INVALID if changes else EXIT_OK
-
-
-def _check_added_versions(old: ModelSchema, new: ModelSchema, mode: str) -> list[CompatibilityReport]:
-    """Each version of `new` above `old`'s highest against the versions before it (NEW's copies,
-    OLD's for any NEW dropped): the previous one, or all of them under a _TRANSITIVE mode."""
-    baseline = old.spec.latest.version
-    by_number = {v.version: v for v in old.spec.versions} | {v.version: v for v in new.spec.versions}
-    history = [by_number[n] for n in sorted(by_number)]
-    reports: list[CompatibilityReport] = []
-    for version in (v for v in history if v.version > baseline):
-        earlier = [v for v in history if v.version < version.version]
-        if mode == "NONE":  # nothing to check, but the notices (changed defaults) are still worth a look
-            reports.append(check_compatibility(earlier[-1], version, mode))
-        else:
-            reports.extend(check_against_history(earlier, version, mode))
-    return reports
 
 
 def _pair(report: CompatibilityReport) -> str:

@@ -9,28 +9,21 @@ extensions (CEL rules, list types) into the CRD.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from overseer.api.model_document import DIGEST_PATTERN, JSONObject, ModelSpec
 
+# The light core's layers point one way: text <- schema <- api. The mode list is the checker's.
+from overseer.schema.limits import MAX_VERSIONS
+from overseer.schema.modes import COMPATIBILITY_MODES, CompatibilityMode
+
 GROUP = "overseer.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-CompatibilityMode = Literal[
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-]
-# The one list of modes: the CRD enum, the CLI's --mode choices and the compatibility checker use it.
-COMPATIBILITY_MODES: tuple[str, ...] = get_args(CompatibilityMode)
-MAX_SCHEMA_VERSIONS = 100
+MAX_SCHEMA_VERSIONS = MAX_VERSIONS
 
 # A JSON Schema or a free-form config section: kept as-is by the API server.
 _FREE_FORM: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}

@@ -9,14 +9,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from overseer import text
 from overseer.api.errors import explain
-from overseer.api.model_document import ModelDocument
+from overseer.api.model_document import ModelDocument, ModelSpec
 from overseer.safe_yaml import TextError, YamlSyntaxError, decode_text, load_one
 from overseer.schema.validation import validate_model_config
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator
 
 from overseer_serving.errors import BadRequest, InvalidConfig, InvalidDocument
+from overseer_serving.fetch import SCHEMES as FETCHABLE_SCHEMES
 from overseer_serving.params import InferenceParams, from_custom_objects
+
+
+class PodModelSpec(ModelSpec):
+    """The model section as this pod reads it: the URI schemes are the ones this pod can fetch.
+
+    Admission (`overseer.api.model_document.URI_SCHEMES`, used by `overseer validate` and the
+    webhooks) decides what the cluster accepts from users; a pod must not refuse what it can serve,
+    nor accept what it cannot. Everything else is ModelSpec's own validation.
+    """
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        scheme, sep, _ = uri.partition("://")
+        if sep and scheme in FETCHABLE_SCHEMES:
+            return uri
+        fetchable = ", ".join(s + "://" for s in FETCHABLE_SCHEMES)
+        raise ValueError(f"unsupported URI {text.show(uri)}: expected one of {fetchable}")
+
+
+class PodModelDocument(ModelDocument):
+    model: PodModelSpec
 
 
 @dataclass(frozen=True)
@@ -67,10 +91,10 @@ def parse(data: Any) -> ModelDocument:
             f"model document must be an object with 'model' and 'schema', found {type(data).__name__}"
         )
     try:
-        return ModelDocument.model_validate(data)
+        return PodModelDocument.model_validate(data)
     except ValidationError as error:
         # The CLI's and the admission webhooks' words for the same mistakes (did-you-mean included).
-        problems = [f"{path or 'document'}: {message}" for path, message in explain(ModelDocument, error)]
+        problems = [f"{path or 'document'}: {message}" for path, message in explain(PodModelDocument, error)]
         raise InvalidDocument("; ".join(problems)) from None
 
 

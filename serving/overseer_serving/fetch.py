@@ -34,7 +34,7 @@ from overseer_serving.errors import DigestMismatch, FetchFailed, InvalidConfig
 if TYPE_CHECKING:
     import httpx
 
-SCHEMES = ("file", "http", "https", "s3")
+SCHEMES = ("file", "http", "https", "s3")  # what this pod fetches (document.PodModelSpec accepts them)
 
 
 def cached_path(cache_dir: Path, digest: str) -> Path:

@@ -196,3 +196,15 @@ def test_size_nul_bytes_and_encoding_are_checked_before_parsing() -> None:
         load_document(raw + b"\x00")
     with pytest.raises(BadRequest, match="not UTF-8 text"):
         load_document(b"\xff" + raw)
+
+
+def test_the_pod_accepts_the_schemes_it_can_fetch_whatever_admission_accepts_yet() -> None:
+    doc = document(conf=0.4)
+    doc["model"]["uri"] = "s3://models/cat v2.pt"
+    assert load_document(json.dumps(doc).encode()).document.model.uri == "s3://models/cat v2.pt"
+    doc["model"]["uri"] = "gs://models/cat.pt"
+    with pytest.raises(InvalidDocument) as caught:
+        load_document(json.dumps(doc).encode())
+    assert caught.value.message == (
+        "model.uri: unsupported URI 'gs://models/cat.pt': expected one of file://, http://, https://, s3://"
+    )

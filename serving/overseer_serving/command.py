@@ -122,6 +122,11 @@ def _serve(settings: ServingSettings, log: logging.Logger) -> int:
     from overseer_serving.state import StateStore
 
     store = StateStore(settings.state_dir)  # type: ignore[arg-type]
+    if not os.environ.get("BENTOML_HOME"):
+        # BentoML's default, ~/bentoml, is shared by every BentoML process of the user, and each server
+        # start empties its Prometheus directory: two servers on one machine (local-cluster pods, tests)
+        # would erase each other's metrics. This process needs nothing from a model store there.
+        os.environ["BENTOML_HOME"] = str(store.root / "bentoml")
     _prepare_directories(settings, store)
     desired = _read_model_document(settings)
     _check_token_file(settings)
@@ -277,7 +282,8 @@ def _export(settings: ServingSettings) -> None:
 
 
 def bentoml_home() -> Path:
-    """Where BentoML keeps its state (its own rule: BENTOML_HOME, else ~/bentoml)."""
+    """Where BentoML keeps its state: BENTOML_HOME (`overseer serve` sets it to <state dir>/bentoml
+    unless it is set), else BentoML's own default, ~/bentoml."""
     return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
 
 

@@ -30,6 +30,8 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in [n for n in os.environ if n.startswith("OVERSEER_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("OVERSEER_LOG_FORMAT", "text")
+    monkeypatch.setenv("BENTOML_HOME", "recorded")  # so that the value serve() sets is undone after the test
+    monkeypatch.delenv("BENTOML_HOME")
     logger = logging.getLogger("overseer_serving")
     saved = (list(logger.handlers), logger.propagate, logger.level)
     yield
@@ -211,3 +213,12 @@ def test_weights_that_are_not_a_regular_file(setup: Setup, ctx: Run, case: str) 
 def test_weights_under_a_regular_file(setup: Setup, a_file: Path, ctx: Run) -> None:
     setup.write_document(uri=f"file://{a_file}/weights.pt")
     assert setup.run(*ctx) == f"{setup.model_file}: cannot read file://{a_file}/weights.pt: Not a directory"
+
+
+def test_each_server_gets_its_own_bentoml_home_unless_one_is_set(setup: Setup, ctx: Run) -> None:
+    # BentoML empties <home>/prometheus_multiproc_dir whenever a server starts: a shared ~/bentoml
+    # would let one server erase another's metrics.
+    setup.model_file.unlink()
+    setup.run(*ctx)
+    assert os.environ["BENTOML_HOME"] == f"{setup.state}/bentoml"
+    assert (setup.state / "bentoml").is_dir()

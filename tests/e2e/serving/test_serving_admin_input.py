@@ -119,3 +119,27 @@ def test_the_token_file_is_never_described_to_a_caller_and_rotation_takes_effect
     assert new.status_code == 200 and new.json()["model"]["digest"] == doc["model"]["digest"]
     token_file.write_text(TOKEN + "\n")
     assert httpx.get(f"{srv.url}/admin/model", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_a_second_server_on_the_machine_does_not_erase_the_first_ones_metrics(
+    server: tuple[LocalServer, dict[str, Any]], tmp_path: Path
+) -> None:
+    # BentoML empties <BENTOML_HOME>/prometheus_multiproc_dir when a server starts; with the shared
+    # default home (~/bentoml) the first server's counters vanished from its /metrics.
+    srv, doc = server
+    with srv.admin() as admin:
+        assert admin.put("/admin/model", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+
+    def refused() -> float:
+        with srv.client() as c:
+            text = c.get("/metrics").text
+        series = 'overseer_model_swap_failures_total{reason="bad_request"}'
+        lines = [line for line in text.splitlines() if line.startswith(series)]
+        return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+    before = refused()
+    assert before >= 1.0
+    weights = Path(doc["model"]["uri"].removeprefix("file://"))
+    env = {"OVERSEER_CACHE_DIR": str(tmp_path / "cache"), "OVERSEER_LOG_FORMAT": "json"}
+    with running(tmp_path / "second", document(weights, doc["model"]["digest"]), token=TOKEN, env=env):
+        assert refused() == before

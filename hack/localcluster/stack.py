@@ -218,6 +218,8 @@ def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "hack"), env.get("PYTHONPATH")]))
+    # Pods run commands as an image's PATH would find them: `overseer serve` from the project's venv.
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
     agent_argv = [sys.executable, "-m", "localcluster.nodeagent", f"--kubeconfig={d / 'kubeconfig'}",
                   f"--dir={d}", f"--ip-block={ip_block}"]
     if owner_pid:
@@ -246,6 +248,9 @@ def _cluster_ready(d: Path, kubectl: Path) -> bool:
 
 def stop_stack(d: Path, keep_agent: bool = False) -> None:
     """Stop everything recorded in d: pod processes, then agent, controller-manager, apiserver, etcd."""
+    from .overseer_operator import stop_operator
+
+    stop_operator(d)  # the operator first: it would only log errors against a stopping API server
     state = _read_state(d)
     pids = (state or {}).get("pids", {})
     if not keep_agent and "node-agent" in pids:

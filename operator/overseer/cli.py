@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from overseer import registry
 from overseer.api.v1alpha1 import COMPATIBILITY_MODES, KINDS, ModelSchema, SchemaVersion
 from overseer.checks import Problem, Report, check_documents
+from overseer.deployment_new import command as deployment_command
 from overseer.manifests import (
     STDIN,
     Document,
@@ -74,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="files or folders holding ModelSchemas that deployments reference (their other objects are ignored)",
     )
+    validate.add_argument(
+        "--schemas-from-cluster",
+        action="store_true",
+        help="also read the ModelSchemas of each deployment's namespace from the cluster (read-only: get/list); "
+        "kubeconfig or in-cluster config; needs the operator extra",
+    )
+    validate.add_argument("--context", metavar="NAME", help="kubeconfig context for --schemas-from-cluster")
     validate.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     validate.set_defaults(handler=_validate)
 
@@ -96,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     diff.set_defaults(handler=_diff)
+
+    deployment_command.add_parser(commands)
 
     # The serving package owns the serve flags (and its --help): everything after `serve` is handed to it.
     serve = commands.add_parser(
@@ -149,7 +160,10 @@ def _validate(args: argparse.Namespace) -> int:
     stdin_used = [False]
     documents = _load(args.paths, read_errors, stdin_used)
     extra = _load(args.schemas, read_errors, stdin_used)
-    report = check_documents(documents.documents, extra.documents)
+    cluster = _cluster_schemas(args, documents.documents, [*documents.documents, *extra.documents])
+    report = check_documents(documents.documents, [*extra.documents, *cluster.documents])
+    if cluster.where is not None:
+        report.problems = registry.adjust_problems(report.problems, cluster)
     problems = sorted(
         [*documents.syntax, *extra.syntax, *report.problems],
         key=lambda p: (p.source, p.index, p.path),
@@ -166,6 +180,20 @@ def _validate(args: argparse.Namespace) -> int:
     if read_errors:
         return EXIT_USAGE
     return EXIT_INVALID if errors else EXIT_OK
+
+
+def _cluster_schemas(
+    args: argparse.Namespace, documents: list[Document], local_schemas: list[Document]
+) -> registry.ClusterSchemas:
+    """--schemas-from-cluster: the ModelSchemas of the deployments' namespaces; any cluster failure is exit 2."""
+    if not args.schemas_from_cluster:
+        if args.context is not None:
+            raise UsageError("overseer validate: --context needs --schemas-from-cluster")
+        return registry.ClusterSchemas([], None)
+    try:
+        return registry.read_cluster_schemas(documents, local_schemas, context=args.context)
+    except registry.ClusterAccessError as error:
+        raise UsageError(f"overseer: {error}") from error
 
 
 @dataclass

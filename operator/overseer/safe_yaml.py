@@ -128,10 +128,12 @@ def parse_stream(text: str) -> tuple[list[ParsedDocument], YamlSyntaxError | Non
     try:
         return _json_documents(text), None
     except _NotJson as not_json:
-        # `{a: 1}` is YAML flow style: valid YAML is accepted; if it is not, the JSON error is the
-        # one that speaks to what the author meant.
+        # `{a: 1}` is YAML flow style: valid YAML is accepted. If it is not, the error that speaks to
+        # what the author meant: JSON's for `{"model": ...` cut short, YAML's for `[cat, dog`.
         documents, error = _yaml_documents(text)
-        return (documents, None) if error is None else ([], not_json.error)
+        if error is None:
+            return documents, None
+        return [], not_json.error if _strict_json_start(text) else error
     except YamlSyntaxError as error:
         return [], error
 
@@ -229,6 +231,12 @@ class _DuplicateKey(Exception):
 
 def _looks_like_json(text: str) -> bool:
     return text.lstrip()[:1] in ("{", "[")
+
+
+def _strict_json_start(text: str) -> bool:
+    """`{"`, `[1`, `[{`...: written as JSON, not as YAML flow style (`{a: 1}`, `[cat]`)."""
+    after = text.lstrip()[1:].lstrip()[:1]
+    return after == "" or after in '"{[]}-0123456789tfn'
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

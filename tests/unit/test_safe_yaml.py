@@ -33,6 +33,7 @@ def test_json_is_read_with_json_rules() -> None:
         ("a: 1\nb:\n  c: 1\n  c: 2\n", "invalid YAML: line 4, column 3: duplicate key 'c' (first at line 3)", 4),
         ('{"a": 1,\n "a": 2}', "invalid JSON: line 2, column 2: duplicate key 'a' (first at line 1)", 2),
         ('{"a": 1,', "invalid JSON: line 1, column 9: Expecting property name enclosed in double quotes", 1),
+        ("[cat, dog", "invalid YAML: line 2, column 1: did not find expected ',' or ']'", 2),
         ('a: "\\ud800"\n', "invalid YAML: line 1, column 7: found invalid Unicode character escape code", 1),
         # text (an SDK caller's str, never decoded bytes) holding a surrogate code point crashed the C reader
         ("a: \ud800\n", "invalid YAML: the text holds a lone surrogate, which is not a character", 1),

@@ -183,8 +183,8 @@ def deployment(custom: Any) -> dict[str, Any]:
 
 
 def test_lone_surrogates_in_a_config_are_reported_not_a_crash(run_cli: Run, tmp_path: Path) -> None:
-    # JSON allows "\ud800" (the SDK takes any Python string); RE2's Python wrapper raised
-    # UnicodeEncodeError on it. The CLI's YAML reader refuses such files before any check.
+    # JSON allows "\ud800" (so do the SDK and the CLI's JSON files); RE2's Python wrapper raised
+    # UnicodeEncodeError on it.
     schema = {
         "type": "object",
         "properties": {"owner": {"type": "string", "pattern": "^[a-z]+$"}, "home": {"type": "string", "format": "iri"}},
@@ -202,11 +202,12 @@ def test_lone_surrogates_in_a_config_are_reported_not_a_crash(run_cli: Run, tmp_
         check_model_config(schema_body(schema), custom_objects=config)
     assert "customObjects.owner: expected a string matching '^[a-z]+$', found 'ab\\ud800'" in str(raised.value)
     path = tmp_path / "all.json"
-    path.write_text(json.dumps([schema_body(schema), deployment(config)]), encoding="utf-8")
+    listed = {"apiVersion": "v1", "kind": "List", "items": [schema_body(schema), deployment(config)]}
+    path.write_text(json.dumps(listed), encoding="utf-8")
     cli = run_cli("validate", str(path))
     assert cli.code == 1
-    assert "invalid YAML" in cli.out
     assert "internal error" not in cli.err
+    assert "spec.model.customObjects.owner: expected a string matching '^[a-z]+$', found 'ab\\ud800'" in cli.out
 
 
 def test_iri_values_at_the_length_bound_are_checked_in_linear_time() -> None:

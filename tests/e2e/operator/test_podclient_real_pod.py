@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -197,13 +200,58 @@ async def test_a_wrong_token_is_unauthorized_for_get_and_undelivered_for_put(
     assert isinstance(result, SwapUndelivered) and result.kind == "unauthorized"
 
 
+@contextmanager
+def gated_weights_server(path: Path) -> Iterator[tuple[str, threading.Event]]:
+    """Serves `path` over HTTP on loopback, but holds each answer until the event is set: a swap
+    that fetches from it lasts exactly as long as the test wants, however fast the machine."""
+    body = path.read_bytes()
+    gate = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # the listener was closed
+                return
+            with conn:
+                conn.recv(65536)
+                if not gate.wait(60):
+                    continue
+                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
+                conn.sendall(body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/{path.name}", gate
+    finally:
+        stop.set()
+        gate.set()
+        listener.close()
+        thread.join(10)
+
+
 async def test_a_put_past_its_deadline_is_lost_and_the_pod_finishes_the_swap(
-    pod: LocalServer, weights: dict[str, Release], client: PodClient
+    pod: LocalServer, weights: dict[str, Release], client: PodClient, tmp_path: Path
 ) -> None:
     await client.swap(address(pod), TOKEN, weights["a"], pod="p")
-    result = await client.put_model(address(pod), TOKEN, weights["b"].document, deadline_s=0.3)
-    assert isinstance(result, SwapLost) and result.kind == "timeout"
-    await wait_serving(client, pod, weights["b"])  # the swap ran to its end without its client
+    # Weights the pod has never cached, from a server that answers only when the test says so: the
+    # PUT's deadline passes while the pod is still fetching, on any machine.
+    slow = tmp_path / "slow.pt"
+    digest = build_detector(slow, seed=3)
+    with gated_weights_server(slow) as (url, gate):
+        release = as_release(document(slow, digest, "20240404", uri=url))
+        result = await client.put_model(address(pod), TOKEN, release.document, deadline_s=0.3)
+        assert isinstance(result, SwapLost) and result.kind == "timeout", result
+        seen = await client.get_model(address(pod), TOKEN)
+        assert isinstance(seen, PodAnswer) and seen.served == weights["a"].key  # still the old model
+        gate.set()
+        await wait_serving(client, pod, release)  # the swap ran to its end without its client
     await client.swap(address(pod), TOKEN, weights["a"], pod="p")
 
 

@@ -189,6 +189,7 @@ during a rollback: hands off."""
 ACTIVE_PHASES: frozenset[str] = frozenset({"Rolling", "RollingBack"})
 HOLDING_PHASES: frozenset[str] = frozenset({"Halted", "RollbackFailed"})
 SwapPurpose = Literal["rollout", "rollback", "repair"]
+Strategy = Literal["HotSwap", "Rolling"]
 
 
 class InFlight(_Record):
@@ -236,6 +237,7 @@ class RolloutState(_Record):
     started_at: datetime
     finished_at: datetime | None = None
     attempt: str = Field(default="", description="The retry token the rollout was started with.")
+    strategy: Strategy = Field(default="HotSwap", description="spec.rollout.strategy when the rollout started.")
     in_flight: tuple[InFlight, ...] = ()
     failure: Failure | None = Field(default=None, description="The refusal that stopped this rollout.")
     rollback_failure: Failure | None = Field(default=None, description="A refusal of the rollback itself.")

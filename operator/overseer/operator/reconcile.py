@@ -29,7 +29,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ from overseer.api.v1alpha1 import API_VERSION, ModelDeployment, RolloutSpec, Sch
 from overseer.operator import admission, render
 from overseer.operator.kube import KubeClient, KubeError, api_path, object_path
 from overseer.operator.metrics import Metrics
-from overseer.operator.plan import POLL_S, Plan, PlanEvent, PlanInput, RolloutSettings, Wait, plan
+from overseer.operator.plan import POLL_S, Plan, PlanInput, RolloutSettings, Wait, plan
 from overseer.operator.rollout import RolloutExecutor
 from overseer.operator.rollout_state import Release, release_of
 from overseer.operator.settings import FIELD_MANAGER, OperatorSettings
@@ -310,7 +310,7 @@ class Reconciler:
             ),
             _now(),
         )
-        await self._write_status(body, DEPLOYMENTS, update, step.plan.events if step is not None else ())
+        await self._write_status(body, DEPLOYMENTS, update)
         if step is not None:
             self._schedule_next(namespace, name, step)
         if blocked is not None:
@@ -360,6 +360,10 @@ class Reconciler:
                 live.configmap = await self._write_configmap(configmap, live.configmap)
         self.rollouts.consumed(key, outcomes)
         self.rollouts.record(key, state, step.state, step.events)
+        # The plan's Events say what the record now says: posted once it is persisted (a plan whose
+        # record could not be written is made again, Events included), before anything else can fail.
+        for event in step.events:
+            await self.post_event(body, Event(event.type, event.reason, event.message))
         if parsed is not None:
             rolling = parsed.spec.rollout.strategy == "Rolling" and step.state is not None
             await self._apply_serving(body, parsed, live, step.state.wanted.key if rolling and step.state else None)
@@ -453,9 +457,7 @@ class Reconciler:
 
     # --- writing -----------------------------------------------------------------------------------
 
-    async def _write_status(
-        self, body: Mapping[str, Any], plural: str, update: StatusUpdate, events: Sequence[PlanEvent] = ()
-    ) -> None:
+    async def _write_status(self, body: Mapping[str, Any], plural: str, update: StatusUpdate) -> None:
         previous = body.get("status") or {}
         if any(previous.get(key) != value for key, value in update.status.items()):
             try:
@@ -464,12 +466,13 @@ class Reconciler:
                 if error.status == 404:
                     return  # deleted meanwhile
                 raise
-        for event in [*(Event(e.type, e.reason, e.message) for e in events), *update.events]:
+        for event in update.events:
             await self.post_event(body, event)
 
     async def post_event(self, body: Mapping[str, Any], event: Event) -> None:
-        """A core/v1 Event on the object (`kubectl describe`, `kubectl events`); best effort."""
+        """A core/v1 Event on the object (`kubectl describe`, `kubectl events`), and a log line; best effort."""
         meta = body["metadata"]
+        log.info("%s %s/%s: %s: %s", body.get("kind"), meta["namespace"], meta["name"], event.reason, event.message)
         stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
         record = {
             "apiVersion": "v1",

@@ -177,6 +177,8 @@ class RolloutExecutor:
             if token is None or address is None or view is None or view.uid != swap.uid or swap.pod in entry.running:
                 skipped.append(swap)
                 continue
+            label = swap.release.key.label
+            log.info("ModelDeployment %s/%s: pod %s: %s of %s sent", *key, swap.pod, swap.purpose, label)
             task = asyncio.get_running_loop().create_task(
                 self._swap(key, swap, address, token), name=f"swap {key[0]}/{key[1]} pod {swap.pod}"
             )
@@ -195,8 +197,13 @@ class RolloutExecutor:
         except Exception as error:  # the pod client never raises; if it did, the swap's fate is unknown
             log.exception("swap of %s/%s pod %s failed unexpectedly", key[0], key[1], swap.pod)
             outcome = SwapOutcome(swap.pod, swap.release.key, SwapLost("connection_lost", f"internal error: {error}"))
-        self.metrics.pod_swaps.labels(purpose=swap.purpose, result=_result(outcome)).inc()
-        self.metrics.pod_swap_duration.labels(purpose=swap.purpose).observe(time.monotonic() - started)
+        result, seconds = _result(outcome), time.monotonic() - started
+        self.metrics.pod_swaps.labels(purpose=swap.purpose, result=result).inc()
+        self.metrics.pod_swap_duration.labels(purpose=swap.purpose).observe(seconds)
+        log.info(
+            "ModelDeployment %s/%s: pod %s: %s of %s: %s after %.1f s%s",
+            *key, swap.pod, swap.purpose, swap.release.key.label, result, seconds, _detail(outcome),
+        )  # fmt: skip
         entry = self._deployments.get(key)
         if entry is None or entry.running.get(swap.pod) is not asyncio.current_task():
             return  # the deployment was deleted meanwhile
@@ -233,6 +240,15 @@ class RolloutExecutor:
         else:
             self._active.discard(key)
         self.metrics.rollouts_in_progress.set(len(self._active))
+
+
+def _detail(outcome: SwapOutcome) -> str:
+    result = outcome.result
+    if isinstance(result, SwapRefused):
+        return f" ({result.reason}: {result.message})"
+    if isinstance(result, SwapUndelivered | SwapLost):
+        return f" ({result.kind}: {result.message})"
+    return ""
 
 
 def _result(outcome: SwapOutcome) -> str:

@@ -362,7 +362,8 @@ class _Run:
                 state = state.model_copy(update={"in_flight": rest})
                 if result.served == outcome.key:
                     state = self._repaired(state, outcome.pod)
-                    if result.changed:
+                    # A PUT sent after a lost one answers "unchanged" when that one did the swap.
+                    if result.changed or flight.earlier:
                         self.event("Normal", "PodSwapped", f"pod {outcome.pod} serves {outcome.key.label}")
                 elif result.served is not None:
                     # Confirmed by digest or not at all: a pod that says yes and serves something

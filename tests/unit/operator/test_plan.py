@@ -401,6 +401,14 @@ def test_after_a_crash_a_put_on_record_is_sent_again_and_still_counts() -> None:
         assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V2)]
 
 
+def test_the_put_sent_again_after_a_crash_reports_the_swap_the_lost_one_did() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    again = step(V2, [serving("pod-a", V1), serving("pod-b", V1), serving("pod-c", V1)], first.state)
+    unchanged = outcome("pod-a", V2, Swapped(served=V2.key, changed=False))  # the lost PUT had swapped it
+    p = step(V2, [serving("pod-a", V2), *pods_on(V1, "pod-b", "pod-c")], again.state, outcomes=[unchanged])
+    assert [e.message for e in p.events if e.reason == "PodSwapped"] == ["pod pod-a serves cat_recognition:20240202"]
+
+
 def test_a_put_on_record_dies_with_a_restarted_pod() -> None:
     first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
     restarted = serving("pod-a", V2, restarts=1)  # started again from the ConfigMap (V2)

@@ -102,6 +102,7 @@ class Reconciler:
         self._scheduled: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[Key, int] = {}
+        self._written: dict[tuple[str, str], str] = {}  # ConfigMap -> the resourceVersion we wrote
         self._instance = socket.gethostname()
         self.rollouts = RolloutExecutor(
             settings, metrics, lambda namespace, name: self.trigger("ModelDeployment", namespace, name, 0.0)
@@ -240,6 +241,10 @@ class Reconciler:
     def _owner_changed(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(render.LABEL_DEPLOYMENT)
+        if obj.get("kind") == "ConfigMap" and meta.get("resourceVersion") and (
+            self._written.get((str(meta.get("namespace")), str(meta.get("name")))) == meta["resourceVersion"]
+        ):
+            return  # the echo of our own write (a rollout writes its record at every step)
         if owner and meta.get("namespace"):
             self.trigger("ModelDeployment", meta["namespace"], owner, 0.5)
 
@@ -394,7 +399,12 @@ class Reconciler:
         version = ((live or {}).get("metadata") or {}).get("resourceVersion")
         if version:
             body = {**configmap, "metadata": {**configmap["metadata"], "resourceVersion": version}}
-        return await self.kube.apply(object_path("v1", "configmaps", configmap), body)
+        written = await self.kube.apply(object_path("v1", "configmaps", configmap), body)
+        meta = written.get("metadata") or {}
+        if len(self._written) > 10_000:
+            self._written.clear()  # a bound, not a cache policy: a dropped entry costs one extra run
+        self._written[(meta.get("namespace", ""), meta.get("name", ""))] = str(meta.get("resourceVersion") or "")
+        return written
 
     async def _apply_serving(
         self, body: Mapping[str, Any], parsed: ModelDeployment, live: _Live, template_model: Any

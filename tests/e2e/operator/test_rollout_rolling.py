@@ -69,3 +69,23 @@ def test_a_model_the_new_pods_cannot_load_rolls_the_template_back(fleet: Fleet, 
     fleet.wait(lambda s: len(fleet.identities()) == REPLICAS, "the crash-looping pod to be removed")
     assert fleet.identities() == before  # the old pods served throughout, never restarted
     assert set(fleet.served().values()) == {v2.version}
+
+
+def test_a_serving_change_replaces_the_pods_and_carries_a_new_model_with_it(
+    fleet: Fleet, models: dict[str, Model]
+) -> None:
+    v2, v3 = models["v2"], models["v3"]
+    fleet.apply(fleet.body(v2, replicas=REPLICAS, strategy="Rolling"))
+    fleet.wait_serving(v2, replicas=REPLICAS)
+    before = fleet.identities()
+    body = fleet.body(v3, replicas=REPLICAS, strategy="HotSwap")  # the template loses its model, too
+    body["spec"]["serving"]["env"] = [{"name": "TEAM", "value": "vision"}]
+    fleet.apply(body)
+    status = fleet.wait_serving(v3, replicas=REPLICAS, timeout=READY_TIMEOUT)  # Ready: the Deployment rolled out
+    after = fleet.identities()
+    assert not set(before) & set(after) and len(after) == REPLICAS
+    assert set(fleet.served().values()) == {v3.version}
+    template = fleet.kubectl.json("get", "deployment", fleet.name)["spec"]["template"]
+    assert {"name": "TEAM", "value": "vision"} in template["spec"]["containers"][0]["env"]
+    assert "overseer.dev/model" not in (template["metadata"].get("annotations") or {})
+    assert status["lastRollout"]["strategy"] == "HotSwap"

@@ -326,7 +326,7 @@ class Reconciler:
         self, body: Mapping[str, Any], parsed: ModelDeployment | None, desired: Release | None, live: _Live
     ) -> _Step:
         """One step of the rollout: observe the pods, plan, persist (the ConfigMap first: pods start
-        from it), apply the other owned objects, start the swaps. `parsed` is None for an invalid
+        from it), start the swaps, apply the other owned objects. `parsed` is None for an invalid
         spec: nothing new starts and only the ConfigMap (the record) is written."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -367,12 +367,13 @@ class Reconciler:
         self.rollouts.record(key, state, step.state, step.events)
         # The plan's Events say what the record now says: posted once it is persisted (a plan whose
         # record could not be written is made again, Events included), before anything else can fail.
+        # The swaps start as soon as their record is persisted, whatever happens to the rest.
+        unsent = self.rollouts.launch(key, step.swaps, observation, token)
         for event in step.events:
             await self.post_event(body, Event(event.type, event.reason, event.message))
         if parsed is not None:
             rolling = parsed.spec.rollout.strategy == "Rolling" and step.state is not None
             await self._apply_serving(body, parsed, live, step.state.wanted.key if rolling and step.state else None)
-        unsent = self.rollouts.launch(key, step.swaps, observation, token)
         return _Step(plan=step, pods=pods, unsent=len(unsent))
 
     async def _token(self, body: Mapping[str, Any], live: _Live, *, create: bool) -> str | None:

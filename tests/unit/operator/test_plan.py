@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from datetime import timedelta
 
 import pytest
@@ -609,6 +611,21 @@ def test_the_state_survives_its_json_and_garbage_is_no_state() -> None:
     assert RolloutState.from_json(state.to_json()) == state
     for garbage in ("", "{", "[]", '{"format": 1}', state.to_json().replace('"format":1', '"format":99')):
         assert RolloutState.from_json(garbage) is None
+
+
+def test_a_hand_edited_record_whose_documents_do_not_hold_together_is_no_state() -> None:
+    """Anyone who may edit the ConfigMap may edit the record: the operator must not trust it blindly."""
+    record = json.loads(_rolling_with_a_on_v2().to_json())
+    broken = copy.deepcopy(record)
+    broken["target"]["document_json"] = "not json"
+    other = copy.deepcopy(record)
+    other["target"]["document_json"] = V3.document_json  # a document of another model than the key
+    empty = copy.deepcopy(record)
+    empty["target"]["document_json"] = json.dumps({"model": {}, "schema": {}})
+    deep = copy.deepcopy(record)
+    deep["target"]["document_json"] = "[" * 100_000 + "]" * 100_000
+    for edited in (broken, other, empty, deep):
+        assert RolloutState.from_json(json.dumps(edited)) is None
 
 
 def test_a_retry_token_changed_while_nothing_failed_does_not_retry_a_later_failure() -> None:

@@ -130,6 +130,23 @@ async def test_observe_asks_every_running_pod_at_once(pods: dict[str, tuple[Fake
     assert isinstance(wrong.views[0].observed, PodUnavailable) and wrong.views[0].observed.kind == "unauthorized"
 
 
+async def test_a_slow_pod_never_holds_another_deployments_swap(
+    pods: dict[str, tuple[FakePod, int]], executor: Any
+) -> None:
+    ex, done = executor
+    slow, _ = pods["pod-a"]
+    slow.release = asyncio.Event()
+    raw = [k8s_pod(name, port) for name, (_, port) in pods.items()]
+    seen = await ex.observe(raw, TOKEN, 3000)
+    other = ("ns", "dogs")
+    ex.launch(KEY, [Swap("pod-a", "uid-pod-a", V2, "rollout")], seen, TOKEN)
+    ex.launch(other, [Swap("pod-c", "uid-pod-c", V2, "rollout")], seen, TOKEN)
+    assert await asyncio.wait_for(done.get(), 5) == other
+    assert ex.pending(KEY) == ((), frozenset({"pod-a"}))
+    slow.release.set()
+    assert await asyncio.wait_for(done.get(), 5) == KEY
+
+
 async def test_a_slow_pod_holds_only_its_own_swap(pods: dict[str, tuple[FakePod, int]], executor: Any) -> None:
     ex, done = executor
     slow, _ = pods["pod-a"]

@@ -330,7 +330,9 @@ class Fleet:
         return out
 
     def events(self) -> list[tuple[str, str, str]]:
-        items = self.kubectl.json("get", "events", "--field-selector", f"involvedObject.name={self.name}")["items"]
+        # The Deployment and the Service have the same name: only the ModelDeployment's own Events.
+        selector = f"involvedObject.kind=ModelDeployment,involvedObject.name={self.name}"
+        items = self.kubectl.json("get", "events", "--field-selector", selector)["items"]
         # In the order they were made (the operator creates each Event once): a resourceVersion
         # is etcd's revision, timestamps have one-second steps.
         items.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))

@@ -386,9 +386,21 @@ class HistoryEntry(_Model):
         description="ModelSchema version it was checked against.",
     )
     served_at: datetime | None = Field(default=None, alias="servedAt", description="When it became served everywhere.")
+    labels: JSONObject | None = Field(
+        default=None,
+        description="The model's labels (schema defaults applied), as served.",
+        json_schema_extra=_FREE_FORM,
+    )
     metadata: JSONObject | None = Field(
         default=None,
         description="The model's metadata (its metrics): the promotion gate notWorseThanCurrent compares with it.",
+        json_schema_extra=_FREE_FORM,
+    )
+    custom_objects: JSONObject | None = Field(
+        default=None,
+        alias="customObjects",
+        description="The model's serving parameters (schema defaults applied), as served: with the fields above, "
+        "everything spec.model needs to go back to this model.",
         json_schema_extra=_FREE_FORM,
     )
 

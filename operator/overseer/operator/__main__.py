@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     kopf.configure(
         verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
+        # Text logs with a time and the logger on each line (a local run has no runtime to add them).
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
     liveness = f"http://{settings.metrics_addr}:{settings.liveness_port}/healthz" if settings.liveness_port else None
     kopf.run(

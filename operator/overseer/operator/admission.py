@@ -247,6 +247,8 @@ def promotion_gate(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str,
     before, after = spec_of(old).get("model"), _mapping(spec_of(new).get("model"))
     if before == after:
         return None
+    if _in_history(old, after):
+        return None  # served everywhere before: going back to it is a rollback, not a promotion
     metric = gate["metric"]
     value = _mapping(after.get("metadata")).get(metric)
     current = served_metric(old, metric)
@@ -259,6 +261,13 @@ def promotion_gate(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str,
             f"({current[0]}): promotion.notWorseThanCurrent refuses it",
         )
     return None
+
+
+def _in_history(old: Mapping[str, Any], model: Mapping[str, Any]) -> bool:
+    """`model` (name, version, digest) is an entry of status.history: every pod served it once."""
+    identity = tuple(model.get(k) for k in ("name", "version", "digest"))
+    history = _mapping(_mapping(old).get("status")).get("history") or []
+    return any(tuple(_mapping(e).get(k) for k in ("name", "version", "digest")) == identity for e in history)
 
 
 def _is_number(value: Any) -> bool:

@@ -8,7 +8,9 @@ reconciler), with an explicit id and its errors chosen on purpose.
   object's status and Events say why.
 
 No handler adds a finalizer (no on.delete, timers or daemons: they would block deletion while the
-operator is down); owned objects carry ownerReferences, so garbage collection removes them.
+operator is down); owned objects carry ownerReferences, so garbage collection removes them. Work
+that outlives a handler - a rollout's swaps, the drift check - belongs to the reconciler's own
+tasks and timers (reconcile.py, rollout.py), not to Kopf.
 """
 
 from __future__ import annotations
@@ -240,10 +242,12 @@ def _deleted(type: str, **_: Any) -> bool:
 
 
 @kopf.on.event(*DEPLOYMENTS, id="deployment-deleted", when=_deleted)
-async def deployment_deleted(namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def deployment_deleted(namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    runtime = runtime_of(memo)
+    runtime.reconciler.rollouts.forget((namespace or "", name))  # its swaps are of no use any more
     schema = _schema_name(body)
     if schema:
-        runtime_of(memo).reconciler.trigger("ModelSchema", namespace or "", schema)
+        runtime.reconciler.trigger("ModelSchema", namespace or "", schema)
 
 
 @kopf.on.resume(*SCHEMAS, id="schema-resume")

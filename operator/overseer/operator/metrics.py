@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_ROLLOUT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
 class Metrics:
@@ -49,6 +50,47 @@ class Metrics:
             "Time of one reconciliation, by kind.",
             ["kind"],
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # --- rollouts (docs/rollout.md) ---
+        self.rollouts = Counter(
+            "overseer_rollouts",
+            "Rollouts that ended, by strategy and result (succeeded, rolled_back, halted, rollback_failed, "
+            "superseded).",
+            ["strategy", "result"],
+            registry=self.registry,
+        )
+        self.rollout_duration = Histogram(
+            "overseer_rollout_duration_seconds",
+            "Time from a rollout's start to its end (every pod on the model, or rolled back, or held), by "
+            "strategy and result.",
+            ["strategy", "result"],
+            buckets=_ROLLOUT_BUCKETS,
+            registry=self.registry,
+        )
+        self.rollbacks = Counter(
+            "overseer_rollbacks",
+            "Rollouts that started going back to the last fully served model, by strategy.",
+            ["strategy"],
+            registry=self.registry,
+        )
+        self.rollouts_in_progress = Gauge(
+            "overseer_rollouts_in_progress",
+            "ModelDeployments whose rollout (or rollback) is under way.",
+            registry=self.registry,
+        )
+        self.pod_swaps = Counter(
+            "overseer_pod_swaps",
+            "PUT /admin/model sent to serving pods, by purpose (rollout, rollback, repair) and result (swapped, "
+            "unchanged, refused, lost, undelivered).",
+            ["purpose", "result"],
+            registry=self.registry,
+        )
+        self.pod_swap_duration = Histogram(
+            "overseer_pod_swap_duration_seconds",
+            "Time of one swap as the operator saw it (PUT and confirming GET), by purpose.",
+            ["purpose"],
+            buckets=_ROLLOUT_BUCKETS,
             registry=self.registry,
         )
         self.info = Gauge("overseer_operator_info", "The operator's version.", ["version"], registry=self.registry)

@@ -33,6 +33,7 @@ from overseer.operator.rollout_state import (
     PodUnavailable,
     Release,
     RolloutState,
+    Strategy,
     SwapLost,
     SwapOutcome,
     Swapped,
@@ -65,18 +66,23 @@ class PodView:
     """Its serving container keeps exiting (CrashLoopBackOff, or a last exit with an error)."""
     crashed_at: datetime | None = None
     """When the serving container last exited with an error."""
+    crash_message: str = ""
+    """The serving process's last words when it exited (its termination message), for the refusal."""
     observed: PodAnswer | PodUnavailable | None = None
     """GET /admin/model; None when not asked (Pending, Terminating)."""
 
 
 @dataclass(frozen=True)
 class RolloutSettings:
-    """spec.rollout (HotSwap) and the operator's repair back-off."""
+    """spec.rollout and the operator's repair back-off."""
 
     max_unavailable: int = 1
     auto_rollback: bool = True
     repair_backoff_s: float = 30.0
     repair_backoff_max_s: float = 600.0
+    strategy: Strategy = "HotSwap"
+    """Rolling: a rollout or rollback reaches the pods by replacement (the pod template carries
+    the wanted model), never by a PUT; drift repair still swaps in place."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,13 @@ class _Run:
             # A new deployment, or the record was lost: start from what the pods serve. With no
             # stable model known, a refusal cannot be rolled back (the rollout halts instead).
             self.event("Normal", "RolloutStarted", f"rolling out {desired.key.label} ({_pods(len(self.live))})")
-            return RolloutState(phase="Rolling", target=desired, started_at=self.now, attempt=inp.attempt)
+            return RolloutState(
+                phase="Rolling",
+                target=desired,
+                started_at=self.now,
+                attempt=inp.attempt,
+                strategy=inp.settings.strategy,
+            )
         if desired is None or desired == state.target:
             return self._retry_or_rollback_held(state)
         if desired.key == state.target.key:
@@ -279,6 +291,7 @@ class _Run:
             from_key=from_key,
             started_at=self.now,
             attempt=inp.attempt,
+            strategy=inp.settings.strategy,
             in_flight=state.in_flight,
             superseded=superseded,
         )
@@ -294,6 +307,7 @@ class _Run:
                     "started_at": self.now,
                     "finished_at": None,
                     "attempt": inp.attempt,
+                    "strategy": inp.settings.strategy,
                     "failure": None,
                     "rollback_failure": None,
                     "superseded": (),
@@ -348,7 +362,8 @@ class _Run:
                 state = state.model_copy(update={"in_flight": rest})
                 if result.served == outcome.key:
                     state = self._repaired(state, outcome.pod)
-                    if result.changed:
+                    # A PUT sent after a lost one answers "unchanged" when that one did the swap.
+                    if result.changed or flight.earlier:
                         self.event("Normal", "PodSwapped", f"pod {outcome.pod} serves {outcome.key.label}")
                 elif result.served is not None:
                     # Confirmed by digest or not at all: a pod that says yes and serves something
@@ -435,13 +450,16 @@ class _Run:
             return state
         for pod in self.live:
             if pod.crash_looping and pod.crashed_at is not None and pod.crashed_at >= state.started_at:
+                last_words = f": {pod.crash_message}" if pod.crash_message else ""
                 failure = Failure(
                     pod=pod.name,
                     uid=pod.uid,
                     key=state.target.key,
                     reason="crash_loop",
-                    message=f"the serving container keeps exiting ({pod.restarts} restarts) "
-                    f"since {state.target.key.label} was written to the ConfigMap",
+                    message=_clip(
+                        f"the serving container keeps exiting ({pod.restarts} restarts) "
+                        f"since {state.target.key.label} was written to the ConfigMap{last_words}"
+                    ),
                     at=self.now,
                 )
                 self.event("Warning", "SwapRefused", f"pod {pod.name}: {failure.message}")
@@ -518,6 +536,8 @@ class _Run:
         )
         pods = {p.name: p for p in self.inp.pods}
         classes = {c.pod.name: c for c in self.classify(state)}
+        # Rolling: the pod template carries the wanted model; the Deployment replaces the pods.
+        by_replacement = self.inp.settings.strategy == "Rolling" and purpose != "repair"
         swaps: list[Swap] = []
         flights: list[InFlight] = []
         # A PUT on record that this process does not wait for (sent before a restart, or its answer
@@ -532,7 +552,7 @@ class _Run:
             else:
                 flights.append(flight)
         busy = {f.pod for f in flights}
-        budget = self.inp.settings.max_unavailable - len(flights)
+        budget = 0 if by_replacement else self.inp.settings.max_unavailable - len(flights)
         candidates = [
             c
             for c in classes.values()
@@ -643,7 +663,8 @@ class _Run:
     def _progressing(self, state: RolloutState, classes: list[_PodClass], count: str, detail: str) -> Condition:
         if state.phase == "Rolling":
             superseded = f" (superseding {', '.join(k.label for k in state.superseded)})" if state.superseded else ""
-            return _condition("Progressing", True, "HotSwapInProgress", count + superseded + detail)
+            how = "RollingUpdate" if state.strategy == "Rolling" else "HotSwapInProgress"
+            return _condition("Progressing", True, how, count + superseded + detail)
         if state.phase == "RollingBack":
             return _condition("Progressing", True, "RollingBack", f"rolling back: {count}{detail}")
         if state.phase == "Complete":
@@ -766,7 +787,7 @@ def _last_rollout(state: RolloutState, count: str) -> RolloutRecord:
     return RolloutRecord(
         fromVersion=state.from_key.version if state.from_key else None,
         toVersion=state.target.key.version,
-        strategy="HotSwap",
+        strategy=state.strategy,
         result=_RESULTS[state.phase],
         startedAt=state.started_at,
         finishedAt=state.finished_at if state.phase not in ("Rolling", "RollingBack") else None,

@@ -1,5 +1,5 @@
 """Level-based reconciliation of ModelDeployments and ModelSchemas: observe, decide (pure
-modules), apply, write status, post Events for transitions.
+modules), apply, write status, post Events.
 
 Every entry point converges to the same objects whatever happened before - an operator killed
 half-way, a hand-edited Deployment, a deleted Service - because each run reads the live state and
@@ -9,15 +9,21 @@ selected watches of the owned objects (drift, pod readiness, crashes) and from a
 runs of one object never overlap.
 
 The spec is re-validated on every run (webhooks can be bypassed or down): an invalid spec gets
-Degraded with the reason and an Event, and nothing is rolled out - the owned objects keep what
-they had, so the pods keep serving the last valid model.
+Degraded with the reason and an Event, and nothing new is rolled out - the owned objects keep what
+they had, so the pods keep serving the last valid model (a rollout already under way goes on).
+
+A ModelDeployment's run is also one step of its rollout (docs/rollout.md): ask the pods what they
+serve, plan (`plan.plan`, pure), persist the rollout's record and the model document in the
+ConfigMap first, apply the rest, hand the swaps to the executor (`rollout.py`, which runs them as
+tasks of their own), report. A step never waits for a swap; the planner's verdict says when the
+next one runs (a swap's end, a poll while pods start, or the drift check's interval).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
-import json
 import logging
 import random
 import secrets
@@ -27,10 +33,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from overseer.api.v1alpha1 import API_VERSION, ModelDeployment, SchemaVersion
+from overseer.api.v1alpha1 import API_VERSION, ModelDeployment, RolloutSpec, SchemaVersion
 from overseer.operator import admission, render
 from overseer.operator.kube import KubeClient, KubeError, api_path, object_path
 from overseer.operator.metrics import Metrics
+from overseer.operator.plan import POLL_S, Plan, PlanInput, RolloutSettings, Wait, plan
+from overseer.operator.rollout import RolloutExecutor
+from overseer.operator.rollout_state import Release, release_of
 from overseer.operator.settings import FIELD_MANAGER, OperatorSettings
 from overseer.operator.status import (
     Blocked,
@@ -54,6 +63,15 @@ CHILD_RESOURCES = (("apps/v1", "deployments"), ("v1", "pods"), ("v1", "configmap
 class Outcome:
     result: Literal["ok", "blocked", "gone"]
     message: str = ""
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One rollout step: the plan (its status report and verdict) and the pods it saw."""
+
+    plan: Plan
+    pods: list[dict[str, Any]]
+    unsent: int  # swaps the executor could not start (no address or token yet)
 
 
 @dataclass
@@ -81,10 +99,14 @@ class Reconciler:
         self.metrics = metrics
         self._run_check = run_check  # runs a pure check off the event loop
         self._locks: dict[Key, asyncio.Lock] = {}
-        self._scheduled: set[Key] = set()
+        self._scheduled: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[Key, int] = {}
+        self._written: dict[tuple[str, str], str] = {}  # ConfigMap -> the resourceVersion we wrote
         self._instance = socket.gethostname()
+        self.rollouts = RolloutExecutor(
+            settings, metrics, lambda namespace, name: self.trigger("ModelDeployment", namespace, name, 0.0)
+        )
 
     # --- entry points ------------------------------------------------------------------------------
 
@@ -99,12 +121,23 @@ class Reconciler:
         return outcome
 
     def trigger(self, kind: Kind, namespace: str, name: str, delay: float = 0.3) -> None:
-        """Reconcile soon; triggers that arrive before the run starts are merged into one."""
+        """Reconcile after `delay` seconds; triggers that arrive before the run starts are merged
+        into one, at the earliest time asked (a swap's end does not wait for the drift check)."""
         key: Key = (kind, namespace, name)
-        if key in self._scheduled:
-            return
-        self._scheduled.add(key)
-        asyncio.get_running_loop().call_later(delay, self._start, key)
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        handle = self._scheduled.get(key)
+        if handle is not None:
+            if handle.when() <= when:
+                return
+            handle.cancel()
+        self._scheduled[key] = loop.call_at(when, self._start, key)
+
+    async def close(self) -> None:
+        for handle in self._scheduled.values():
+            handle.cancel()
+        self._scheduled.clear()
+        await self.rollouts.close()
 
     async def run(self) -> None:
         """The background part: watches of owned objects and the periodic resync (until cancelled)."""
@@ -120,7 +153,7 @@ class Reconciler:
     # --- scheduling -------------------------------------------------------------------------------
 
     def _start(self, key: Key) -> None:
-        self._scheduled.discard(key)
+        self._scheduled.pop(key, None)
         task = asyncio.get_running_loop().create_task(self._triggered(key), name=f"reconcile {key}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -208,6 +241,10 @@ class Reconciler:
     def _owner_changed(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(render.LABEL_DEPLOYMENT)
+        if obj.get("kind") == "ConfigMap" and meta.get("resourceVersion") and (
+            self._written.get((str(meta.get("namespace")), str(meta.get("name")))) == meta["resourceVersion"]
+        ):
+            return  # the echo of our own write (a rollout writes its record at every step)
         if owner and meta.get("namespace"):
             self.trigger("ModelDeployment", meta["namespace"], owner, 0.5)
 
@@ -216,6 +253,7 @@ class Reconciler:
     async def _deployment(self, namespace: str, name: str) -> Outcome:
         body = await self.kube.get(api_path(API_VERSION, DEPLOYMENTS, namespace, name))
         if body is None or body["metadata"].get("deletionTimestamp"):
+            self.rollouts.forget((namespace, name))
             return Outcome("gone")  # garbage collection removes what it owned
         spec = admission.spec_of(body)
         ref = spec.get("schemaRef") if isinstance(spec.get("schemaRef"), Mapping) else {}
@@ -240,82 +278,158 @@ class Reconciler:
         )
         blocked: Blocked | None = None
         url: str | None = None
-        pods_model: Mapping[str, Any] | None = None
         parsed: ModelDeployment | None = None
-        desired_model: dict[str, Any] = _desired_model(spec)
-        if not review.allowed:
+        desired: Release | None = None
+        conflict = _foreign(live, body["metadata"]["uid"])
+        if conflict:
+            blocked = Blocked("OwnedObjectConflict", conflict)
+        elif not review.allowed:
             blocked = Blocked(_blocked_reason(review), review.message)
         else:
             parsed = ModelDeployment.model_validate(admission.checkable(body, namespace), by_alias=True)
             version = SchemaVersion.model_validate(admission.schema_version(schema, parsed.spec.schema_ref.version))
-            conflict = _foreign(live, body["metadata"]["uid"])
-            if conflict:
-                blocked = Blocked("OwnedObjectConflict", conflict)
-            else:
-                try:
-                    pods_model = await self._apply(body, parsed, version, live)
-                except KubeError as error:
-                    if error.transient or error.status in (401, 403):
-                        raise
-                    blocked = Blocked("ApplyFailed", f"the API server refused an owned object: {error.message}")
-                url = render.service_url(body, parsed)
-                desired_model = _desired_model(spec, render.model_document(parsed, version).model.metadata)
-        pods = await self.kube.list(
-            api_path("v1", "pods", namespace), label_selector=f"{render.LABEL_DEPLOYMENT}={name}"
-        )
-        replicas = parsed.spec.replicas if parsed is not None else int(spec.get("replicas") or 1)
+            desired = release_of(render.model_document(parsed, version))
+            url = render.service_url(body, parsed)
+        step: _Step | None = None
+        # An invalid spec starts nothing new, but a rollout already under way goes on (its record
+        # is in the ConfigMap); a name taken by a foreign object stops everything.
+        if conflict is None and (parsed is not None or live.configmap is not None):
+            try:
+                step = await self._roll(body, parsed, desired, live)
+            except KubeError as error:
+                if error.transient or error.status in (401, 403):
+                    raise
+                blocked = Blocked("ApplyFailed", f"the API server refused an owned object: {error.message}")
+        replicas = parsed.spec.replicas if parsed is not None else _int(spec.get("replicas"), 1)
         update = deployment_status(
             DeploymentObservation(
                 generation=int(body["metadata"].get("generation") or 1),
                 replicas=replicas,
-                desired_model=desired_model,
+                desired_model=_desired_model(spec),
+                report=step.plan.status if step is not None else None,
                 blocked=blocked,
                 deployment=live.deployment,
-                pods=pods,
-                pods_model=pods_model,
+                pods=step.pods if step is not None else [],
                 url=url,
                 previous=body.get("status") or {},
             ),
             _now(),
         )
         await self._write_status(body, DEPLOYMENTS, update)
+        if step is not None:
+            self._schedule_next(namespace, name, step)
         if blocked is not None:
             return Outcome("blocked", f"{blocked.reason}: {blocked.message}")
         return Outcome("ok")
 
-    async def _apply(
-        self, body: Mapping[str, Any], parsed: ModelDeployment, version: SchemaVersion, live: _Live
-    ) -> Mapping[str, Any]:
-        """Make the owned objects what the spec says (ConfigMap first: pods start from it).
-        Returns the model the current pods started from; `live` is updated in place."""
-        document = render.model_document(parsed, version)
-        configmap = render.render_configmap(body, document)
-        if not render.is_subset(configmap, live.configmap):
-            live.configmap = await self.kube.apply(object_path("v1", "configmaps", configmap), configmap)
-        if live.secret is None:
+    async def _roll(
+        self, body: Mapping[str, Any], parsed: ModelDeployment | None, desired: Release | None, live: _Live
+    ) -> _Step:
+        """One step of the rollout: observe the pods, plan, persist (the ConfigMap first: pods start
+        from it), start the swaps, apply the other owned objects. `parsed` is None for an invalid
+        spec: nothing new starts and only the ConfigMap (the record) is written."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        key = (namespace, name)
+        spec = admission.spec_of(body)
+        token = await self._token(body, live, create=parsed is not None)
+        # Before the pods are observed: what the plan sees of a pod is never older than its outcome.
+        outcomes, running = self.rollouts.pending(key)
+        selector = f"{render.LABEL_DEPLOYMENT}={name}"
+        pods = await self.kube.list(api_path("v1", "pods", namespace), label_selector=selector)
+        port = parsed.spec.serving.port if parsed is not None else _serving_port(spec)
+        observation = await self.rollouts.observe(pods, token, port)
+        rollout = parsed.spec.rollout if parsed is not None else _rollout_spec(spec)
+        state = render.rollout_record(live.configmap)
+        annotations = meta.get("annotations") or {}
+        step = plan(
+            PlanInput(
+                desired=desired,
+                pods=observation.views,
+                state=state,
+                settings=RolloutSettings(
+                    max_unavailable=rollout.max_unavailable,
+                    auto_rollback=rollout.auto_rollback,
+                    strategy=rollout.strategy,
+                ),
+                now=_now(),
+                outcomes=outcomes,
+                running=running,
+                history=[h for h in (body.get("status") or {}).get("history") or [] if isinstance(h, Mapping)],
+                attempt=str(annotations.get(render.ANNOTATION_RETRY) or ""),
+            )
+        )
+        if step.state is not None:
+            configmap = render.render_configmap(body, step.state)
+            if not render.is_subset(configmap, live.configmap):
+                live.configmap = await self._write_configmap(configmap, live.configmap)
+        self.rollouts.consumed(key, outcomes)
+        self.rollouts.record(key, state, step.state, step.events)
+        # The plan's Events say what the record now says: posted once it is persisted (a plan whose
+        # record could not be written is made again, Events included), before anything else can fail.
+        # The swaps start as soon as their record is persisted, whatever happens to the rest.
+        unsent = self.rollouts.launch(key, step.swaps, observation, token)
+        for event in step.events:
+            await self.post_event(body, Event(event.type, event.reason, event.message))
+        if parsed is not None:
+            rolling = parsed.spec.rollout.strategy == "Rolling" and step.state is not None
+            await self._apply_serving(body, parsed, live, step.state.wanted.key if rolling and step.state else None)
+        return _Step(plan=step, pods=pods, unsent=len(unsent))
+
+    async def _token(self, body: Mapping[str, Any], live: _Live, *, create: bool) -> str | None:
+        """The pods' admin token from the Secret (created once, never replaced)."""
+        if live.secret is None and create:
             secret = render.render_secret(body, secrets.token_urlsafe(32))
             try:
                 live.secret = await self.kube.create(api_path("v1", "secrets", body["metadata"]["namespace"]), secret)
             except KubeError as error:
                 if error.status != 409:  # made meanwhile by a run of ours that was cut short: keep it
                     raise
-        else:
+                live.secret = await self.kube.get(object_path("v1", "secrets", secret))
+        elif live.secret is not None and create:
             metadata = render.render_secret_metadata(body)
             if not render.is_subset(metadata, live.secret):
                 live.secret = await self.kube.apply(object_path("v1", "secrets", metadata), metadata)
+        return _token_of(live.secret)
+
+    async def _write_configmap(self, configmap: dict[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Persist the rollout's record and the model document in one write. The live object's
+        resourceVersion is a precondition: a record written meanwhile by another operator process
+        (two replicas during an upgrade of the operator) is never overwritten blindly."""
+        body = configmap
+        version = ((live or {}).get("metadata") or {}).get("resourceVersion")
+        if version:
+            body = {**configmap, "metadata": {**configmap["metadata"], "resourceVersion": version}}
+        written = await self.kube.apply(object_path("v1", "configmaps", configmap), body)
+        meta = written.get("metadata") or {}
+        if len(self._written) > 10_000:
+            self._written.clear()  # a bound, not a cache policy: a dropped entry costs one extra run
+        self._written[(meta.get("namespace", ""), meta.get("name", ""))] = str(meta.get("resourceVersion") or "")
+        return written
+
+    async def _apply_serving(
+        self, body: Mapping[str, Any], parsed: ModelDeployment, live: _Live, template_model: Any
+    ) -> None:
+        """The Service and the Deployment (after the ConfigMap: new pods start from it)."""
         service = render.render_service(body, parsed)
         if not render.is_subset(service, live.service):
             live.service = await self.kube.apply(object_path("v1", "services", service), service)
-        identity = render.model_identity(document.model)
-        pods_model: Mapping[str, Any] = identity
-        probe = render.render_deployment(body, parsed, self.settings, identity)
-        if render.pod_template_matches(probe, live.deployment):
-            # No pod is being replaced: the pods keep the model they started from.
-            pods_model = _annotated_model(live.deployment) or identity
-        desired = render.render_deployment(body, parsed, self.settings, pods_model)
-        if not render.is_subset(desired, live.deployment):
+        desired = render.render_deployment(body, parsed, self.settings, template_model)
+        if not render.is_subset(desired, live.deployment) or _carries_stale_model(desired, live.deployment):
             live.deployment = await self.kube.apply(object_path("apps/v1", "deployments", desired), desired)
-        return pods_model
+
+    def _schedule_next(self, namespace: str, name: str, step: _Step) -> None:
+        """When the rollout's next step runs: a swap's end triggers one itself; a plan that waits
+        says after how long; a finished or failed one is checked again for drift."""
+        verdict = step.plan.verdict
+        if isinstance(verdict, Wait):
+            delay = verdict.after_s
+            if step.unsent:
+                delay = min(delay if delay is not None else POLL_S, POLL_S)
+            if delay is not None:
+                self.trigger("ModelDeployment", namespace, name, delay)
+        else:
+            self.trigger("ModelDeployment", namespace, name, self.settings.drift_check_interval_s)
 
     # --- ModelSchema ----------------------------------------------------------------------------------
 
@@ -367,8 +481,9 @@ class Reconciler:
             await self.post_event(body, event)
 
     async def post_event(self, body: Mapping[str, Any], event: Event) -> None:
-        """A core/v1 Event on the object (`kubectl describe`, `kubectl events`); best effort."""
+        """A core/v1 Event on the object (`kubectl describe`, `kubectl events`), and a log line; best effort."""
         meta = body["metadata"]
+        log.info("%s %s/%s: %s: %s", body.get("kind"), meta["namespace"], meta["name"], event.reason, event.message)
         stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
         record = {
             "apiVersion": "v1",
@@ -397,17 +512,49 @@ class Reconciler:
             log.warning("could not post event %s on %s/%s: %s", event.reason, meta["namespace"], meta["name"], error)
 
 
-def _desired_model(spec: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _desired_model(spec: Mapping[str, Any]) -> dict[str, Any]:
     model = spec.get("model") if isinstance(spec.get("model"), Mapping) else {}
     assert isinstance(model, Mapping)
-    out = {k: model[k] for k in ("name", "version", "digest", "uri") if k in model}
-    meta = metadata if metadata is not None else model.get("metadata")
-    if isinstance(meta, Mapping):
-        out[admission.SERVED_METADATA_KEY] = dict(meta)
-    ref = spec.get("schemaRef")
-    if isinstance(ref, Mapping) and isinstance(ref.get("version"), int):
-        out["schemaVersion"] = ref["version"]
-    return out
+    return {k: model[k] for k in ("name", "version", "digest") if k in model}
+
+
+def _token_of(secret: Mapping[str, Any] | None) -> str | None:
+    data = (secret or {}).get("data") or {}
+    encoded = data.get(render.TOKEN_KEY) if isinstance(data, Mapping) else None
+    if not isinstance(encoded, str):
+        return None
+    try:
+        token = base64.b64decode(encoded, validate=True).decode("utf-8").strip()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return token or None
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _serving_port(spec: Mapping[str, Any]) -> int:
+    serving = spec.get("serving") if isinstance(spec.get("serving"), Mapping) else {}
+    assert isinstance(serving, Mapping)
+    port = _int(serving.get("port"), 3000)
+    return port if 0 < port < 65536 else 3000
+
+
+def _rollout_spec(spec: Mapping[str, Any]) -> RolloutSpec:
+    """spec.rollout of a spec that did not validate: its own values when they are valid, else the defaults."""
+    try:
+        return RolloutSpec.model_validate(spec.get("rollout") or {})
+    except ValueError:
+        return RolloutSpec()
+
+
+def _carries_stale_model(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """A pod-template model annotation the desired template does not have (Rolling -> HotSwap):
+    `is_subset` cannot see a field to remove."""
+    want = (desired["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+    have = ((((live or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    return render.ANNOTATION_MODEL in have and render.ANNOTATION_MODEL not in want
 
 
 def _blocked_reason(review: admission.Review) -> str:
@@ -436,15 +583,6 @@ def _foreign(live: _Live, uid: str) -> str | None:
                 "delete it or rename the ModelDeployment"
             )
     return None
-
-
-def _annotated_model(deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    text = ((deployment or {}).get("metadata") or {}).get("annotations", {}).get(render.ANNOTATION_MODEL)
-    try:
-        value = json.loads(text) if text else None
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and value.get("digest") else None
 
 
 __all__ = ["Outcome", "Reconciler"]

@@ -6,8 +6,12 @@ serve`, the model document and admin token mounted from the ConfigMap and the Se
 /readyz and /livez, a non-root read-only-root container with emptyDirs for the weights cache and
 /tmp - and the local node agent runs the very same object.
 
-A change of spec.model changes only the ConfigMap: the pod template never carries the model, so
-pods are not restarted for a new model (the hot swap rolls it into them in place).
+The ConfigMap is rendered from the rollout's record (`RolloutState`): the model document new pods
+start from (the model the rollout wants now: its target, or the stable model during a rollback) and
+the record itself, so both are written in one update. With the HotSwap strategy the pod template
+never carries the model, so pods are not restarted for a new model (the hot swap rolls it into them
+in place); with Rolling, the template carries the wanted model's identity in an annotation, so a
+model change is a rolling update of the Deployment (docs/rollout.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from overseer.api.model_document import ModelDocument, ModelSpec, SchemaSnapshot
 from overseer.api.v1alpha1 import API_VERSION, ModelDeployment, SchemaVersion
+from overseer.operator.rollout_state import ModelKey, RolloutState
 from overseer.operator.settings import FIELD_MANAGER, OperatorSettings
 from overseer.schema.validation import validate_model_config
 
@@ -27,6 +32,8 @@ JSONObject = dict[str, Any]
 # Where the serving container finds its files (docs/operator.md lists them).
 MODEL_DIR = "/etc/overseer/model"
 MODEL_FILE_KEY = "model.json"
+ROLLOUT_KEY = "rollout.json"
+"""The rollout's record, next to the model document in the ConfigMap (docs/rollout.md, "Persisted state")."""
 ADMIN_DIR = "/etc/overseer/admin"
 TOKEN_KEY = "token"
 CACHE_DIR = "/var/cache/overseer"
@@ -39,7 +46,11 @@ LABEL_DEPLOYMENT = "overseer.dev/deployment"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={FIELD_MANAGER}"
 ANNOTATION_MODEL = "overseer.dev/model"
-"""On the ConfigMap: the model in it. On the Deployment: the model its current pods started from."""
+"""On the ConfigMap: the model in it. On the pod template (Rolling strategy only): the model its pods
+start with, so that a model change replaces the pods."""
+ANNOTATION_RETRY = "rollout.overseer.dev/retry"
+"""On the ModelDeployment: a new value retries a failed rollout of the same spec.model. (Not under
+overseer.dev/: Kopf ignores the annotations of its own storage prefix, so they trigger nothing.)"""
 
 
 @dataclass(frozen=True)
@@ -129,17 +140,32 @@ def model_document(deployment: ModelDeployment, version: SchemaVersion) -> Model
 # --- owned objects ---------------------------------------------------------------------------------
 
 
-def render_configmap(body: Mapping[str, Any], document: ModelDocument) -> JSONObject:
+def key_identity(key: ModelKey) -> JSONObject:
+    return {"name": key.name, "version": key.version, "digest": key.digest, "config": key.config}
+
+
+def render_configmap(body: Mapping[str, Any], state: RolloutState) -> JSONObject:
+    """The model document pods start from and the rollout's record, in one object (one write)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(
             body,
             Names.of(body["metadata"]["name"]).configmap,
-            {ANNOTATION_MODEL: json.dumps(model_identity(document.model), sort_keys=True)},
+            {ANNOTATION_MODEL: json.dumps(key_identity(state.wanted.key), sort_keys=True)},
         ),
-        "data": {MODEL_FILE_KEY: json.dumps(document.to_wire(), indent=2, sort_keys=True) + "\n"},
+        "data": {
+            MODEL_FILE_KEY: json.dumps(state.configmap_document(), indent=2, sort_keys=True) + "\n",
+            ROLLOUT_KEY: state.to_json(),
+        },
     }
+
+
+def rollout_record(configmap: Mapping[str, Any] | None) -> RolloutState | None:
+    """The record persisted in the ConfigMap; None when there is none or it cannot be trusted."""
+    data = (configmap or {}).get("data")
+    text = data.get(ROLLOUT_KEY) if isinstance(data, Mapping) else None
+    return RolloutState.from_json(text if isinstance(text, str) else None)
 
 
 def render_secret(body: Mapping[str, Any], token: str) -> JSONObject:
@@ -185,10 +211,11 @@ def render_deployment(
     body: Mapping[str, Any],
     deployment: ModelDeployment,
     settings: OperatorSettings,
-    pods_model: Mapping[str, Any],
+    template_model: ModelKey | None = None,
 ) -> JSONObject:
-    """The serving Deployment. `pods_model`: the model the current pods started from (the
-    reconciler decides: the ConfigMap's model whenever the pod template changes)."""
+    """The serving Deployment. `template_model` (Rolling strategy): the model whose identity the pod
+    template carries, so that changing it replaces the pods; None (HotSwap): the template carries
+    no model, and a model change leaves the pods running."""
     name = body["metadata"]["name"]
     names = Names.of(name)
     serving = deployment.spec.serving
@@ -272,17 +299,20 @@ def render_deployment(
         pod_spec["nodeSelector"] = dict(serving.node_selector)
     if serving.tolerations:
         pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in serving.tolerations]
+    template_meta: JSONObject = {"labels": labels(name)}
+    if template_model is not None:
+        template_meta["annotations"] = {ANNOTATION_MODEL: json.dumps(key_identity(template_model), sort_keys=True)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(body, names.deployment, {ANNOTATION_MODEL: json.dumps(dict(pods_model), sort_keys=True)}),
+        "metadata": _metadata(body, names.deployment),
         "spec": {
             "replicas": deployment.spec.replicas,
             "selector": {"matchLabels": selector(name)},
             # A serving change replaces pods one at a time with a new pod ready first: no capacity dip.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "revisionHistoryLimit": 5,
-            "template": {"metadata": {"labels": labels(name)}, "spec": pod_spec},
+            "template": {"metadata": template_meta, "spec": pod_spec},
         },
     }
 
@@ -299,13 +329,6 @@ def _env(user: Sequence[Any]) -> list[JSONObject]:
     overridden = {e["name"] for e in given}
     # One entry per name (server-side apply keys env by name): the user's value wins.
     return [e for e in own if e["name"] not in overridden] + given
-
-
-def pod_template_matches(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """Whether the live Deployment already runs the desired pod template (no rollout pending)."""
-    if live is None:
-        return False
-    return is_subset(desired["spec"]["template"], live.get("spec", {}).get("template", {}))
 
 
 def is_subset(desired: Any, live: Any) -> bool:
@@ -371,20 +394,23 @@ def _overlaps(path: str, reserved: str) -> bool:
 
 __all__ = [
     "ANNOTATION_MODEL",
+    "ANNOTATION_RETRY",
     "LABEL_DEPLOYMENT",
     "MANAGED_SELECTOR",
+    "ROLLOUT_KEY",
     "Names",
     "is_subset",
+    "key_identity",
     "labels",
     "model_document",
     "model_identity",
     "owner_reference",
-    "pod_template_matches",
     "render_configmap",
     "render_deployment",
     "render_secret",
     "render_secret_metadata",
     "render_service",
+    "rollout_record",
     "selector",
     "service_url",
     "serving_problems",

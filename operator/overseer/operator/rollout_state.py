@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from overseer.api.model_document import JSONObject, ModelDocument
 from overseer.schema.validation import validate_model_config
@@ -73,6 +73,18 @@ class Release(_Record):
 
     key: ModelKey
     document_json: str = Field(description="The model document, canonical JSON (hashable, compact).")
+
+    @model_validator(mode="after")
+    def _a_model_document_of_its_key(self) -> Release:
+        # A record read back from the ConfigMap is untrusted (anyone may edit a ConfigMap): its
+        # documents must be model documents of the model the key names, or the whole record is
+        # refused (the planner then starts from what the pods serve). Structural checks only - no
+        # JSON Schema is compiled here.
+        document = ModelDocument.model_validate_json(self.document_json)
+        model = document.model
+        if not self.key.same_model(model.name, model.version, model.digest):
+            raise ValueError("the document is not of the model its key names")
+        return self
 
     @property
     def document(self) -> JSONObject:
@@ -189,6 +201,7 @@ during a rollback: hands off."""
 ACTIVE_PHASES: frozenset[str] = frozenset({"Rolling", "RollingBack"})
 HOLDING_PHASES: frozenset[str] = frozenset({"Halted", "RollbackFailed"})
 SwapPurpose = Literal["rollout", "rollback", "repair"]
+Strategy = Literal["HotSwap", "Rolling"]
 
 
 class InFlight(_Record):
@@ -236,6 +249,7 @@ class RolloutState(_Record):
     started_at: datetime
     finished_at: datetime | None = None
     attempt: str = Field(default="", description="The retry token the rollout was started with.")
+    strategy: Strategy = Field(default="HotSwap", description="spec.rollout.strategy when the rollout started.")
     in_flight: tuple[InFlight, ...] = ()
     failure: Failure | None = Field(default=None, description="The refusal that stopped this rollout.")
     rollback_failure: Failure | None = Field(default=None, description="A refusal of the rollback itself.")

@@ -1,6 +1,6 @@
 """Everything the handlers share, built once at start-up (Kopf's startup activity) and closed at
-cleanup: settings, the API client, metrics, the admission service, the reconciler, and the
-background tasks (metrics endpoint, child watches, resync)."""
+cleanup: settings, the API client, metrics, the admission service, the reconciler (with the
+rollout executor and its swaps), and the background tasks (metrics endpoint, child watches, resync)."""
 
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.reconciler.close()  # running swaps are cancelled; their record outlives us
         await self.kube.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 

@@ -84,6 +84,27 @@ class OperatorSettings(BaseSettings):
         "most drift at once, this catches the rest (a deleted Secret, a missed event).",
     )
 
+    # --- rollouts (docs/rollout.md) -----------------------------------------------------------
+    drift_check_interval_s: float = Field(
+        default=60.0,
+        ge=1,
+        description="How often a deployment whose rollout is done is checked again: every pod is asked what it "
+        "serves, and a pod serving another model is put back (drift repair).",
+    )
+    swap_timeout_s: float = Field(
+        default=300.0,
+        ge=5,
+        le=3600,
+        description="Deadline of one PUT /admin/model (fetch, load, warm-up and smoke test on the pod); a pod "
+        "that does not answer in time refuses the model (Timeout).",
+    )
+    pod_query_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Deadline of one GET /admin/model (what a pod serves).",
+    )
+
     # --- observability -----------------------------------------------------------------------
     metrics_addr: str = Field(default="0.0.0.0", description="Address of the Prometheus /metrics endpoint.")
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="0 disables the metrics endpoint.")

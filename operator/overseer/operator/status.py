@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from overseer.operator.plan import StatusReport
+from overseer.operator.pods import last_words
+
 JSONObject = dict[str, Any]
-HISTORY_LIMIT = 10
 MESSAGE_LIMIT = 2000
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 _BAD_WAITING = {
@@ -54,13 +56,14 @@ class Blocked:
 class DeploymentObservation:
     generation: int
     replicas: int
+    """spec.replicas."""
     desired_model: JSONObject
-    """spec.model (name, version, digest, uri, metadata) with the schema version it uses."""
+    """spec.model's identity (name, version, digest): what a blocked spec did not roll out."""
+    report: StatusReport | None = None
+    """The rollout planner's share of the status (conditions, pods, served model, history)."""
     blocked: Blocked | None = None
     deployment: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
-    pods_model: Mapping[str, Any] | None = None
-    """The model the current pods started from (the Deployment's annotation)."""
     url: str | None = None
     previous: Mapping[str, Any] = field(default_factory=dict)
 
@@ -116,27 +119,43 @@ def _identity(model: Mapping[str, Any] | None) -> str:
 
 
 def deployment_status(observed: DeploymentObservation, now: dt.datetime) -> StatusUpdate:
+    """The ModelDeployment's status: the rollout planner's report (what each pod serves, the
+    rollout's conditions, history), overruled where the spec is blocked, and completed with what
+    only the Deployment and the pods' states tell (pods starting or replaced, pods failing)."""
     previous = observed.previous
-    served = previous.get("model")
-    history = list(previous.get("history") or [])
+    report = observed.report
+    if report is not None:
+        served: Any = report.model.model_dump(mode="json") if report.model else None
+        history: list[Any] = list(report.history)
+        replicas: list[Any] = [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in report.replicas]
+        ready_replicas = report.ready_replicas
+        last_rollout = report.last_rollout.model_dump(mode="json", by_alias=True, exclude_none=True) if (
+            report.last_rollout
+        ) else None
+    else:
+        served, history = previous.get("model"), list(previous.get("history") or [])
+        replicas = list(previous.get("replicas") or [])
+        ready_replicas = int(previous.get("readyReplicas") or 0)
+        last_rollout = previous.get("lastRollout")
     if observed.blocked is not None:
         conditions = _blocked_conditions(observed, served)
-        ready_replicas = int(previous.get("readyReplicas") or 0)
+    elif report is None:
+        conditions = _waiting_conditions()
     else:
-        conditions, served, ready_replicas, became_served = _running_conditions(observed, served)
-        if became_served:
-            history = _with_history(history, observed.desired_model, now)
+        conditions = _rollout_conditions(observed, report)
     merged, transitions = merge_conditions(previous.get("conditions") or [], conditions, observed.generation, now)
     status: JSONObject = {
         "observedGeneration": observed.generation,
         "conditions": merged,
         "model": served,
         "readyReplicas": ready_replicas,
+        "replicas": replicas,
         "history": history,
+        "lastRollout": last_rollout,
     }
     if observed.url:
         status["url"] = observed.url
-    return StatusUpdate(status, [_event(c, old) for c, old in transitions if _event_worthy(c, old)])
+    return StatusUpdate(status, [e for c, old in transitions if (e := _event(c, old)) is not None])
 
 
 def _blocked_conditions(observed: DeploymentObservation, served: Any) -> list[Condition]:
@@ -146,58 +165,53 @@ def _blocked_conditions(observed: DeploymentObservation, served: Any) -> list[Co
     return [
         Condition("Ready", "False", blocked.reason, f"spec.model {_identity(observed.desired_model)} is not rolled out"
                   f"{keeps}: {blocked.message}"),
-        Condition("Progressing", "False", blocked.reason, "nothing is rolled out until the spec is fixed"),
+        Condition("Progressing", "False", blocked.reason, "nothing new is rolled out until the spec is fixed"),
         Condition("Degraded", "True", blocked.reason, blocked.message),
     ]  # fmt: skip
 
 
-def _running_conditions(observed: DeploymentObservation, served: Any) -> tuple[list[Condition], Any, int, bool]:
+def _waiting_conditions() -> list[Condition]:
+    message = "waiting for the serving objects"
+    return [
+        Condition("Ready", "False", "PodsNotReady", message),
+        Condition("Progressing", "True", "PodsStarting", message),
+        Condition("Degraded", "False", "AsExpected", ""),
+    ]
+
+
+def _rollout_conditions(observed: DeploymentObservation, report: StatusReport) -> list[Condition]:
+    by_type = {c.type: Condition(c.type, c.status, c.reason, c.message) for c in report.conditions}
+    ready, progressing, degraded = by_type["Ready"], by_type["Progressing"], by_type["Degraded"]
+    # The planner knows the pods that exist; the Deployment knows how many should, and whether it
+    # is replacing them (a spec.serving change, a scale-up, the Rolling strategy).
     want = observed.replicas
     deployment = observed.deployment or {}
     dstatus = deployment.get("status") or {}
-    ready = int(dstatus.get("readyReplicas") or 0)
+    ready_pods = int(dstatus.get("readyReplicas") or 0)
     updated = int(dstatus.get("updatedReplicas") or 0)
     total = int(dstatus.get("replicas") or 0)
     current = int(dstatus.get("observedGeneration") or 0) >= int(
         (deployment.get("metadata") or {}).get("generation") or 1
     )
-    rolled_out = bool(deployment) and current and updated == want and ready == want and total == want
-    desired_digest = observed.desired_model.get("digest")
-    pods_model = dict(observed.pods_model or {})
-    model_pending = bool(pods_model) and pods_model.get("digest") != desired_digest
-    became_served = False
-    if rolled_out:
-        if not model_pending and (not served or served.get("digest") != desired_digest):
-            became_served = True
-        served = {k: pods_model[k] for k in ("name", "version", "digest") if k in pods_model} or served
-    failing = failing_pod(observed.pods)
-    desired = _identity(observed.desired_model)
-
-    if rolled_out and not model_pending:
-        ready_condition = Condition("Ready", "True", "Serving", f"{ready}/{want} pods serve {desired}")
-        progressing = Condition("Progressing", "False", "Complete", f"{want}/{want} pods serve {desired}")
-    elif rolled_out:
-        ready_condition = Condition(
-            "Ready", "False", "ModelChangePending",
-            f"{desired} is in the ConfigMap; the {want} running pods serve {_identity(pods_model)} until it is "
-            "swapped into them",
-        )  # fmt: skip
-        progressing = Condition("Progressing", "True", "ModelChangePending", ready_condition.message)
-    else:
-        reason = "PodsStarting" if not deployment or updated == total else "RollingUpdate"
-        message = f"{ready}/{want} pods ready"
-        if updated != total and deployment:
+    rolled_out = bool(deployment) and current and updated == want and ready_pods == want and total == want
+    if not rolled_out:
+        message = f"{ready_pods}/{want} pods ready"
+        if deployment and updated != total:
             message += f", {updated}/{want} updated"
-        ready_condition = Condition("Ready", "False", "PodsNotReady", message)
-        progressing = Condition("Progressing", "True", reason, message)
-    if failing is not None:
-        degraded = Condition("Degraded", "True", "PodsFailing", failing)
-    elif _deadline_exceeded(dstatus):
-        degraded = Condition("Degraded", "True", "ProgressDeadlineExceeded", "the serving pods did not become ready")
-    else:
-        degraded = Condition("Degraded", "False", "AsExpected", "")
-    ready_replicas = ready if not model_pending else 0
-    return [ready_condition, progressing, degraded], served, ready_replicas, became_served
+        if ready.status == "True":
+            ready = Condition("Ready", "False", "PodsNotReady", message)
+        if progressing.status == "False" and progressing.reason == "RolloutComplete":
+            reason = "PodsStarting" if not deployment or updated == total else "RollingUpdate"
+            progressing = Condition("Progressing", "True", reason, message)
+    if degraded.status == "False":
+        failing = failing_pod(observed.pods)
+        if failing is not None:
+            degraded = Condition("Degraded", "True", "PodsFailing", failing)
+        elif _deadline_exceeded(dstatus):
+            degraded = Condition(
+                "Degraded", "True", "ProgressDeadlineExceeded", "the serving pods did not become ready"
+            )
+    return [ready, progressing, degraded]
 
 
 def _deadline_exceeded(dstatus: Mapping[str, Any]) -> bool:
@@ -227,7 +241,7 @@ def failing_pod(pods: Sequence[Mapping[str, Any]]) -> str | None:
         bad_wait = waiting.get("reason") in _BAD_WAITING
         if bad_wait or (restarts > 0 and not container.get("ready")):
             last = ((container.get("lastState") or {}).get("terminated")) or {}
-            detail = _last_words(str(last.get("message") or "")) or str(waiting.get("message") or "")
+            detail = last_words(str(last.get("message") or "")) or str(waiting.get("message") or "")
             what = waiting.get("reason") or f"exit code {last.get('exitCode', '?')}"
             plural = "s" if restarts != 1 else ""
             text = f"pod {name}: {what} after {restarts} restart{plural}"
@@ -235,37 +249,29 @@ def failing_pod(pods: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
-def _last_words(log_tail: str) -> str:
-    """The serving process prints one `overseer serve: error: ...` line before it exits."""
-    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("overseer serve:"):
-            return line
-    return lines[-1] if lines else ""
+# Degraded reasons that come from the pods or the spec, not from the rollout: the planner posts
+# the rollout's own Events (RolloutStarted, SwapRefused, RolledBack, ...), these transitions post theirs.
+_OWN_DEGRADED = {
+    "PodsFailing",
+    "ProgressDeadlineExceeded",
+    "InvalidConfig",
+    "InvalidSpec",
+    "SchemaNotFound",
+    "InvalidSchemaRef",
+    "OwnedObjectConflict",
+    "ApplyFailed",
+}
 
 
-def _with_history(history: list[Any], model: Mapping[str, Any], now: dt.datetime) -> list[Any]:
-    entry = {k: model[k] for k in ("name", "version", "digest", "uri", "schemaVersion", "metadata") if k in model}
-    entry["servedAt"] = _now_text(now)
-    rest = [h for h in history if not (isinstance(h, Mapping) and h.get("digest") == model.get("digest"))]
-    return [entry, *rest][:HISTORY_LIMIT]
-
-
-def _event_worthy(condition: Condition, old: Mapping[str, Any] | None) -> bool:
-    # "Not degraded, not progressing" at creation is no news.
-    return not (old is None and condition.status == "False" and condition.type != "Ready")
-
-
-def _event(condition: Condition, old: Mapping[str, Any] | None) -> Event:
-    bad = (condition.type == "Degraded" and condition.status == "True") or (
-        condition.type == "Ready" and condition.status == "False" and condition.reason not in _BENIGN
-    )
-    if condition.type == "Degraded" and condition.status == "False":
-        return Event("Normal", "Recovered", f"no longer degraded (was: {old.get('reason') if old else '?'})")
-    return Event("Warning" if bad else "Normal", condition.reason, f"{condition.type}: {condition.message}")
-
-
-_BENIGN = {"PodsNotReady", "ModelChangePending", "Serving"}
+def _event(condition: Condition, old: Mapping[str, Any] | None) -> Event | None:
+    if condition.type != "Degraded":
+        return None
+    if condition.status == "True" and condition.reason in _OWN_DEGRADED:
+        return Event("Warning", condition.reason, condition.message)
+    was = old.get("reason") if old is not None and old.get("status") == "True" else None
+    if condition.status == "False" and was in _OWN_DEGRADED:
+        return Event("Normal", "Recovered", f"no longer degraded (was: {was})")
+    return None
 
 
 # --- ModelSchema ----------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_a_deployment_comes_up_serves_detect_and_deletion_removes_everything(
     contract.run("wait", "--for=condition=Ready", "modeldeployment/cat-recognition", f"--timeout={READY_TIMEOUT}s")
     uids = check_serving(contract, models["a"], jpeg)
     check_hand_edits_are_reverted(contract)
-    check_model_changes_wait_for_the_swap(contract, models, uids)
+    check_a_model_change_is_swapped_in_place(contract, models, uids)
 
     # spec.replicas goes through the Deployment.
     contract.run("patch", "modeldeployment", "cat-recognition", "--type=merge", "-p", '{"spec":{"replicas":1}}')
@@ -117,20 +117,25 @@ def check_serving(contract: Kubectl, model: Model, jpeg: bytes) -> set[str]:
     """Status, printer columns, Events, /detect on every pod, ownership; returns the pods' UIDs."""
     table = contract.run("get", "modeldeployment", "cat-recognition").stdout.splitlines()
     assert table[0].split() == ["NAME", "MODEL", "VERSION", "SERVING", "READY", "STATUS", "AGE"]
-    assert table[1].split()[:6] == ["cat-recognition", "cat_recognition", "20240103", "20240103", "2", "Serving"]
+    assert table[1].split()[:6] == [
+        "cat-recognition", "cat_recognition", "20240103", "20240103", "2", "AllPodsServing",
+    ]  # fmt: skip
     stored = mdep(contract)
     status = stored["status"]
     assert status["observedGeneration"] == stored["metadata"]["generation"]
     assert status["model"] == {"name": "cat_recognition", "version": "20240103", "digest": model.digest}
     assert status["readyReplicas"] == 2
     assert status["url"] == f"http://cat-recognition.{contract.namespace}.svc:3000"
-    assert condition(stored, "Ready")["message"] == "2/2 pods serve cat_recognition 20240103"
+    assert condition(stored, "Ready")["message"] == "2/2 pods on 20240103"
     assert (condition(stored, "Degraded")["status"], condition(stored, "Progressing")["reason"]) == (
         "False",
-        "Complete",
+        "RolloutComplete",
     )
     assert status["history"][0]["digest"] == model.digest
-    assert ("Normal", "Serving") in events(contract, "cat-recognition")
+    assert status["history"][0]["customObjects"]["conf"] == 0.25  # kept whole: a rollback needs it
+    assert sorted(r["state"] for r in status["replicas"]) == ["Serving", "Serving"]
+    assert status["lastRollout"]["result"] == "Succeeded"
+    assert ("Normal", "RolloutSucceeded") in events(contract, "cat-recognition")
     assert stored["metadata"].get("finalizers") is None  # deletion never waits for the operator
 
     # The pods serve /detect with the model; their admin API takes the token from the Secret.
@@ -174,29 +179,40 @@ def check_hand_edits_are_reverted(contract: Kubectl) -> None:
     )
 
 
-def check_model_changes_wait_for_the_swap(contract: Kubectl, models: dict[str, Model], uids: set[str]) -> None:
+def check_a_model_change_is_swapped_in_place(
+    contract: Kubectl, models: dict[str, Model], uids: set[str]
+) -> None:
     # The promotion gate compares with what is served now (f1 0.87).
     weaker = models["b"].apply_to(deployment_body(schedulable=True))
     weaker["spec"]["replicas"] = 2
     weaker["spec"]["model"]["metadata"]["f1"] = 0.85
     assert "0.85 is below 0.87, the f1 of the model served now (cat_recognition 20240103)" in refused(contract, weaker)
 
-    # A new model changes only the ConfigMap here: the pods are not restarted (the hot swap rolls
-    # it into them in place), and the status says the change waits for that.
+    # A new model is swapped into the running pods: the pod template does not change, no pod
+    # restarts, and the status says what each pod serves.
     better = models["b"].apply_to(deployment_body(schedulable=True))
     better["spec"]["replicas"] = 2
     better["spec"]["model"]["metadata"]["f1"] = 0.9
     template = contract.json("get", "deployment", "cat-recognition")["spec"]["template"]
     applied(contract, better)
-    wait_for(
-        lambda: models["b"].digest in contract.json("get", "configmap", "cat-recognition-model")["data"]["model.json"],
-        30,
-        "the ConfigMap to hold the new model",
-    )
-    wait_for(lambda: condition(mdep(contract), "Ready").get("reason") == "ModelChangePending", 30, "ModelChangePending")
+
+    def swapped() -> dict[str, Any] | None:
+        stored = mdep(contract)
+        ready = condition(stored, "Ready")
+        on_b = (stored.get("status") or {}).get("model", {}).get("version") == "20240202"
+        return stored if on_b and ready.get("status") == "True" else None
+
+    stored = wait_for(swapped, 120, "every pod to serve 20240202")
+    assert [r["version"] for r in stored["status"]["replicas"]] == ["20240202", "20240202"]
+    assert [h["version"] for h in stored["status"]["history"][:2]] == ["20240202", "20240103"]
+    assert models["b"].digest in contract.json("get", "configmap", "cat-recognition-model")["data"]["model.json"]
     assert contract.json("get", "deployment", "cat-recognition")["spec"]["template"] == template
-    assert {p["metadata"]["uid"] for p in pods(contract)} == uids
-    assert mdep(contract)["status"]["model"]["version"] == "20240103"  # what the pods still serve
+    running = pods(contract)
+    assert {p["metadata"]["uid"] for p in running} == uids
+    assert all(p["status"]["containerStatuses"][0]["restartCount"] == 0 for p in running)
+    seen = events(contract, "cat-recognition")
+    assert seen.count(("Normal", "PodSwapped")) == 2
+    assert ("Normal", "RolloutStarted") in seen
 
 
 def test_a_crashing_pod_degrades_the_deployment_with_the_pods_own_reason(
@@ -206,14 +222,19 @@ def test_a_crashing_pod_degrades_the_deployment_with_the_pods_own_reason(
     body["spec"]["model"]["digest"] = models["b"].digest  # the file on disk is a's: the pod refuses it
     applied(contract, body)
 
+    # The first rollout of a model its pods cannot start with: the pod's own last words, and
+    # nothing to roll back to, so the rollout holds.
     def degraded() -> dict[str, Any] | None:
         found = condition(mdep(contract), "Degraded")
-        return found if found.get("reason") == "PodsFailing" else None
+        return found if found.get("reason") == "CrashLoop" else None
 
-    found = wait_for(degraded, 120, "Degraded/PodsFailing")
+    found = wait_for(degraded, 120, "Degraded/CrashLoop")
     assert "overseer serve: error:" in found["message"]
     assert "digest" in found["message"]
-    assert ("Warning", "PodsFailing") in events(contract, "cat-recognition")
+    assert "holding (no earlier model to roll back to)" in found["message"]
+    assert condition(mdep(contract), "Ready")["reason"] == "RolloutHalted"
+    seen = events(contract, "cat-recognition")
+    assert ("Warning", "SwapRefused") in seen and ("Warning", "RolloutHalted") in seen
 
 
 def test_with_the_webhooks_removed_an_invalid_change_is_degraded_and_nothing_rolls_out(

@@ -14,6 +14,7 @@ from overseer.operator.rollout_state import (
     PodUnavailable,
     Release,
     RolloutState,
+    Strategy,
     SwapOutcome,
     SwapResult,
     release_of,
@@ -124,13 +125,14 @@ def step(
     history: Sequence[dict[str, Any]] = (),
     now: datetime | None = None,
     attempt: str = "",
+    strategy: Strategy = "HotSwap",
 ) -> Plan:
     return plan(
         PlanInput(
             desired=desired,
             pods=list(pods),
             state=state,
-            settings=RolloutSettings(max_unavailable=max_unavailable, auto_rollback=auto_rollback),
+            settings=RolloutSettings(max_unavailable=max_unavailable, auto_rollback=auto_rollback, strategy=strategy),
             now=now or T0 + timedelta(seconds=1),
             outcomes=list(outcomes),
             running=frozenset(running),

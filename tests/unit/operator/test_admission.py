@@ -185,6 +185,23 @@ def test_promotion_not_worse_than_current_reads_the_history_after_a_rollback() -
     assert admission.served_metric(old, "f1") == ("cat_recognition 20240103", 0.87)
 
 
+def test_promotion_not_worse_than_current_lets_a_rollback_to_a_model_of_the_history_through() -> None:
+    old = served(deployment())  # f1 0.87, served now
+    model = old["spec"]["model"]
+    older = {"name": "cat_recognition", "version": "20231201", "digest": DIGEST_B, "metadata": {"f1": 0.82}}
+    now = {k: model[k] for k in ("name", "version", "digest")} | {"metadata": {"f1": 0.87}}
+    old["status"]["history"] = [now, older]
+    back = copy.deepcopy(old)
+    back["spec"]["model"].update(version="20231201", digest=DIGEST_B)
+    back["spec"]["model"]["metadata"]["f1"] = 0.82
+    assert review_deployment("UPDATE", back, old, schema()).allowed  # the documented rollback
+    back["spec"]["model"]["version"] = "20231202"  # the same weights under a new name: a promotion
+    assert not review_deployment("UPDATE", back, old, schema()).allowed
+    back["spec"]["model"].update(version="20231201")
+    back["spec"]["model"]["metadata"]["f1"] = 0.5  # promotion.minimum still holds
+    assert "below promotion.minimum 0.8" in review_deployment("UPDATE", back, old, schema()).message
+
+
 def test_serving_volumes_and_env_cannot_clash_with_the_operators_own() -> None:
     body = deployment()
     body["spec"]["serving"].update(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from datetime import timedelta
 
 import pytest
@@ -401,6 +403,14 @@ def test_after_a_crash_a_put_on_record_is_sent_again_and_still_counts() -> None:
         assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V2)]
 
 
+def test_the_put_sent_again_after_a_crash_reports_the_swap_the_lost_one_did() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    again = step(V2, [serving("pod-a", V1), serving("pod-b", V1), serving("pod-c", V1)], first.state)
+    unchanged = outcome("pod-a", V2, Swapped(served=V2.key, changed=False))  # the lost PUT had swapped it
+    p = step(V2, [serving("pod-a", V2), *pods_on(V1, "pod-b", "pod-c")], again.state, outcomes=[unchanged])
+    assert [e.message for e in p.events if e.reason == "PodSwapped"] == ["pod pod-a serves cat_recognition:20240202"]
+
+
 def test_a_put_on_record_dies_with_a_restarted_pod() -> None:
     first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
     restarted = serving("pod-a", V2, restarts=1)  # started again from the ConfigMap (V2)
@@ -601,6 +611,21 @@ def test_the_state_survives_its_json_and_garbage_is_no_state() -> None:
     assert RolloutState.from_json(state.to_json()) == state
     for garbage in ("", "{", "[]", '{"format": 1}', state.to_json().replace('"format":1', '"format":99')):
         assert RolloutState.from_json(garbage) is None
+
+
+def test_a_hand_edited_record_whose_documents_do_not_hold_together_is_no_state() -> None:
+    """Anyone who may edit the ConfigMap may edit the record: the operator must not trust it blindly."""
+    record = json.loads(_rolling_with_a_on_v2().to_json())
+    broken = copy.deepcopy(record)
+    broken["target"]["document_json"] = "not json"
+    other = copy.deepcopy(record)
+    other["target"]["document_json"] = V3.document_json  # a document of another model than the key
+    empty = copy.deepcopy(record)
+    empty["target"]["document_json"] = json.dumps({"model": {}, "schema": {}})
+    deep = copy.deepcopy(record)
+    deep["target"]["document_json"] = "[" * 100_000 + "]" * 100_000
+    for edited in (broken, other, empty, deep):
+        assert RolloutState.from_json(json.dumps(edited)) is None
 
 
 def test_a_retry_token_changed_while_nothing_failed_does_not_retry_a_later_failure() -> None:

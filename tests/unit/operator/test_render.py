@@ -10,7 +10,9 @@ from operator_testing import DIGEST_B, NAMESPACE, deployment, schema
 from overseer.api.model_document import ModelDocument
 from overseer.api.v1alpha1 import ModelDeployment, SchemaVersion
 from overseer.operator import render
+from overseer.operator.rollout_state import RolloutState, release_of
 from overseer.operator.settings import OperatorSettings
+from rollout_testing import T0, V1, V2
 
 SETTINGS = OperatorSettings(serving_image="registry.example/overseer-serving:1.2.3")
 
@@ -24,8 +26,15 @@ def version(number: int = 2) -> SchemaVersion:
     return SchemaVersion.model_validate(raw, by_alias=True)
 
 
-def rendered_deployment(body: dict[str, Any]) -> dict[str, Any]:
-    return render.render_deployment(body, parsed(body), SETTINGS, {"name": "m", "version": "1", "digest": "d"})
+def rendered_deployment(body: dict[str, Any], template_model: Any = None) -> dict[str, Any]:
+    return render.render_deployment(body, parsed(body), SETTINGS, template_model)
+
+
+def rolling_out(body: dict[str, Any]) -> RolloutState:
+    """The record of a rollout of the body's spec.model."""
+    return RolloutState(
+        phase="Rolling", target=release_of(render.model_document(parsed(body), version())), started_at=T0
+    )
 
 
 def test_names_labels_and_owner() -> None:
@@ -35,7 +44,7 @@ def test_names_labels_and_owner() -> None:
         "cat-recognition-model", "cat-recognition-admin", "cat-recognition", "cat-recognition",
     )  # fmt: skip
     for obj in (
-        render.render_configmap(body, render.model_document(parsed(body), version())),
+        render.render_configmap(body, rolling_out(body)),
         render.render_secret(body, "t0ken"),
         render.render_service(body, parsed(body)),
         rendered_deployment(body),
@@ -52,7 +61,8 @@ def test_names_labels_and_owner() -> None:
 
 def test_the_configmap_holds_the_model_document_with_defaults_filled_in() -> None:
     body = deployment()
-    configmap = render.render_configmap(body, render.model_document(parsed(body), version()))
+    state = rolling_out(body)
+    configmap = render.render_configmap(body, state)
     document = ModelDocument.model_validate(json.loads(configmap["data"]["model.json"]))
     assert document.model.custom_objects == {
         "resize_resolution": 640, "conf": 0.25, "classes": ["cat"], "iou": 0.45, "max_det": 300, "multi_label": False,
@@ -62,7 +72,24 @@ def test_the_configmap_holds_the_model_document_with_defaults_filled_in() -> Non
     assert document.schema_.custom_objects == version().custom_objects
     assert json.loads(configmap["metadata"]["annotations"][render.ANNOTATION_MODEL]) == {
         "name": "cat_recognition", "version": "20240103", "digest": body["spec"]["model"]["digest"],
+        "config": state.target.key.config,
     }  # fmt: skip
+    # The rollout's record is in the same object: one write persists both.
+    assert render.rollout_record(configmap) == state
+
+
+def test_the_configmap_holds_what_the_rollout_wants_now_the_stable_model_during_a_rollback() -> None:
+    state = RolloutState(phase="RollingBack", target=V2, stable=V1, started_at=T0)
+    configmap = render.render_configmap(deployment(), state)
+    assert json.loads(configmap["data"]["model.json"]) == V1.document
+    assert render.rollout_record(configmap) == state
+
+
+@pytest.mark.parametrize("text", [None, "", "{", '{"format": 99}', '{"phase": "Nowhere"}'])
+def test_a_missing_or_unreadable_record_is_none(text: str | None) -> None:
+    configmap = {"data": {"model.json": "{}"} | ({render.ROLLOUT_KEY: text} if text is not None else {})}
+    assert render.rollout_record(configmap) is None
+    assert render.rollout_record(None) is None
 
 
 def test_the_secret_carries_the_token_only_in_its_data() -> None:
@@ -111,12 +138,24 @@ def test_the_deployment_is_what_a_real_cluster_runs() -> None:
 
 
 def test_the_pod_template_never_carries_the_model() -> None:
-    """A new model must not restart the pods: only the ConfigMap changes."""
+    """HotSwap: a new model must not restart the pods: only the ConfigMap changes."""
     before = deployment()
     after = deployment()
     after["spec"]["model"].update(version="20240202", digest=DIGEST_B)
     after["spec"]["model"]["customObjects"]["conf"] = 0.4
     assert rendered_deployment(before)["spec"]["template"] == rendered_deployment(after)["spec"]["template"]
+    assert "annotations" not in rendered_deployment(before)["spec"]["template"]["metadata"]
+
+
+def test_with_the_rolling_strategy_the_template_carries_the_model_so_a_change_replaces_the_pods() -> None:
+    body = deployment()
+    on_v1 = rendered_deployment(body, V1.key)["spec"]["template"]
+    on_v2 = rendered_deployment(body, V2.key)["spec"]["template"]
+    assert on_v1 != on_v2
+    assert json.loads(on_v2["metadata"]["annotations"][render.ANNOTATION_MODEL]) == {
+        "name": V2.key.name, "version": V2.key.version, "digest": V2.key.digest, "config": V2.key.config,
+    }  # fmt: skip
+    assert on_v1["spec"] == on_v2["spec"]  # only the annotation differs
 
 
 def test_serving_settings_reach_the_pod_template() -> None:
@@ -176,4 +215,3 @@ def test_a_hand_edit_is_drift_and_server_defaults_are_not() -> None:
     assert render.is_subset(desired, live)
     container["image"] = "someone/else:latest"
     assert not render.is_subset(desired, live)
-    assert not render.pod_template_matches(desired, live)

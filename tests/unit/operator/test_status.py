@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from operator_testing import DIGEST_A, DIGEST_B
+from overseer.operator.plan import Plan, StatusReport
+from overseer.operator.rollout_state import SwapRefused
 from overseer.operator.status import (
     Blocked,
     DeploymentObservation,
@@ -13,12 +14,11 @@ from overseer.operator.status import (
     failing_pod,
     schema_status,
 )
+from rollout_testing import V1, V2, complete, outcome, pods_on, step
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
-MODEL = {"name": "cat", "version": "v1", "digest": DIGEST_A, "uri": "file:///m.pt", "metadata": {"f1": 0.9},
-         "schemaVersion": 2}  # fmt: skip
-IDENTITY = {"name": "cat", "version": "v1", "digest": DIGEST_A}
+V2_SPEC = {"name": V2.key.name, "version": V2.key.version, "digest": V2.key.digest}
 
 
 def k8s_deployment(
@@ -35,8 +35,8 @@ def k8s_deployment(
     }
 
 
-def observe(**kwargs: Any) -> DeploymentObservation:
-    defaults: dict[str, Any] = {"generation": 3, "replicas": 2, "desired_model": MODEL, "pods_model": IDENTITY}
+def observe(report: StatusReport | None, **kwargs: Any) -> DeploymentObservation:
+    defaults: dict[str, Any] = {"generation": 3, "replicas": 3, "desired_model": V2_SPEC, "report": report}
     return DeploymentObservation(**{**defaults, **kwargs})
 
 
@@ -44,43 +44,82 @@ def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
 
 
-def test_pods_starting_then_ready_then_unchanged() -> None:
-    first = deployment_status(observe(deployment=k8s_deployment(0, 2, 2)), T0)
+def message(status: dict[str, Any], kind: str) -> str:
+    return str(next(c for c in status["conditions"] if c["type"] == kind)["message"])
+
+
+def report(p: Plan) -> StatusReport:
+    assert p.status is not None
+    return p.status
+
+
+PODS = ("pod-a", "pod-b", "pod-c")
+
+
+def test_a_hot_swap_in_progress_then_complete() -> None:
+    stable = complete(V1, *PODS)
+    rolling = step(V2, pods_on(V1, *PODS), stable)
+    first = deployment_status(observe(report(rolling), deployment=k8s_deployment(3)), T0)
     assert conditions(first.status) == {
-        "Ready": ("False", "PodsNotReady"),
-        "Progressing": ("True", "PodsStarting"),
+        "Ready": ("False", "RolloutInProgress"),
+        "Progressing": ("True", "HotSwapInProgress"),
         "Degraded": ("False", "AsExpected"),
     }
+    assert message(first.status, "Progressing") == "0/3 pods on 20240202"
     assert first.status["observedGeneration"] == 3
     assert all(c["observedGeneration"] == 3 for c in first.status["conditions"])
-    assert first.status["model"] is None
-    assert [(e.type, e.reason) for e in first.events] == [("Normal", "PodsNotReady"), ("Normal", "PodsStarting")]
+    assert first.status["model"] == {"name": V1.key.name, "version": V1.key.version, "digest": V1.key.digest}
+    assert [r["pod"] for r in first.status["replicas"]] == list(PODS)
+    # The swap to pod-a is sent in this very plan.
+    assert first.status["replicas"][0] == {
+        "pod": "pod-a", "version": "20240101", "digest": V1.key.digest, "state": "Loading",
+    }  # fmt: skip
+    assert first.status["lastRollout"]["strategy"] == "HotSwap"
+    assert first.status["lastRollout"]["result"] == "InProgress"
+    assert first.events == []  # the rollout's Events come from the planner
 
-    ready = deployment_status(observe(deployment=k8s_deployment(2), previous=first.status), T1)
-    assert conditions(ready.status)["Ready"] == ("True", "Serving")
-    ready_condition = next(c for c in ready.status["conditions"] if c["type"] == "Ready")
-    assert ready_condition["message"] == "2/2 pods serve cat v1"
-    assert ready_condition["lastTransitionTime"] == "2026-01-01T00:05:00Z"
-    assert ready.status["model"] == IDENTITY
-    assert ready.status["readyReplicas"] == 2
-    assert ready.status["history"][0] == {**MODEL, "servedAt": "2026-01-01T00:05:00Z"}
-    assert [e.reason for e in ready.events] == ["Serving", "Complete"]
-    degraded = next(c for c in ready.status["conditions"] if c["type"] == "Degraded")
+    assert rolling.state is not None
+    done = step(V2, pods_on(V2, *PODS), rolling.state.model_copy(update={"in_flight": ()}))
+    second = deployment_status(observe(report(done), deployment=k8s_deployment(3), previous=first.status), T1)
+    assert conditions(second.status) == {
+        "Ready": ("True", "AllPodsServing"),
+        "Progressing": ("False", "RolloutComplete"),
+        "Degraded": ("False", "AsExpected"),
+    }
+    assert second.status["readyReplicas"] == 3
+    assert second.status["history"][0]["version"] == "20240202"
+    assert second.status["history"][0]["customObjects"] == {"conf": 0.25}  # as the document carries it
+    degraded = next(c for c in second.status["conditions"] if c["type"] == "Degraded")
     assert degraded["lastTransitionTime"] == "2026-01-01T00:00:00Z"  # unchanged status: time kept
 
-    again = deployment_status(observe(deployment=k8s_deployment(2), previous=ready.status), T1 + dt.timedelta(hours=1))
-    assert again.status == ready.status
+    again = deployment_status(observe(report(done), deployment=k8s_deployment(3), previous=second.status), T1)
+    assert again.status == second.status
     assert again.events == []
 
 
+def test_pods_the_deployment_has_not_made_yet_keep_it_from_ready() -> None:
+    done = step(V1, pods_on(V1, "pod-a", "pod-b"), None)
+    update = deployment_status(observe(report(done), deployment=k8s_deployment(2, 2, 2)), T0)
+    assert conditions(update.status)["Ready"] == ("False", "PodsNotReady")
+    assert conditions(update.status)["Progressing"] == ("True", "PodsStarting")
+    assert message(update.status, "Ready") == "2/3 pods ready"
+
+
+def test_a_serving_change_rolling_the_pods_is_progressing() -> None:
+    done = step(V1, pods_on(V1, *PODS), None)
+    update = deployment_status(observe(report(done), deployment=k8s_deployment(3, 1, 4)), T0)
+    assert conditions(update.status)["Progressing"] == ("True", "RollingUpdate")
+    assert message(update.status, "Progressing") == "3/3 pods ready, 1/3 updated"
+
+
 def test_an_invalid_spec_degrades_and_keeps_what_is_served() -> None:
-    serving = deployment_status(observe(deployment=k8s_deployment(2)), T0)
+    stable = complete(V1, *PODS)
+    served = step(None, pods_on(V1, *PODS), stable)  # an invalid spec: nothing new starts
     blocked = deployment_status(
         observe(
-            desired_model={**MODEL, "version": "v2", "digest": DIGEST_B},
+            report(served),
             blocked=Blocked("InvalidConfig", "spec.model.customObjects.conf: required property missing"),
-            deployment=k8s_deployment(2),
-            previous=serving.status,
+            deployment=k8s_deployment(3),
         ),
         T1,
     )
@@ -88,24 +127,46 @@ def test_an_invalid_spec_degrades_and_keeps_what_is_served() -> None:
         "Ready": ("False", "InvalidConfig"), "Progressing": ("False", "InvalidConfig"),
         "Degraded": ("True", "InvalidConfig"),
     }  # fmt: skip
-    ready = next(c for c in blocked.status["conditions"] if c["type"] == "Ready")
-    assert ready["message"] == (
-        "spec.model cat v2 is not rolled out; the pods keep serving cat v1: "
+    assert message(blocked.status, "Ready") == (
+        "spec.model cat_recognition 20240202 is not rolled out; the pods keep serving cat_recognition 20240101: "
         "spec.model.customObjects.conf: required property missing"
     )
-    assert blocked.status["model"] == IDENTITY
-    assert blocked.status["readyReplicas"] == 2
-    assert ("Warning", "InvalidConfig") in [(e.type, e.reason) for e in blocked.events]
+    assert blocked.status["model"]["version"] == "20240101"
+    assert blocked.status["readyReplicas"] == 3
+    assert [(e.type, e.reason) for e in blocked.events] == [("Warning", "InvalidConfig")]
+
+    fixed = deployment_status(observe(report(served), deployment=k8s_deployment(3), previous=blocked.status), T1)
+    assert conditions(fixed.status)["Degraded"] == ("False", "AsExpected")
+    assert [(e.type, e.reason) for e in fixed.events] == [("Normal", "Recovered")]
 
 
-def test_a_model_change_waits_for_the_swap() -> None:
+def test_a_blocked_spec_with_nothing_planned_keeps_the_previous_status() -> None:
+    previous = {"model": V2_SPEC, "history": [{"name": "x"}], "replicas": [{"pod": "p"}], "readyReplicas": 1}
     update = deployment_status(
-        observe(desired_model={**MODEL, "version": "v2", "digest": DIGEST_B}, deployment=k8s_deployment(2)), T0
+        observe(None, blocked=Blocked("OwnedObjectConflict", "ConfigMap x exists"), previous=previous), T0
     )
-    assert conditions(update.status)["Ready"] == ("False", "ModelChangePending")
-    assert conditions(update.status)["Progressing"] == ("True", "ModelChangePending")
-    assert update.status["model"] == IDENTITY  # what the pods still serve
-    assert update.status["readyReplicas"] == 0  # none serves spec.model
+    assert update.status["model"] == V2_SPEC and update.status["history"] == [{"name": "x"}]
+    assert update.status["replicas"] == [{"pod": "p"}] and update.status["readyReplicas"] == 1
+    assert conditions(update.status)["Degraded"] == ("True", "OwnedObjectConflict")
+
+
+def test_a_rolled_back_rollout_is_degraded_with_the_pods_reason_and_no_duplicate_event() -> None:
+    stable = complete(V1, *PODS)
+    rolling = step(V2, pods_on(V1, *PODS), stable)
+    assert rolling.state is not None
+    refused = step(
+        V2,
+        pods_on(V1, *PODS),
+        rolling.state,
+        outcomes=[outcome("pod-a", V2, SwapRefused("digest_mismatch", "weights differ", 422))],
+    )
+    update = deployment_status(observe(report(refused), deployment=k8s_deployment(3)), T0)
+    assert conditions(update.status)["Degraded"] == ("True", "DigestMismatch")
+    assert "pod pod-a refused cat_recognition:20240202: digest_mismatch: weights differ" in message(
+        update.status, "Degraded"
+    )
+    assert update.events == []  # SwapRefused, RollingBack and RolledBack come from the planner
+    assert {e.reason for e in refused.events} >= {"SwapRefused", "RolledBack"}
 
 
 def test_a_crashing_pod_degrades_with_its_own_last_words() -> None:
@@ -124,7 +185,8 @@ def test_a_crashing_pod_degrades_with_its_own_last_words() -> None:
             ]
         },
     }
-    update = deployment_status(observe(deployment=k8s_deployment(0, 2, 2), pods=[pod]), T0)
+    started = step(V1, [], None)
+    update = deployment_status(observe(report(started), deployment=k8s_deployment(0, 1, 1), pods=[pod]), T0)
     degraded = next(c for c in update.status["conditions"] if c["type"] == "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "PodsFailing")
     assert (
@@ -147,17 +209,6 @@ def test_healthy_and_terminating_pods_are_not_failing() -> None:
     unschedulable = {"metadata": {"name": "c"}, "status": {"conditions": [scheduled]}}
     assert failing_pod([healthy, leaving]) is None
     assert failing_pod([unschedulable]) == "pod c: Unschedulable: no node has gpu=a100"
-
-
-def test_history_is_newest_first_capped_and_unique() -> None:
-    previous: dict[str, Any] = {
-        "history": [{"name": "cat", "version": f"v{i}", "digest": f"sha256:{i:064x}"} for i in range(10)]
-    }
-    update = deployment_status(observe(deployment=k8s_deployment(2), previous=previous), T0)
-    history = update.status["history"]
-    assert len(history) == 10
-    assert history[0]["digest"] == DIGEST_A
-    assert history[1]["version"] == "v0"
 
 
 def test_schema_status_lists_users_and_validity() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 from overseer_devtools import localserver
 from overseer_devtools.localserver import OVERSEER, LocalServer, alive, clean_environment, free_port
+from overseer_devtools.scoring import Match, match
+from overseer_devtools.shapes import CLASSES, Scene, Shape
 
 __all__ = [
     "OVERSEER",
@@ -21,6 +23,7 @@ __all__ = [
     "ModelFile",
     "Server",
     "alive",
+    "assert_sees",
     "file_server",
     "free_port",
     "loopback_http",
@@ -31,6 +34,7 @@ __all__ = [
     "serve_env",
     "start_server",
     "until",
+    "with_classes_swapped",
 ]
 
 TOKEN = "e2e-admin-token"
@@ -47,7 +51,8 @@ def schema_snapshot(version: int = 1) -> dict[str, Any]:
             "type": "object",
             "required": ["conf"],
             "properties": {
-                "resize_resolution": {"type": "integer", "default": 320},
+                # the shapes detectors were trained on 160x160 pictures, and are served at that size
+                "resize_resolution": {"type": "integer", "default": 160},
                 "conf": {"type": "number", "minimum": 0, "maximum": 1},
                 "max_det": {"type": "integer", "default": 20},
                 "multi_label": {"type": "boolean"},
@@ -81,12 +86,30 @@ class ModelFile:
         return {"model": model, "schema": schema_snapshot()}
 
 
+def assert_sees(detections: list[dict[str, Any]], scene: Scene, *, confident: float = 0.5) -> Match:
+    """Every drawn shape is found (its class, IoU >= 0.5), and nothing else with `confident` or
+    more: the answer a user of a good detector expects. Returns the match."""
+    result = match(detections, scene.shapes)
+    confident_extra = [d for d in result.extra if d["confidence"] >= confident]
+    assert not result.missed and not confident_extra, f"detections vs what was drawn:\n{result.describe()}"
+    return result
+
+
+def with_classes_swapped(scene: Scene) -> tuple[Shape, ...]:
+    """What a detector that mistakes each class for the other would be right about."""
+    other = {CLASSES[0]: CLASSES[1], CLASSES[1]: CLASSES[0]}
+    return tuple(Shape(other[s.kind], s.box) for s in scene.shapes)
+
+
 Server = LocalServer  # one implementation, shared with benchmarks/bench_serving.py
 
 
 def server_settings(state_root: Path, **extra: str) -> dict[str, str]:
-    """The settings of a server under test: JSON logs, weights cached under `state_root`."""
-    return {"OVERSEER_LOG_FORMAT": "json", "OVERSEER_CACHE_DIR": str(state_root / "cache"), **extra}
+    """The settings of a server under test: JSON logs, weights cached under `state_root`, and a
+    BentoML home of its own (BentoML empties $BENTOML_HOME/prometheus_multiproc_dir whenever a
+    server starts: a shared one would wipe and mix the /metrics of other servers on the machine)."""
+    cache, bentoml_home = str(state_root / "cache"), str(state_root / "bentoml")
+    return {"OVERSEER_LOG_FORMAT": "json", "OVERSEER_CACHE_DIR": cache, "BENTOML_HOME": bentoml_home, **extra}
 
 
 def serve_env(state_root: Path, **extra: str) -> dict[str, str]:

@@ -5,7 +5,10 @@ results silently change"), shown on a real network."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +16,7 @@ import pytest
 from overseer_devtools import shapes
 from overseer_devtools.scoring import from_results, match
 from overseer_serving import offline
+from PIL import Image
 from serving_harness import ModelFile, Server, assert_sees, running, with_classes_swapped
 
 # Held-out pictures (never trained on): 160x160, one to three shapes each.
@@ -181,3 +185,25 @@ def test_the_server_answers_as_the_model_does_outside_the_server(server: Server,
         assert detect(server, picture) == from_results(result)
     with httpx.Client(base_url=server.url, timeout=10) as c:
         assert c.get("/readyz").status_code == 200
+
+
+def test_the_demo_helper_prints_found_against_drawn_and_draws_the_boxes(
+    server: Server, models: dict[str, ModelFile], tmp_path: Path
+) -> None:
+    def demo(picture: int) -> tuple[subprocess.CompletedProcess[str], Path]:
+        out = tmp_path / f"detect-{picture}.png"
+        command = [sys.executable, "-m", "overseer_devtools.demo_detect", "call", server.url, "--picture", str(picture)]
+        done = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, timeout=60, check=False)
+        return done, out
+
+    serve(server, models["a"])
+    right, picture = demo(3)
+    drawn = len(shapes.scene(3).shapes)
+    assert right.returncode == 0, right.stderr
+    assert f"right: found {drawn} of {drawn} drawn shapes" in right.stdout
+    assert Image.open(picture).size == (480, 480)  # the 160x160 picture, three times larger
+    serve(server, models["swapped"])
+    wrong, _ = demo(3)
+    assert wrong.returncode == 3, wrong.stderr
+    assert f"WRONG: found 0 of {drawn} drawn shapes" in wrong.stdout
+    serve(server, models["a"])

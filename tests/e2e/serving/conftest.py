@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from overseer_devtools import shapes
 from overseer_devtools.models import NAMES, TrainedModel, shapes_model
-from serving_harness import ModelFile, Server, running
+from serving_harness import ModelFile, Server, held_out_picture, running
 
 # The models under the keys the tests use, each with its own version. "a" and "b" are two good
 # detectors of the same classes; the others load but answer wrongly, or do not load.
@@ -40,7 +40,7 @@ def models(trained: dict[str, TrainedModel]) -> dict[str, ModelFile]:
 @pytest.fixture(scope="session")
 def scene() -> shapes.Scene:
     """A held-out 160x160 picture with three shapes, of both classes."""
-    pictures = (shapes.scene(i, count=(3, 3)) for i in range(100))
+    pictures = (held_out_picture(i, count=(3, 3)) for i in range(100))
     return next(p for p in pictures if {s.kind for s in p.shapes} == set(shapes.CLASSES))
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from overseer_devtools import localserver
+from overseer_devtools import localserver, shapes
 from overseer_devtools.localserver import OVERSEER, LocalServer, alive, clean_environment, free_port
 from overseer_devtools.scoring import Match, match
 from overseer_devtools.shapes import CLASSES, Scene, Shape
@@ -26,6 +26,7 @@ __all__ = [
     "assert_sees",
     "file_server",
     "free_port",
+    "held_out_picture",
     "loopback_http",
     "metric_count",
     "metric_value",
@@ -84,6 +85,17 @@ class ModelFile:
         }
         model.update(overrides)
         return {"model": model, "schema": schema_snapshot()}
+
+
+# Shapes of 24-48 px: well inside what the trained models learnt (16-48 px), so that a model
+# retrained on another machine finds them too. Quality over the whole range, the smallest shapes
+# included, is what benchmarks/bench_serving.py measures (mAP50 on held-out pictures).
+SHAPE_SIDES = (24, 48)
+
+
+def held_out_picture(index: int, **drawing: Any) -> Scene:
+    """Held-out picture `index` (never trained on) of the e2e tests: 160x160, 1-3 shapes."""
+    return shapes.scene(index, side=SHAPE_SIDES, **drawing)
 
 
 def assert_sees(detections: list[dict[str, Any]], scene: Scene, *, confident: float = 0.5) -> Match:

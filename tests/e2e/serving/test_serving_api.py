@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 from overseer_devtools import shapes
 from PIL import Image
-from serving_harness import ModelFile, Server, assert_sees, metric_count, metric_value
+from serving_harness import ModelFile, Server, assert_sees, held_out_picture, metric_count, metric_value
 
 PNG = "image/png"
 
@@ -51,7 +51,7 @@ def test_detect_finds_what_was_drawn_and_multipart_and_json_give_the_same_answer
 def test_batch_endpoint_answers_per_image(
     server: Server, models: dict[str, ModelFile], scene: shapes.Scene, image_bytes: bytes
 ) -> None:
-    others = [shapes.scene(i) for i in range(2)]
+    others = [held_out_picture(i) for i in range(2)]
     pictures = [scene, *others]
     files = [("images", (f"{i}.png", p.png(), PNG)) for i, p in enumerate(pictures)]
     with server.client() as c:
@@ -156,7 +156,7 @@ def concurrently(server: Server, bodies: list[list[tuple[str, tuple[str, bytes, 
 def test_adaptive_batching_merges_concurrent_requests(server: Server, models: dict[str, ModelFile]) -> None:
     calls_before, singles_before = batch_sizes(server)
     answers: list[httpx.Response] = []
-    pictures = [shapes.scene(i) for i in range(8)]  # a picture of its own per client
+    pictures = [held_out_picture(i) for i in range(8)]  # a picture of its own per client
     for _ in range(4):  # rounds of 8 clients with one image each
         answers += concurrently(server, [[("images", (f"{i}.png", p.png(), PNG))] for i, p in enumerate(pictures)])
     for answer, picture in zip(answers, pictures * 4, strict=True):

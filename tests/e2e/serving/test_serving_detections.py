@@ -17,10 +17,10 @@ from overseer_devtools import shapes
 from overseer_devtools.scoring import from_results, match
 from overseer_serving import offline
 from PIL import Image
-from serving_harness import ModelFile, Server, assert_sees, running, with_classes_swapped
+from serving_harness import ModelFile, Server, assert_sees, held_out_picture, running, with_classes_swapped
 
-# Held-out pictures (never trained on): 160x160, one to three shapes each.
-PICTURES = [shapes.scene(i) for i in range(8)]
+# Held-out pictures (never trained on): 160x160, one to three shapes of 24-48 px each.
+PICTURES = [held_out_picture(i) for i in range(8)]
 
 
 @pytest.fixture(scope="module")

@@ -37,23 +37,27 @@ controlplane: ## build etcd, kube-apiserver, kube-controller-manager from Go mod
 models: venv ## train the toy shape detectors once (cached in ~/.cache/schema-overseer/models); print NAME PATH DIGEST
 	$(PY) -m overseer_devtools.models
 
-up: venv controlplane ## start the local cluster in the background; kubeconfig in .cluster/kubeconfig
+up: venv controlplane ## start the local cluster and the operator in the background; kubeconfig in .cluster/kubeconfig
 	$(PY) -m localcluster up --dir $(CLUSTER_DIR)
+	$(PY) -m localcluster.overseer_operator up --dir $(CLUSTER_DIR)
 
-down: ## stop the local cluster and every process it started
+down: ## stop the operator, the local cluster and every process it started
+	@test -x $(PY) && $(PY) -m localcluster.overseer_operator down --dir $(CLUSTER_DIR) || true
 	@test -x $(PY) && $(PY) -m localcluster down --dir $(CLUSTER_DIR) || true
 
-status: ## is the local cluster running?
-	@$(PY) -m localcluster status --dir $(CLUSTER_DIR)
+status: ## is the local cluster running? the operator?
+	@$(PY) -m localcluster status --dir $(CLUSTER_DIR); $(PY) -m localcluster.overseer_operator status --dir $(CLUSTER_DIR)
 
 logs: ## print pod process logs of the local cluster (POD=namespace/name prefix)
 	@$(PY) -m localcluster logs $(POD) --dir $(CLUSTER_DIR)
 
-crds: venv ## regenerate crds/ from the Python API models
+crds: venv ## regenerate crds/ (and the chart's webhook template) from the Python sources
 	$(PY) -m overseer.crdgen --out crds/
+	$(PY) -m overseer.operator.chartgen
 
-crds-check: venv ## fail when crds/ differs from what the API models generate
+crds-check: venv ## fail when crds/ (or the chart's webhook template) differs from what the sources generate
 	$(PY) -m overseer.crdgen --out crds/ --check
+	$(PY) -m overseer.operator.chartgen --check
 
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -103,8 +103,9 @@ def make_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     return cert, key
 
 
-def generate(cert_dir: Path) -> ClusterCerts:
-    """Write a fresh set of certificates into cert_dir."""
+def generate(cert_dir: Path, service_ip: str = "10.0.0.1") -> ClusterCerts:
+    """Write a fresh set of certificates into cert_dir; `service_ip` is the `kubernetes` Service's
+    ClusterIP, which in-cluster clients connect to (KUBERNETES_SERVICE_HOST)."""
     cert_dir.mkdir(parents=True, exist_ok=True)
     paths = ClusterCerts(
         ca_cert=cert_dir / "ca.crt",
@@ -122,7 +123,7 @@ def generate(cert_dir: Path) -> ClusterCerts:
 
     serving, serving_key = issue_leaf(
         ca_cert, ca_key, common_name="kube-apiserver", server=True,
-        ip_sans=("127.0.0.1", "10.0.0.1"),
+        ip_sans=("127.0.0.1", service_ip),
         dns_sans=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                   "kubernetes.default.svc.cluster.local"),
     )

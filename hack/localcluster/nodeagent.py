@@ -1,9 +1,12 @@
-"""The local node agent: one Ready node (`local-0`) standing in for kubelet + a container runtime.
+"""The local node agent: one Ready node (`local-0`) standing in for kubelet, a container runtime and
+kube-proxy.
 
 It binds pending pods to itself (there is no kube-scheduler), runs each pod's first container
-command as a host process bound to the pod's own loopback address, publishes that address as
-status.podIP, drives Ready from the readinessProbe (httpGet), restarts exited processes with
-back-off, and on graceful deletion sends SIGTERM, waits the grace period, then removes the pod.
+command as a host process bound to the pod's own loopback address, in a mount namespace of its own
+where the pod's volumes (its ServiceAccount token too) sit at their mountPaths, publishes that
+address as status.podIP, drives Ready from the readinessProbe (httpGet), restarts exited processes
+with back-off, and on graceful deletion sends SIGTERM, waits the grace period, then removes the
+pod. Its service proxy makes every Service's ClusterIP:port reach the ready pods behind it.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ import http.client
 import json
 import logging
 import os
+import select
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +36,12 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from . import procs
+from .mounts import Mount, plan_mounts
 from .podspec import PodSpecError, build_process
-from .volumes import sync_volumes
+from .proxy import ServiceProxy
+from .services import Frontend, hosts_file, pod_hostname, service_env
+from .tokens import PodTokens, parse_expiry
+from .volumes import contained, sync_volumes
 
 log = logging.getLogger("localcluster.nodeagent")
 
@@ -39,6 +49,12 @@ NODE_NAME = "local-0"
 RESTART_BACKOFF_MAX = 20.0  # kubelet caps at 5 min; shorter here so tests see restarts quickly
 VOLUME_RESYNC_SECONDS = 2.0
 LOG_TAIL_BYTES = 2048
+CONFIG_RETRY_MAX = 2.0  # a pod waiting for a ConfigMap, Secret or token is retried at most this often
+LAUNCH_TIMEOUT = 30.0
+PODINIT = Path(__file__).with_name("podinit.py")
+# What a pod process runs from and what tests hand files through: visible even under a volume.
+HOST_PATHS = sorted({"/tmp", os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
+                     str(Path(__file__).resolve().parents[2])})
 
 
 def now() -> str:
@@ -111,13 +127,87 @@ def _http_probe(http_get: Mapping[str, Any] | None, pod_ip: str, container: Mapp
         port = named.get(port, 0)
     host = http_get.get("host") or pod_ip
     try:
-        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        if http_get.get("scheme", "HTTP").upper() == "HTTPS":  # kubelet does not verify the certificate
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, int(port), timeout=timeout, context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
         conn.request("GET", http_get.get("path", "/"))
         status = conn.getresponse().status
         conn.close()
     except (OSError, http.client.HTTPException):  # refused, reset, garbage status line, ...
         return False
     return 200 <= status < 400
+
+
+def _prepare_sub_paths(mounts: list[Mount], volume_dirs: Mapping[str, Path]) -> None:
+    """A subPath must stay inside its volume, also through a symlink the pod made there (the classic
+    subPath escape); a missing one is created as a folder, as kubelet does."""
+    roots = sorted({str(p) for p in volume_dirs.values()}, key=len, reverse=True)
+    for m in mounts:
+        root = next((Path(r) for r in roots if str(m.source).startswith(r.rstrip("/") + "/")), None)
+        if root is None:
+            continue  # a whole volume (or the hosts file), not a subPath
+        try:
+            source = contained(root, str(m.source.relative_to(root)))
+        except PodSpecError as e:
+            raise PodSpecError(f"mountPath {m.target}: {e}", reason="CreateContainerError") from e
+        if not source.exists():
+            source.mkdir(parents=True, exist_ok=True)
+
+
+def launch(argv: list[str], env: Mapping[str, str], cwd: str | None, mounts: list[Mount], pod_dir: Path,
+           hostname: str, logfile: Any) -> subprocess.Popen[bytes]:
+    """Start the pod's process through podinit.py: its own mount namespace, its volumes mounted.
+
+    Returns once the command runs (podinit's status pipe closes on exec); a mount or exec failure
+    is raised as PodSpecError carrying podinit's reason and message.
+    """
+    staging = pod_dir / "rootfs"  # podinit's scratch mount point for a new root, empty on the host
+    staging.mkdir(parents=True, exist_ok=True)
+    plan = {"argv": argv, "cwd": cwd, "scratch": str(pod_dir), "staging": str(staging), "hostname": hostname,
+            "mounts": [m.as_plan() for m in mounts], "keep": HOST_PATHS}
+    status_read, status_write = os.pipe()
+    try:
+        # preexec_fn is needed for PDEATHSIG; it only calls setsid and prctl (no locks taken).
+        # -I -S: the pod's PYTHON* variables and site-packages cannot change how podinit runs.
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(PODINIT), json.dumps(plan), str(status_write)],
+            env=dict(env), cwd=pod_dir, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+            pass_fds=(status_write,), preexec_fn=functools.partial(procs.die_with_parent, os.getpid()),  # noqa: PLW1509
+        )
+    except OSError as e:
+        os.close(status_read)
+        raise PodSpecError(f"cannot start the pod launcher: {e.strerror}", reason="RunContainerError") from e
+    finally:
+        os.close(status_write)
+    try:
+        report = _read_until_eof(status_read, LAUNCH_TIMEOUT)
+    finally:
+        os.close(status_read)
+    if report is None or report:
+        procs.stop_group(proc.pid, None, 1, reap=False)
+        proc.wait()
+        if report is None:
+            raise PodSpecError(f"the pod launcher did not start the command within {LAUNCH_TIMEOUT:.0f}s",
+                               reason="RunContainerError")
+        problem = json.loads(report)
+        raise PodSpecError(problem["message"], reason=problem["reason"])
+    return proc
+
+
+def _read_until_eof(fd: int, timeout: float) -> bytes | None:
+    """All bytes until the writer closes; None when it stays open past the timeout."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return data
+            data += chunk
+    return None
 
 
 class PodRunner(threading.Thread):
@@ -146,6 +236,9 @@ class PodRunner(threading.Thread):
         self._transitions: dict[str, tuple[str, str]] = {}  # condition type -> (status, since)
         self.ever_started = False
         self.cut_short = threading.Event()  # a later, shorter deletion grace (force delete)
+        self.tokens = PodTokens(agent.request_token)
+        self.hostname = pod_hostname(pod)
+        self._reported: tuple[str, str] | None = None  # the last problem sent as an Event
 
     # -- status ---------------------------------------------------------------------------------
     def publish(self, phase: str | None = None) -> None:
@@ -205,23 +298,38 @@ class PodRunner(threading.Thread):
             log.warning("status update of %s/%s failed: %s", self.namespace, self.name, e)
 
     # -- process --------------------------------------------------------------------------------
+    def _volumes(self) -> dict[str, Path]:
+        try:
+            return sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object, self.tokens.get)
+        except PodSpecError as e:  # kubelet keeps the pod ContainerCreating (FailedMount) until it can mount
+            raise PodSpecError(str(e), reason="ContainerCreating") from e
+
+    def _write_hosts(self) -> Path:
+        """The pod's /etc/hosts, rewritten in place (the bind mount keeps the inode) when Services change."""
+        path = self.pod_dir / "hosts"
+        text = hosts_file(self.agent.proxy.services(), self.namespace, self.ip, self.hostname).encode()
+        if not path.exists() or path.read_bytes() != text:
+            with path.open("r+b" if path.exists() else "wb") as f:
+                f.write(text)
+                f.truncate()
+        return path
+
     def _spawn(self) -> None:
-        volume_dirs = sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object)
-        spec = build_process(self.pod, self.ip, self.pod_dir, volume_dirs, self.agent.base_env, self.agent.read_object)
+        volume_dirs = self._volumes()
+        links = self.pod["spec"].get("enableServiceLinks", True) is not False
+        # The runtime sets HOSTNAME; the container's own env may still override it.
+        base_env = {**self.agent.base_env, "HOSTNAME": self.hostname}
+        spec = build_process(self.pod, self.ip, base_env, self.agent.read_object,
+                             service_env(self.agent.proxy.services(), self.namespace, links))
         self.pod_dir.mkdir(parents=True, exist_ok=True)
+        mounts = plan_mounts(self.pod, self.container, volume_dirs, spec.declared, hosts=self._write_hosts())
+        _prepare_sub_paths(mounts, volume_dirs)
         logfile = (self.pod_dir / "container.log").open("ab")
         logfile.write(f"--- {now()} start #{self.restart_count}: {' '.join(spec.argv)}\n".encode())
         logfile.flush()
         self._log_offset = logfile.tell()  # this run's output starts here (for termination messages)
         try:
-            # preexec_fn is needed for PDEATHSIG; it only calls setsid and prctl (no locks taken).
-            in_child = functools.partial(procs.die_with_parent, os.getpid())
-            self.proc = subprocess.Popen(
-                spec.argv, env=spec.env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
-                stdout=logfile, stderr=subprocess.STDOUT, preexec_fn=in_child,  # noqa: PLW1509
-            )
-        except OSError as e:
-            raise PodSpecError(f"cannot start {spec.argv[0]!r}: {e.strerror}") from e
+            self.proc = launch(spec.argv, spec.env, spec.cwd, mounts, self.pod_dir, self.hostname, logfile)
         finally:
             logfile.close()
         procs.record(self.pod_dir / "process.json", self.proc.pid)
@@ -275,27 +383,40 @@ class PodRunner(threading.Thread):
             self._kill()
             self.agent.ips.release(self.ip)
             # Keep container.log for `make logs`; drop the process record and the volumes
-            # (secrets do not stay on disk after their pod is gone).
+            # (secrets do not stay on disk after their pod is gone). The mounts went with the
+            # pod's mount namespace when its last process exited.
             (self.pod_dir / "process.json").unlink(missing_ok=True)
             shutil.rmtree(self.pod_dir / "volumes", ignore_errors=True)
+            shutil.rmtree(self.pod_dir / "rootfs", ignore_errors=True)
+            (self.pod_dir / "hosts").unlink(missing_ok=True)
             self.stopped.set()
+
+    def _report(self, reason: str, message: str) -> None:
+        """A Warning Event on the pod, once per distinct problem (what `kubectl describe` shows)."""
+        if self._reported != (reason, message):
+            self._reported = (reason, message)
+            self.agent.event(self.pod, "Warning", reason, message)
 
     def _supervise(self) -> None:
         self.publish()
         restart_at = 0.0
         next_volume_sync = 0.0
+        config_retry = 0.25  # a ConfigMap or token not there yet (a fresh namespace) comes quickly
         while not self.stop_requested.is_set():
             if self.proc is None:
                 if time.monotonic() < restart_at:
-                    self.stop_requested.wait(0.2)
+                    self.stop_requested.wait(0.1)
                     continue
                 try:
                     self._spawn()
                 except PodSpecError as e:
-                    self.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
+                    self.state = {"waiting": {"reason": e.reason, "message": str(e)}}
                     self.publish()
-                    restart_at = time.monotonic() + 2
+                    self._report("FailedMount" if e.reason == "ContainerCreating" else "Failed", str(e))
+                    restart_at = time.monotonic() + config_retry
+                    config_retry = min(CONFIG_RETRY_MAX, config_retry * 2)
                     continue
+                config_retry = 0.25
                 self.publish()
             assert self.proc is not None
             code = self.proc.poll()
@@ -316,7 +437,8 @@ class PodRunner(threading.Thread):
             if time.monotonic() >= next_volume_sync:
                 next_volume_sync = time.monotonic() + VOLUME_RESYNC_SECONDS
                 try:
-                    sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object)
+                    sync_volumes(self.pod, self.pod_dir, self.ip, self.agent.read_object, self.tokens.get)
+                    self._write_hosts()
                 except (PodSpecError, OSError) as e:
                     log.warning("volume sync of %s/%s: %s", self.namespace, self.name, e)
             self.stop_requested.wait(0.1)
@@ -349,6 +471,10 @@ class NodeAgent:
         self.node_since = now()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        api = urllib.parse.urlsplit(self.api.configuration.host)
+        # The `kubernetes` Service has no pods behind it: its ClusterIP forwards to the apiserver.
+        self.proxy = ServiceProxy((api.hostname or "127.0.0.1", api.port or 443), self._listen_problem)
+        self.services_synced = threading.Event()
         # Pods inherit the agent's environment (PATH, the venv, YOLO offline settings), like an
         # image would carry them, minus variables that would point them at our own cluster.
         self.base_env = {k: v for k, v in os.environ.items()
@@ -370,6 +496,48 @@ class NodeAgent:
             raise PodSpecError(f"cannot read {kind} {namespace}/{name}: {e.reason}") from e
         except Exception as e:  # the apiserver unreachable for a moment: retried like a config error
             raise PodSpecError(f"cannot read {kind} {namespace}/{name}: {e}") from e
+
+    def request_token(self, namespace: str, service_account: str, audience: str | None, seconds: int,
+                      pod_name: str, pod_uid: str) -> tuple[str, float]:
+        """TokenRequest for a projected serviceAccountToken, bound to the pod (invalid once it is gone)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {
+            "audiences": [audience] if audience else None, "expirationSeconds": seconds,
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "uid": pod_uid}}}
+        try:
+            resp = self.core.create_namespaced_service_account_token(service_account, namespace, body,
+                                                                     _preload_content=False)
+        except ApiException as e:
+            what = "not found" if e.status == 404 else e.reason
+            raise PodSpecError(f"token for serviceaccount {namespace}/{service_account}: {what}") from e
+        except Exception as e:  # the apiserver unreachable for a moment: retried
+            raise PodSpecError(f"token for serviceaccount {namespace}/{service_account}: {e}") from e
+        status = json.loads(resp.data)["status"]
+        return status["token"], parse_expiry(status["expirationTimestamp"])
+
+    def event(self, obj: Mapping[str, Any], kind_type: str, reason: str, message: str) -> None:
+        """Record an Event about a pod or Service, as kubelet and kube-proxy do; never fatal."""
+        meta = obj["metadata"]
+        kind = obj.get("kind") or "Pod"
+        t = now()
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": "v1", "kind": kind, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "reason": reason, "message": message[:1024], "type": kind_type, "count": 1,
+            "firstTimestamp": t, "lastTimestamp": t,
+            "source": {"component": "kubelet" if kind == "Pod" else "kube-proxy", "host": NODE_NAME},
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except Exception as e:
+            log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], e)
+
+    def _listen_problem(self, frontend: Frontend, reason: str) -> None:
+        for service in self.proxy.services():
+            meta = service["metadata"]
+            if (meta["namespace"], meta["name"]) == (frontend.namespace, frontend.service):
+                self.event({**service, "kind": "Service"}, "Warning", "ProxyListenFailed", reason)
 
     # -- node -----------------------------------------------------------------------------------
     def register_node(self) -> None:
@@ -488,22 +656,15 @@ class NodeAgent:
             with self.lock:
                 self.deleting.discard(meta["uid"])  # let the next event try again
 
-    def watch_pods(self) -> None:
+    def _watch(self, what: str, list_fn: Callable[..., Any], on_list: Callable[[list[dict[str, Any]]], None],
+               on_event: Callable[[str, dict[str, Any]], None]) -> None:
+        """List, then watch from the list's resourceVersion; on any failure, list again."""
         while not self.stopping.is_set():
             try:
-                resp = self.core.list_pod_for_all_namespaces(_preload_content=False)
-                listing = json.loads(resp.data)
-                seen = set()
-                for pod in listing["items"]:
-                    seen.add(pod["metadata"]["uid"])
-                    self.handle("ADDED", pod)
-                with self.lock:
-                    gone = [uid for uid in self.runners if uid not in seen]
-                for uid in gone:
-                    self.handle("DELETED", {"metadata": {"uid": uid}, "spec": {}})
+                listing = json.loads(list_fn(_preload_content=False).data)
+                on_list(listing["items"])
                 stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                    self.core.list_pod_for_all_namespaces,
-                    resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
+                    list_fn, resource_version=listing["metadata"]["resourceVersion"], timeout_seconds=30,
                     _request_timeout=60,  # a half-open connection must not block the watch forever
                 )
                 for event in stream:
@@ -511,17 +672,54 @@ class NodeAgent:
                         return
                     if event["type"] == "ERROR":
                         break  # list again
-                    self.handle(event["type"], event["raw_object"])
+                    on_event(event["type"], event["raw_object"])
             except ApiException as e:
                 if e.status == 410:  # resourceVersion too old: list again, nothing is wrong
                     continue
-                log.warning("pod watch failed (%s); re-listing", e.reason)
+                log.warning("%s watch failed (%s); re-listing", what, e.reason)
                 self.stopping.wait(1)
             except Exception as e:  # the apiserver restarting or a dropped connection: list again
                 if self.stopping.is_set():
                     return
-                log.warning("pod watch interrupted (%s); re-listing", e)
+                log.warning("%s watch interrupted (%s); re-listing", what, e)
                 self.stopping.wait(1)
+
+    def watch_pods(self) -> None:
+        # As kubelet does, start no container before the Service list is in: its env names them.
+        self.services_synced.wait(30)
+
+        def listed(pods: list[dict[str, Any]]) -> None:
+            self.proxy.replace_pods(pods)
+            seen = set()
+            for pod in pods:
+                seen.add(pod["metadata"]["uid"])
+                self.handle("ADDED", pod)
+            with self.lock:
+                gone = [uid for uid in self.runners if uid not in seen]
+            for uid in gone:
+                self.handle("DELETED", {"metadata": {"uid": uid}, "spec": {}})
+
+        def changed(event_type: str, pod: dict[str, Any]) -> None:
+            if event_type == "DELETED":
+                self.proxy.remove_pod(pod["metadata"]["uid"])
+            else:
+                self.proxy.set_pod(pod)
+            self.handle(event_type, pod)
+
+        self._watch("pod", self.core.list_pod_for_all_namespaces, listed, changed)
+
+    def watch_services(self) -> None:
+        def listed(services: list[dict[str, Any]]) -> None:
+            self.proxy.replace_services(services)
+            self.services_synced.set()
+
+        def changed(event_type: str, service: dict[str, Any]) -> None:
+            if event_type == "DELETED":
+                self.proxy.remove_service(service["metadata"]["uid"])
+            else:
+                self.proxy.set_service(service)
+
+        self._watch("service", self.core.list_service_for_all_namespaces, listed, changed)
 
     def heartbeat_loop(self) -> None:
         while not self.stopping.wait(10):
@@ -547,6 +745,7 @@ class NodeAgent:
             r.terminate(min(r.grace, 5.0))
         for r in runners:
             r.stopped.wait(15)
+        self.proxy.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -562,6 +761,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     agent.register_node()
+    agent.proxy.start()
+    threading.Thread(target=agent.watch_services, name="service-watch", daemon=True).start()
     threading.Thread(target=agent.watch_pods, name="pod-watch", daemon=True).start()
     threading.Thread(target=agent.heartbeat_loop, name="heartbeat", daemon=True).start()
     owner_died = False

@@ -1,16 +1,16 @@
 """Turn a Pod's first container into a host process description (pure: no API calls, no I/O).
 
 What kubelet and a container runtime would do, reduced to what matters for running Python
-processes on loopback: env resolution (values, $(VAR) expansion, fieldRef, configMap/secret refs),
-volume mounts mapped to host folders, and the same mapping applied to paths in env and args.
+processes on loopback: env resolution (Service variables, values, $(VAR) expansion, fieldRef,
+configMap/secret refs) and the command line. Volumes are not rewritten into paths: the process
+sees them at their mountPaths in its own mount namespace (mounts.py, podinit.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
@@ -22,13 +22,17 @@ ObjectReader = Callable[[str, str, str], dict[str, bytes] | None]
 @dataclass
 class ProcessSpec:
     argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    mounts: dict[str, Path] = field(default_factory=dict)  # container path -> host path
+    env: dict[str, str]  # everything the process gets
+    declared: dict[str, str]  # what the container declares (and Service variables): expands subPathExpr
+    cwd: str | None  # workingDir, in the pod's view; None: the pod's own folder (there is no image WORKDIR)
 
 
 class PodSpecError(Exception):
     """The pod cannot be run as a host process; the message goes into the container status."""
+
+    def __init__(self, message: str, reason: str = "CreateContainerConfigError") -> None:
+        super().__init__(message)
+        self.reason = reason  # the container's waiting reason, as kubelet would report it
 
 
 def expand_vars(text: str, env: Mapping[str, str]) -> str:
@@ -41,14 +45,6 @@ def expand_vars(text: str, env: Mapping[str, str]) -> str:
         return env.get(name, m.group(0))
 
     return _VAR_REF.sub(repl, text)
-
-
-def map_path(value: str, mounts: Mapping[str, Path]) -> str:
-    """Rewrite a container path under a mountPath to the host folder standing in for it."""
-    for mount_path in sorted(mounts, key=len, reverse=True):
-        if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
-            return str(mounts[mount_path]) + value[len(mount_path.rstrip("/")):]
-    return value
 
 
 def field_ref(pod: Mapping[str, Any], path: str, pod_ip: str) -> str:
@@ -78,9 +74,12 @@ def resolve_env(
     container: Mapping[str, Any],
     pod_ip: str,
     read_object: ObjectReader,
+    service_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The container's declared environment (only these take part in $(VAR) expansion)."""
+    """The container's environment as kubelet builds it: envFrom, then env with $(VAR) expansion
+    over what is declared so far and the Service variables, then the Service variables not declared."""
     namespace = pod["metadata"]["namespace"]
+    services = dict(service_env or {})
     declared: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
@@ -95,7 +94,7 @@ def resolve_env(
     for item in container.get("env") or []:
         name = item["name"]
         if "valueFrom" not in item:
-            declared[name] = expand_vars(item.get("value", ""), declared)
+            declared[name] = expand_vars(item.get("value", ""), {**services, **declared})
             continue
         value_from = item["valueFrom"]
         if "fieldRef" in value_from:
@@ -116,16 +115,15 @@ def resolve_env(
             declared[name] = "0"
         else:
             raise PodSpecError(f"unsupported valueFrom for env {name}")
-    return declared
+    return {**services, **declared}
 
 
 def build_process(
     pod: Mapping[str, Any],
     pod_ip: str,
-    pod_dir: Path,
-    volume_dirs: Mapping[str, Path],
     base_env: Mapping[str, str],
     read_object: ObjectReader,
+    service_env: Mapping[str, str] | None = None,
 ) -> ProcessSpec:
     containers = pod["spec"].get("containers") or []
     if not containers:
@@ -134,18 +132,6 @@ def build_process(
     if not container.get("command"):
         # No image is ever pulled here, so an image's default entrypoint cannot be known.
         raise PodSpecError("container has no command: the local node runs commands, not images")
-    mounts: dict[str, Path] = {}
-    for vm in container.get("volumeMounts") or []:
-        host = volume_dirs.get(vm["name"])
-        if host is None:
-            continue
-        mounts[vm["mountPath"]] = host / vm["subPath"] if vm.get("subPath") else host
-    declared = resolve_env(pod, container, pod_ip, read_object)
-    env = {**base_env, **{k: map_path(v, mounts) for k, v in declared.items()}}
-    argv = [
-        map_path(expand_vars(a, declared), mounts)
-        for a in [*container["command"], *(container.get("args") or [])]
-    ]
-    working_dir = container.get("workingDir")
-    cwd = Path(map_path(working_dir, mounts)) if working_dir else pod_dir
-    return ProcessSpec(argv=argv, env=env, cwd=cwd, mounts=mounts)
+    declared = resolve_env(pod, container, pod_ip, read_object, service_env)
+    argv = [expand_vars(a, declared) for a in [*container["command"], *(container.get("args") or [])]]
+    return ProcessSpec(argv=argv, env={**base_env, **declared}, declared=declared, cwd=container.get("workingDir"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import shutil
 import socket
 import ssl
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import certs, procs
+from . import certs, loopback, procs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
@@ -41,6 +40,12 @@ class Stack:
     apiserver_url: str
     ip_block: int
     kubectl: Path  # built from the same Kubernetes release as the apiserver (no version skew)
+    service_block: int = 0  # ClusterIPs are 127.<service_block>.x.y
+
+    @property
+    def bin_dir(self) -> Path:
+        """kubectl and helm, for PATH."""
+        return self.dir / "bin"
 
 
 def free_port() -> int:
@@ -57,7 +62,8 @@ def binaries() -> dict[str, Path]:
         raise StackError(f"building the control plane failed (exit {e.returncode}); see the messages above") from e
     paths = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return {"etcd": Path(paths["ETCD"]), "kube-apiserver": Path(paths["KUBE_APISERVER"]),
-            "kube-controller-manager": Path(paths["KUBE_CONTROLLER_MANAGER"]), "kubectl": Path(paths["KUBECTL"])}
+            "kube-controller-manager": Path(paths["KUBE_CONTROLLER_MANAGER"]), "kubectl": Path(paths["KUBECTL"]),
+            "helm": Path(paths["HELM"])}
 
 
 def write_kubeconfig(path: Path, server: str, c: certs.ClusterCerts, user: str = "admin") -> None:
@@ -82,12 +88,13 @@ def _read_state(d: Path) -> dict[str, Any] | None:
         return None
 
 
-def _spawn(name: str, argv: list[str], d: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(name: str, argv: list[str], d: Path, env: dict[str, str] | None = None,
+           pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     log = (d / "logs" / f"{name}.log").open("ab")
     try:
         # A new session: the stack outlives `make up`, and one killpg stops each component's tree.
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+                                start_new_session=True, env=env, pass_fds=pass_fds)
     finally:
         log.close()
 
@@ -147,7 +154,8 @@ def start_stack(d: Path, owner_pid: int | None = None, timeout: float = START_TI
     d = d.resolve()
     state = _read_state(d)
     if state and is_healthy(d):
-        return Stack(d, d / "kubeconfig", state["apiserver_url"], state["ip_block"], Path(state["kubectl"]))
+        return Stack(d, d / "kubeconfig", state["apiserver_url"], state["ip_block"], Path(state["kubectl"]),
+                     state.get("service_block", 0))
     if d.exists() and any(d.iterdir()):
         if state is None:
             # Not a stack folder (or one too broken to know): never delete what we did not make.
@@ -157,22 +165,30 @@ def start_stack(d: Path, owner_pid: int | None = None, timeout: float = START_TI
     bins = binaries()
     for attempt in range(2):  # a freshly picked port can be taken in between: pick again once
         try:
-            return _start(d, bins, owner_pid, timeout)
+            blocks = loopback.reserve(2)
+        except RuntimeError as e:
+            raise StackError(str(e)) from e
+        try:
+            return _start(d, bins, owner_pid, timeout, blocks)
         except StackError:
             stop_stack(d)
             if attempt == 1:
                 raise
             shutil.rmtree(d, ignore_errors=True)
+        finally:
+            blocks.release()  # the node agent holds its own copies of the locks while it runs
     raise AssertionError("unreachable")
 
 
-def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float) -> Stack:
+def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float,
+           blocks: loopback.Reservation) -> Stack:
     (d / "logs").mkdir(parents=True, exist_ok=True)
-    c = certs.generate(d / "certs")
+    ip_block, service_block = blocks.blocks
+    c = certs.generate(d / "certs", service_ip=loopback.kubernetes_service_ip(service_block))
     etcd_port, peer_port, api_port, kcm_port = free_port(), free_port(), free_port(), free_port()
-    ip_block = random.randint(16, 250)
     server = f"https://127.0.0.1:{api_port}"
-    state: dict[str, Any] = {"apiserver_url": server, "ip_block": ip_block, "pids": {}, "kubectl": str(bins["kubectl"]),
+    state: dict[str, Any] = {"apiserver_url": server, "ip_block": ip_block, "service_block": service_block,
+                             "pids": {}, "kubectl": str(bins["kubectl"]),
                              "ports": {"etcd": etcd_port, "apiserver": api_port}}
 
     def save(name: str, proc: subprocess.Popen[bytes]) -> None:
@@ -196,7 +212,8 @@ def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float
         f"--client-ca-file={c.ca_cert}", f"--cert-dir={d / 'certs'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={c.sa_public}", f"--service-account-signing-key-file={c.sa_private}",
-        "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
+        # Loopback ClusterIPs: the node agent's proxy listens on them, so Services (webhooks too) route.
+        f"--service-cluster-ip-range={loopback.service_range(service_block)}", "--authorization-mode=RBAC",
         # Endpoints may not hold loopback addresses, so the apiserver does not publish its own.
         "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false",
     ], d)
@@ -218,34 +235,48 @@ def _start(d: Path, bins: dict[str, Path], owner_pid: int | None, timeout: float
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "hack"), env.get("PYTHONPATH")]))
+    # Pods run commands as an image's PATH would find them: `overseer serve` from the project's venv.
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
     agent_argv = [sys.executable, "-m", "localcluster.nodeagent", f"--kubeconfig={d / 'kubeconfig'}",
                   f"--dir={d}", f"--ip-block={ip_block}"]
     if owner_pid:
         agent_argv.append(f"--owner-pid={owner_pid}")
-    agent = _spawn("node-agent", agent_argv, d, env)
+    agent = _spawn("node-agent", agent_argv, d, env, pass_fds=tuple(blocks.fds))  # it holds the blocks
     save("node-agent", agent)
     _wait("kube-controller-manager and node agent", lambda: _cluster_ready(d, bins["kubectl"]), d, "node-agent.log",
           agent, timeout)
     if kcm.poll() is not None:
         raise StackError(f"kube-controller-manager exited; log:\n{_tail(d / 'logs' / 'kube-controller-manager.log')}")
     (d / "bin").mkdir(exist_ok=True)
-    (d / "bin" / "kubectl").symlink_to(bins["kubectl"])
-    return Stack(d, d / "kubeconfig", server, ip_block, bins["kubectl"])
+    for tool in ("kubectl", "helm"):
+        (d / "bin" / tool).symlink_to(bins[tool])
+    return Stack(d, d / "kubeconfig", server, ip_block, bins["kubectl"], service_block)
 
 
 def _cluster_ready(d: Path, kubectl: Path) -> bool:
-    """Ready when node local-0 is Ready and the controllers made the default service account."""
+    """Ready when node local-0 is Ready, the controllers made the default service account and the
+    root CA ConfigMap (every pod mounts it with its token), and `kubernetes.default` is proxied."""
     kc = str(d / "kubeconfig")
-    node = subprocess.run([str(kubectl), f"--kubeconfig={kc}", "get", "node", "local-0", "-o",
-                           "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
-                          capture_output=True, text=True, timeout=10, check=False)
-    sa = subprocess.run([str(kubectl), f"--kubeconfig={kc}", "get", "serviceaccount", "default", "-n", "default"],
-                        capture_output=True, text=True, timeout=10, check=False)
-    return node.stdout.strip() == "True" and sa.returncode == 0
+    wanted = ["node/local-0", "serviceaccount/default", "configmap/kube-root-ca.crt", "service/kubernetes"]
+    found = subprocess.run([str(kubectl), f"--kubeconfig={kc}", "-n", "default", "get", "-o", "json", *wanted],
+                           capture_output=True, text=True, timeout=10, check=False)
+    if found.returncode != 0:
+        return False
+    items = {i["kind"]: i for i in json.loads(found.stdout)["items"]}
+    node_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in items["Node"]["status"]["conditions"])
+    if os.geteuid() == 0:  # without root the agent cannot listen on port 443 (it says so in its log)
+        try:
+            socket.create_connection((items["Service"]["spec"]["clusterIP"], 443), timeout=1).close()
+        except OSError:
+            return False
+    return node_ready
 
 
 def stop_stack(d: Path, keep_agent: bool = False) -> None:
     """Stop everything recorded in d: pod processes, then agent, controller-manager, apiserver, etcd."""
+    from .overseer_operator import stop_operator
+
+    stop_operator(d)  # the operator first: it would only log errors against a stopping API server
     state = _read_state(d)
     pids = (state or {}).get("pids", {})
     if not keep_agent and "node-agent" in pids:

@@ -1,16 +1,20 @@
-"""Pod volumes as host folders: configMap, secret, projected (configMap/secret/downwardAPI),
-downwardAPI, emptyDir and hostPath. Re-syncing rewrites changed files atomically, as kubelet does
-for configMap and secret volumes, so a mounted ConfigMap update reaches a running process.
+"""Pod volumes as host folders: configMap, secret, projected (configMap/secret/downwardAPI/
+serviceAccountToken), downwardAPI, emptyDir and hostPath. Re-syncing rewrites changed files
+atomically, as kubelet does for configMap and secret volumes, so a mounted ConfigMap update (or a
+refreshed token) reaches a running process; podinit.py binds the folders at their mountPaths.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .podspec import ObjectReader, PodSpecError, field_ref
+
+# A projected ServiceAccount token for the pod: (pod, audience or None, expirationSeconds) -> token.
+TokenSource = Callable[[Mapping[str, Any], str | None, int], str]
 
 
 def contained(root: Path, relative: str) -> Path:
@@ -72,7 +76,9 @@ def _prune(target: Path, keep: set[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-def sync_volumes(pod: Mapping[str, Any], pod_dir: Path, pod_ip: str, read_object: ObjectReader) -> dict[str, Path]:
+def sync_volumes(
+    pod: Mapping[str, Any], pod_dir: Path, pod_ip: str, read_object: ObjectReader, token: TokenSource | None = None
+) -> dict[str, Path]:
     """Materialise (or refresh) every volume; returns volume name -> host folder."""
     namespace = pod["metadata"]["namespace"]
     dirs: dict[str, Path] = {}
@@ -80,7 +86,10 @@ def sync_volumes(pod: Mapping[str, Any], pod_dir: Path, pod_ip: str, read_object
         name = volume["name"]
         target = pod_dir / "volumes" / name
         if "hostPath" in volume:
-            dirs[name] = Path(volume["hostPath"]["path"])
+            host = Path(volume["hostPath"]["path"])
+            if volume["hostPath"].get("type") == "DirectoryOrCreate":
+                host.mkdir(parents=True, exist_ok=True)
+            dirs[name] = host
             continue
         target.mkdir(parents=True, exist_ok=True)
         dirs[name] = target
@@ -108,7 +117,14 @@ def sync_volumes(pod: Mapping[str, Any], pod_dir: Path, pod_ip: str, read_object
                                         mode, f"secret {src['name']!r}", src.get("optional", False))
                 elif "downwardAPI" in source:
                     written |= _downward(target, pod, pod_ip, source["downwardAPI"].get("items") or [], mode)
-                # serviceAccountToken: processes here use the kubeconfig they are given, not a token.
+                elif "serviceAccountToken" in source:
+                    src = source["serviceAccountToken"]
+                    if token is None:
+                        raise PodSpecError("serviceAccountToken volumes need a token source")
+                    path = contained(target, src["path"])
+                    value = token(pod, src.get("audience") or None, int(src.get("expirationSeconds", 3600)))
+                    _write_if_changed(path, value.encode(), mode)
+                    written.add(path)
             _prune(target, written)
         elif "downwardAPI" in volume:
             _downward(target, pod, pod_ip, volume["downwardAPI"].get("items") or [],

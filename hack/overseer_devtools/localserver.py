@@ -103,14 +103,10 @@ class LocalServer:
         port = port or free_port(host)
         log_path = work / "server.log"
         command = [OVERSEER, "serve", "--model-file", str(model_file), "--token-file", str(token_file)]
-        # BentoML keeps Prometheus' multi-process files in $BENTOML_HOME/prometheus_multiproc_dir
-        # and empties that folder whenever a server starts: servers sharing it wipe and mix each
-        # other's /metrics. Each server here gets its own.
-        settings = {"BENTOML_HOME": str(work / "bentoml"), **(env or {})}
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [*command, "--host", host, "--port", str(port)],
-                env=clean_environment(**settings),
+                env=clean_environment(**(env or {})),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

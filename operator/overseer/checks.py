@@ -13,11 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from overseer import text as hints
 from overseer.api.errors import parse_manifest
 from overseer.api.v1alpha1 import API_VERSION, GROUP, KINDS, ModelDeployment, ModelSchema, SchemaVersion
 from overseer.manifests import Document
-from overseer.schema import hints
-from overseer.schema.compatibility import check_against_history
+from overseer.schema.compatibility import check_history
 from overseer.schema.validation import SECTIONS, compile_section, validate_model_config
 
 Severity = Literal["error", "warning"]
@@ -261,16 +261,15 @@ def _check_schema(obj: _Object) -> tuple[_SchemaEntry, list[Problem]]:
 
 
 def _compatibility_problems(obj: _Object, mode: str, ordered: Sequence[tuple[int, SchemaVersion]]) -> Iterator[Problem]:
-    for position in range(1, len(ordered)):
-        index, version = ordered[position]
-        earlier = [v for _, v in ordered[:position]]
-        for report in check_against_history(earlier, version, mode):
-            for change in report.changes:
-                yield obj.problem(
-                    f"spec.versions[{index}].{change.path}",
-                    f"{change.code}: {change.message} (version {version.version} is not {mode} compatible "
-                    f"with version {report.old_version})",
-                )
+    index_of = {version.version: index for index, version in ordered}
+    for problem in check_history([version for _, version in ordered], mode).problems:
+        where = f"spec.versions[{index_of.get(problem.version or 0, 0)}]"
+        path = f"{where}.{problem.path}" if problem.path else where
+        against = f" with version {problem.against}" if problem.against is not None else ""
+        yield obj.problem(
+            path,
+            f"{problem.code}: {problem.message} (version {problem.version} is not {mode} compatible{against})",
+        )
 
 
 # --- ModelDeployment ---------------------------------------------------------------------------------

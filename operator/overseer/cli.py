@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from overseer import registry
 from overseer.api.v1alpha1 import COMPATIBILITY_MODES, KINDS, ModelSchema, SchemaVersion
 from overseer.checks import Problem, Report, check_documents
+from overseer.deployment_new import command as deployment_command
 from overseer.manifests import (
     STDIN,
     Document,
@@ -32,11 +34,10 @@ from overseer.manifests import (
 from overseer.schema.compatibility import (
     BreakingChange,
     CompatibilityReport,
-    check_against_history,
     check_compatibility,
-    check_registered_versions,
+    check_history,
 )
-from overseer.schema.hints import one_line
+from overseer.text import one_line
 
 SERVING_EXTRA_HINT = "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
 
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="files or folders holding ModelSchemas that deployments reference (their other objects are ignored)",
     )
+    validate.add_argument(
+        "--schemas-from-cluster",
+        action="store_true",
+        help="also read the ModelSchemas of each deployment's namespace from the cluster (read-only: get/list); "
+        "kubeconfig or in-cluster config; needs the operator extra",
+    )
+    validate.add_argument("--context", metavar="NAME", help="kubeconfig context for --schemas-from-cluster")
     validate.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     validate.set_defaults(handler=_validate)
 
@@ -98,23 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     diff.set_defaults(handler=_diff)
 
-    serve = commands.add_parser("serve", help="run the model serving process (needs the serving extra)")
-    add_serve_arguments(serve)
+    deployment_command.add_parser(commands)
+
+    # The serving package owns the serve flags (and its --help): everything after `serve` is handed to it.
+    serve = commands.add_parser(
+        "serve", help="run the model serving process (needs the serving extra; serve --help)", add_help=False
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Define the `serve` flags; shared with `python -m overseer_serving` so both accept the same ones."""
-    parser.add_argument("--model-file", help="model document to start from (default: $OVERSEER_MODEL_FILE)")
-    parser.add_argument("--token-file", help="admin bearer token file (default: $OVERSEER_ADMIN_TOKEN_FILE)")
-    parser.add_argument("--host", help="address to listen on")
-    parser.add_argument("--port", type=int, help="port to listen on (default: $OVERSEER_PORT)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(list(argv) if argv is not None else None)
+        parser = build_parser()
+        args, rest = parser.parse_known_args(list(argv) if argv is not None else None)
+        if args.command == "serve":
+            args.serve_args = rest
+        elif rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except UsageError as error:
@@ -151,7 +160,10 @@ def _validate(args: argparse.Namespace) -> int:
     stdin_used = [False]
     documents = _load(args.paths, read_errors, stdin_used)
     extra = _load(args.schemas, read_errors, stdin_used)
-    report = check_documents(documents.documents, extra.documents)
+    cluster = _cluster_schemas(args, documents.documents, [*documents.documents, *extra.documents])
+    report = check_documents(documents.documents, [*extra.documents, *cluster.documents])
+    if cluster.where is not None:
+        report.problems = registry.adjust_problems(report.problems, cluster)
     problems = sorted(
         [*documents.syntax, *extra.syntax, *report.problems],
         key=lambda p: (p.source, p.index, p.path),
@@ -168,6 +180,20 @@ def _validate(args: argparse.Namespace) -> int:
     if read_errors:
         return EXIT_USAGE
     return EXIT_INVALID if errors else EXIT_OK
+
+
+def _cluster_schemas(
+    args: argparse.Namespace, documents: list[Document], local_schemas: list[Document]
+) -> registry.ClusterSchemas:
+    """--schemas-from-cluster: the ModelSchemas of the deployments' namespaces; any cluster failure is exit 2."""
+    if not args.schemas_from_cluster:
+        if args.context is not None:
+            raise UsageError("overseer validate: --context needs --schemas-from-cluster")
+        return registry.ClusterSchemas([], None)
+    try:
+        return registry.read_cluster_schemas(documents, local_schemas, context=args.context)
+    except registry.ClusterAccessError as error:
+        raise UsageError(f"overseer: {error}") from error
 
 
 @dataclass
@@ -255,10 +281,11 @@ def _diff(args: argparse.Namespace) -> int:
             )
         reports = [check_compatibility(old.version, new.version, mode)]
     else:
-        # Whole files (a merge request): registered versions stay untouched, and every version NEW
-        # adds is checked against the history as the mode requires, not just the highest one.
-        registered = check_registered_versions(old.schema.spec.versions, new.schema.spec.versions)
-        reports = _check_added_versions(old.schema, new.schema, mode)
+        # Whole files (a merge request), checked as admission checks an UPDATE: registered versions
+        # stay untouched, and every version NEW adds is checked against the history as the mode
+        # requires, not just the highest one.
+        history = check_history(new.schema.spec.versions, mode, registered=old.schema.spec.versions)
+        registered, reports = history.registered, history.reports
     changes = [*registered, *(c for r in reports for c in r.changes)]
     if args.output == "json":
         print(json.dumps(_diff_json(old, new, mode, registered, reports), indent=2))
@@ -274,22 +301,6 @@ def _diff(args: argparse.Namespace) -> int:
                 print(one_line(f"note: {notice}{_pair(report) if labelled else ''}"))
         print(_diff_summary(old, new, mode, reports, len(changes)))
     return EXIT_INVALID if changes else EXIT_OK
-
-
-def _check_added_versions(old: ModelSchema, new: ModelSchema, mode: str) -> list[CompatibilityReport]:
-    """Each version of `new` above `old`'s highest against the versions before it (NEW's copies,
-    OLD's for any NEW dropped): the previous one, or all of them under a _TRANSITIVE mode."""
-    baseline = old.spec.latest.version
-    by_number = {v.version: v for v in old.spec.versions} | {v.version: v for v in new.spec.versions}
-    history = [by_number[n] for n in sorted(by_number)]
-    reports: list[CompatibilityReport] = []
-    for version in (v for v in history if v.version > baseline):
-        earlier = [v for v in history if v.version < version.version]
-        if mode == "NONE":  # nothing to check, but the notices (changed defaults) are still worth a look
-            reports.append(check_compatibility(earlier[-1], version, mode))
-        else:
-            reports.extend(check_against_history(earlier, version, mode))
-    return reports
 
 
 def _pair(report: CompatibilityReport) -> str:
@@ -348,12 +359,13 @@ def _diff_json(
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """The one way from this CLI into the serving package (which imports nothing of this module)."""
     try:
-        from overseer_serving.command import serve
+        from overseer_serving.command import main as serve_main
     except ImportError:
         _err(SERVING_EXTRA_HINT)
         return EXIT_USAGE
-    return int(serve(model_file=args.model_file, token_file=args.token_file, host=args.host, port=args.port))
+    return int(serve_main(args.serve_args))
 
 
 if __name__ == "__main__":  # pragma: no cover

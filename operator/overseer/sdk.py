@@ -24,13 +24,15 @@ from typing import Any
 
 from overseer.api.model_document import SchemaSnapshot
 from overseer.manifests import SchemaFileError, parse_model_schema, pick_version, read_model_schema, split_version
+from overseer.registry import ClusterAccessError, is_cluster_reference, read_cluster_schema
 from overseer.schema.validation import FieldProblem, validate_model_config
 
 SchemaSource = SchemaSnapshot | Mapping[str, Any] | str | Path
 
 
 class SchemaLoadError(ValueError):
-    """The schema file or object cannot be used (missing, invalid, no such version)."""
+    """The schema file or object cannot be used (missing, invalid, no such version, cluster unreadable:
+    then `__cause__` is the registry's ClusterAccessError, whose `reason` says which)."""
 
 
 class ModelConfigError(ValueError):
@@ -54,11 +56,13 @@ class CheckedConfig:
     custom_objects: dict[str, Any]
 
 
-def load_schema(source: SchemaSource, version: int | None = None) -> SchemaSnapshot:
+def load_schema(source: SchemaSource, version: int | None = None, *, context: str | None = None) -> SchemaSnapshot:
     """A ModelSchema version as a SchemaSnapshot.
 
-    `source` is a SchemaSnapshot, a ModelSchema manifest (mapping), or a YAML file holding one;
-    `file.yaml#2` or `version=2` picks a version, the highest by default.
+    `source` is a SchemaSnapshot, a ModelSchema manifest (mapping), a YAML file holding one, or
+    `cluster:NAMESPACE/NAME` for a ModelSchema read from the cluster (kubeconfig's current context,
+    `context`, or the in-cluster config; needs the operator extra);
+    `file.yaml#2`, `cluster:ns/name#2` or `version=2` picks a version, the highest by default.
     """
     if isinstance(source, SchemaSnapshot):
         return source
@@ -74,9 +78,12 @@ def load_schema(source: SchemaSource, version: int | None = None) -> SchemaSnaps
         else:
             where, number = split_version(str(source))
             version = number if number is not None else version
-            schema = read_model_schema(where)
+            if is_cluster_reference(source):
+                schema, _ = read_cluster_schema(where, context=context)
+            else:
+                schema = read_model_schema(where)
         chosen = pick_version(schema, version, where)
-    except SchemaFileError as error:
+    except (SchemaFileError, ClusterAccessError) as error:
         raise SchemaLoadError(str(error)) from error
     return SchemaSnapshot(
         name=schema.metadata.name,

@@ -21,6 +21,7 @@ spec:
     livenessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1, failureThreshold: 2}
 """
 
+# Ready only once SIGTERM is ignored: under load, Python's start-up can outlast the delete otherwise.
 IGNORES_SIGTERM = """
 apiVersion: v1
 kind: Pod
@@ -30,9 +31,10 @@ spec:
   containers:
   - name: main
     image: python:3.11
-    command: ["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
-              "$(POD_IP)"]
+    command: ["python3", "-c", "import signal, sys, http.server as h; signal.signal(signal.SIGTERM, signal.SIG_IGN);
+               h.HTTPServer((sys.argv[1], 8080), h.SimpleHTTPRequestHandler).serve_forever()", "$(POD_IP)"]
     env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
 """
 
 

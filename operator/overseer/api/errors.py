@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from overseer import text as hints
 from overseer.api.model_document import DIGEST_PATTERN
-from overseer.schema import hints
 
 M = TypeVar("M", bound=BaseModel)
 

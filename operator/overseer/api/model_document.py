@@ -12,8 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from overseer import text
+
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-URI_SCHEMES = ("file", "http", "https", "s3")
+# The schemes every serving pod can fetch. Object stores (s3://, gs://) come with a later issue; until
+# then they are refused here, at validation and admission, rather than by every pod at load time.
+URI_SCHEMES = ("file", "http", "https")
 _DIGEST_RE = re.compile(DIGEST_PATTERN)
 
 JSONObject = dict[str, Any]
@@ -33,9 +37,9 @@ class ModelSpec(_Strict):
     )
     uri: str = Field(
         min_length=1,
-        description="Where the weights are: file://, http(s):// (s3:// where the serving image supports it).",
+        description="Where the weights are: file:// or http(s)://. Object stores (s3://) are not supported yet.",
         # Lets the API server refuse other schemes too (the validator below is the authority).
-        json_schema_extra={"pattern": "^(file|https?|s3)://.+"},
+        json_schema_extra={"pattern": "^(file|https?)://.+"},
     )
     digest: str = Field(
         pattern=DIGEST_PATTERN,
@@ -60,9 +64,15 @@ class ModelSpec(_Strict):
     @classmethod
     def _known_scheme(cls, uri: str) -> str:
         scheme, sep, _ = uri.partition("://")
-        if not sep or scheme not in URI_SCHEMES:
-            raise ValueError(f"unsupported URI {uri!r}: expected one of {', '.join(s + '://' for s in URI_SCHEMES)}")
-        return uri
+        if sep and scheme in URI_SCHEMES:
+            return uri
+        working = ", ".join(s + "://" for s in URI_SCHEMES)
+        if sep and scheme.lower() in ("s3", "gs", "gcs", "az", "abfs", "abfss"):
+            raise ValueError(
+                f"unsupported URI {text.show(uri)}: {scheme}:// (object storage) is not supported yet; "
+                f"the serving pods fetch {working} only (serve the object over https://, for example a pre-signed URL)"
+            )
+        raise ValueError(f"unsupported URI {text.show(uri)}: expected one of {working}")
 
 
 class SchemaSnapshot(_Strict):

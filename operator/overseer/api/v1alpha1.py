@@ -9,28 +9,21 @@ extensions (CEL rules, list types) into the CRD.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from overseer.api.model_document import DIGEST_PATTERN, JSONObject, ModelSpec
 
+# The light core's layers point one way: text <- schema <- api. The mode list is the checker's.
+from overseer.schema.limits import MAX_VERSIONS
+from overseer.schema.modes import COMPATIBILITY_MODES, CompatibilityMode
+
 GROUP = "overseer.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-CompatibilityMode = Literal[
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-]
-# The one list of modes: the CRD enum, the CLI's --mode choices and the compatibility checker use it.
-COMPATIBILITY_MODES: tuple[str, ...] = get_args(CompatibilityMode)
-MAX_SCHEMA_VERSIONS = 100
+MAX_SCHEMA_VERSIONS = MAX_VERSIONS
 
 # A JSON Schema or a free-form config section: kept as-is by the API server.
 _FREE_FORM: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
@@ -153,6 +146,13 @@ class ModelSchemaSpec(_Model):
         return max(self.versions, key=lambda v: v.version)
 
 
+class VersionUsage(_Model):
+    """Which ModelDeployments reference one version of a ModelSchema."""
+
+    version: int = Field(ge=1, description="Schema version.")
+    deployments: list[str] = Field(default_factory=list, description="Names of the ModelDeployments using it.")
+
+
 class ModelSchemaStatus(_Model):
     """Observed state of a ModelSchema, written by the operator."""
 
@@ -160,6 +160,11 @@ class ModelSchemaStatus(_Model):
         default=None, alias="observedGeneration", description="The generation last processed."
     )
     latest_version: int | None = Field(default=None, alias="latestVersion", description="Highest registered version.")
+    used_by: list[VersionUsage] = Field(
+        default_factory=list,
+        alias="usedBy",
+        description="The versions in use and the ModelDeployments (same namespace) that use them.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready is True when every version is a valid JSON Schema and compatible per spec.compatibility.",
@@ -235,6 +240,27 @@ class Toleration(_Model):
     )
 
 
+class Volume(BaseModel):
+    """A Pod volume (any source: persistentVolumeClaim, configMap, secret, csi, ...), as in a Pod spec."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    name: str = Field(min_length=1, max_length=63, description="Volume name, referenced by volumeMounts.")
+
+
+class VolumeMount(BaseModel):
+    """Where a volume appears in the serving container, as in a Pod spec (readOnly, subPath, ...)."""
+
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+
+    name: str = Field(min_length=1, max_length=63, description="Name of a volume in spec.serving.volumes.")
+    mount_path: str = Field(
+        min_length=1, alias="mountPath", description="Absolute path in the container, for example /models."
+    )
+
+
 class ServingSpec(_Model):
     """How serving pods run. Changing anything here restarts the pods (a rolling update)."""
 
@@ -255,6 +281,17 @@ class ServingSpec(_Model):
         description="Node labels the serving pods must run on.",
     )
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of the serving pods.")
+    volumes: list[Volume] = Field(
+        default_factory=list,
+        description="Extra volumes of the serving pods, for example a PersistentVolumeClaim holding model files "
+        "for file:// URIs. The names model, admin, cache and tmp are the operator's own.",
+    )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        alias="volumeMounts",
+        description="Mounts of spec.serving.volumes in the serving container, for example "
+        "{name: models, mountPath: /models, readOnly: true}.",
+    )
 
 
 class RolloutSpec(_Model):
@@ -349,6 +386,11 @@ class HistoryEntry(_Model):
         description="ModelSchema version it was checked against.",
     )
     served_at: datetime | None = Field(default=None, alias="servedAt", description="When it became served everywhere.")
+    metadata: JSONObject | None = Field(
+        default=None,
+        description="The model's metadata (its metrics): the promotion gate notWorseThanCurrent compares with it.",
+        json_schema_extra=_FREE_FORM,
+    )
 
 
 class RolloutRecord(_Model):
@@ -378,6 +420,9 @@ class ModelDeploymentStatus(_Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     model: ServedModel | None = Field(default=None, description="The model served by every pod now.")
+    url: str | None = Field(
+        default=None, description="In-cluster URL of the serving Service, for example http://name.namespace.svc:3000."
+    )
     ready_replicas: int = Field(
         default=0, ge=0, alias="readyReplicas", description="Pods serving spec.model and ready."
     )
@@ -435,4 +480,7 @@ __all__ = [
     "ServedModel",
     "ServingSpec",
     "Toleration",
+    "VersionUsage",
+    "Volume",
+    "VolumeMount",
 ]

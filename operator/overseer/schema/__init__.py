@@ -1,17 +1,18 @@
 """Schema core: config validation against a ModelSchema version and compatibility between versions.
 
-Everything here is pure (no I/O) so admission webhooks, the CLI, the SDK and the serving pods can
-share it.
+Everything here is pure (no I/O, bounded work) so admission webhooks, the CLI, the SDK and the
+serving pods can share it. Layers point one way: overseer.text <- overseer.schema <- overseer.api.
 """
 
 from overseer.schema.compatibility import (
     MODES,
     BreakingChange,
     CompatibilityReport,
-    check_against_history,
+    HistoryReport,
+    VersionProblem,
     check_compatibility,
+    check_history,
     check_registered_versions,
-    check_version_history,
 )
 from overseer.schema.validation import ConfigValidation, FieldProblem, validate_model_config
 
@@ -21,9 +22,10 @@ __all__ = [
     "CompatibilityReport",
     "ConfigValidation",
     "FieldProblem",
-    "check_against_history",
+    "HistoryReport",
+    "VersionProblem",
     "check_compatibility",
+    "check_history",
     "check_registered_versions",
-    "check_version_history",
     "validate_model_config",
 ]

@@ -136,11 +136,37 @@ CODES: dict[str, tuple[Breaks, str]] = {
         "FORWARD",
         "new {keyword} alternative {branch} is not accepted by the old version",
     ),
+    "CONTAINS_NARROWED": (
+        "BACKWARD",
+        "'contains' now demands items (or counts of them) that configs of the old version may lack",
+    ),
+    "CONTAINS_EXTENDED": (
+        "FORWARD",
+        "'contains' relaxed: consumers of the old version reject arrays without the items it demanded",
+    ),
+    "DEPENDENCY_ADDED": (
+        "BACKWARD",
+        "when {key!r} is set, more is now demanded (dependentRequired / dependentSchemas)",
+    ),
+    "DEPENDENCY_REMOVED": (
+        "FORWARD",
+        "when {key!r} is set, less is demanded now; consumers of the old version reject what it demanded",
+    ),
+    "NEGATION_NARROWED": ("BACKWARD", "'not' now excludes {branch}, which configs of the old version may hold"),
+    "NEGATION_EXTENDED": (
+        "FORWARD",
+        "'not' no longer excludes {branch}; consumers of the old version reject such values",
+    ),
     "KEYWORD_CHANGED": (
         "BOTH",
         "{keyword!r} changed; it is not analysed, so any change to it counts as breaking",
     ),
     "SCHEMA_INVALID": ("BOTH", "{problem}"),
+    "TOO_COMPLEX_TO_COMPARE": (
+        "BOTH",
+        "comparing the versions needs more than {limit} steps (see docs/schema.md, Bounds): "
+        "split the schema into smaller sections, or use compatibility NONE",
+    ),
     # Registered versions are immutable, whatever the mode (`schema diff` of two files, admission).
     "VERSION_REMOVED": (
         "BOTH",

@@ -16,31 +16,40 @@ Findings are always named from old to new (ENUM_NARROWED under BACKWARD, ENUM_EX
 FORWARD), so a code says what the new version did; codes.py lists them all.
 
 Like Confluent's, the analysis is syntactic and conservative: keywords it does not analyse
-(`not`, `if`/`then`/`else`, `dependentSchemas`, ...) count as breaking when they change at all.
+(`if`/`then`/`else`, unknown keywords) count as breaking when they change at all.
+
+The walk runs over the sections resolved once (overseer.schema.resolved): each pair of subschemas
+(writer node, reader node) is compared once, its changes reported at the first path that reaches
+it, so a recursive or heavily shared schema costs in proportion to its size, never to its paths; a
+comparison past limits.MAX_COMPARE_STEPS pairs stops with TOO_COMPLEX_TO_COMPARE.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from overseer.api.v1alpha1 import COMPATIBILITY_MODES
-from overseer.schema import hints
+from overseer import text as hints
 from overseer.schema.codes import message
 from overseer.schema.jsonschema_walk import (
-    UnresolvableRef,
     accepts_types,
     expand_types,
+    flat_of,
     has_default,
     is_open,
     properties,
     required,
-    resolve,
     schema_for_undeclared,
     types_of,
+    undeclared,
 )
+from overseer.schema.limits import MAX_COMPARE_STEPS
+from overseer.schema.modes import COMPATIBILITY_MODES
+from overseer.schema.resolved import Node, ResolvedSection
 from overseer.schema.validation import SECTIONS, compile_section, sections_of
 
 MODES = COMPATIBILITY_MODES
@@ -96,32 +105,64 @@ def _version_number(version: Any) -> int | None:
     return number if isinstance(number, int) else None
 
 
-def check_compatibility(old: Any, new: Any, mode: str) -> CompatibilityReport:
+class _Budget:
+    """Pairs of subschemas one check may still compare (shared by every pair of versions)."""
+
+    def __init__(self, steps: int = MAX_COMPARE_STEPS) -> None:
+        self.steps = steps
+        self.limit = steps
+
+    def spend(self, units: int = 1) -> None:
+        self.steps -= units
+        if self.steps < 0:
+            raise _TooComplex
+
+
+class _TooComplex(Exception):
+    pass
+
+
+def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None = None) -> CompatibilityReport:
     """Compare one schema version (its three sections) with a later one under `mode`.
 
     `old`/`new` are mappings with labels/metadata/customObjects (a SchemaVersion or SchemaSnapshot
-    works too). A `_TRANSITIVE` mode compares just this pair like its base mode; see
-    check_against_history for the transitive walk over earlier versions.
+    works too). A `_TRANSITIVE` mode compares just this pair like its base mode; check_history
+    walks a whole version list. Never raises on bad schemas; bounded by MAX_COMPARE_STEPS.
     """
     mode = normalize_mode(mode)
+    budget = budget or _Budget()
     old_sections, new_sections = sections_of(old), sections_of(new)
     changes: list[BreakingChange] = []
     notices: list[BreakingChange] = []
     for section, _ in SECTIONS:
-        problem = compile_section(new_sections[section]).problem
-        if problem is not None:
+        compiled_new = compile_section(new_sections[section])
+        if compiled_new.problem is not None or compiled_new.resolved is None:
+            problem = compiled_new.problem or "unusable schema"
             changes.append(BreakingChange("SCHEMA_INVALID", section, message("SCHEMA_INVALID", problem=problem)))
             continue
-        if compile_section(old_sections[section]).problem is not None:
+        compiled_old = compile_section(old_sections[section])
+        if compiled_old.resolved is None or compiled_old.problem is not None:
             continue  # nothing reliable to compare with; the old version's own check reports it
+        if compiled_old.key is not None and compiled_old.key == compiled_new.key:
+            continue  # the usual case for two of the three sections: nothing to walk
+        if budget.steps < 0:
+            changes.append(_too_complex(section, budget))  # spent on earlier pairs of this check
+            continue
         walks: list[_Walk] = []
-        for direction in directions(mode) or (_BACKWARD,):
-            if direction == _BACKWARD:
-                walk = _Walk(direction, old_sections[section], new_sections[section])
-            else:
-                walk = _Walk(direction, new_sections[section], old_sections[section])
-            walk.compare_root(section)
-            walks.append(walk)
+        _ensure_stack()
+        try:
+            for direction in directions(mode) or (_BACKWARD,):
+                if direction == _BACKWARD:
+                    walk = _Walk(direction, compiled_old.resolved, compiled_new.resolved, budget)
+                else:
+                    walk = _Walk(direction, compiled_new.resolved, compiled_old.resolved, budget)
+                walks.append(walk)
+                walk.compare_root(section)
+        except (_TooComplex, RecursionError):
+            budget.steps = min(budget.steps, -1)
+            if directions(mode):
+                changes.append(_too_complex(section, budget))
+            continue
         notices.extend(n for w in walks for n in w.notices)
         if not directions(mode):
             continue  # NONE: the walk only collected notices for `schema diff`
@@ -136,23 +177,100 @@ def check_compatibility(old: Any, new: Any, mode: str) -> CompatibilityReport:
     )
 
 
-def check_against_history(earlier: Sequence[Any], new: Any, mode: str) -> list[CompatibilityReport]:
-    """`new` against the latest of `earlier` (all of them for a _TRANSITIVE mode), newest first."""
+def _too_complex(section: str, budget: _Budget) -> BreakingChange:
+    text = message("TOO_COMPLEX_TO_COMPARE", limit=f"{budget.limit:,}")
+    return BreakingChange("TOO_COMPLEX_TO_COMPARE", section, text)
+
+
+@dataclass(frozen=True)
+class VersionProblem:
+    """One reason a ModelSchema's version list is refused, for a webhook or CLI to print."""
+
+    version: int | None
+    """The version it is about (None for a version number that could not be read)."""
+    path: str
+    """Section-qualified field path inside that version (`customObjects.conf`), or "" for the version."""
+    code: str
+    message: str
+    against: int | None = None
+    """The earlier version it was compared with; None for registration problems (removed, modified)."""
+    direction: str = ""
+
+    def __str__(self) -> str:
+        where = f"version {self.version}" + (f".{self.path}" if self.path else "")
+        pair = f" (compared with version {self.against})" if self.against is not None else ""
+        return f"{self.code} {where}: {self.message}{pair}"
+
+
+@dataclass(frozen=True)
+class HistoryReport:
+    mode: str
+    problems: list[VersionProblem]
+    """Registration problems first, then breaking changes, oldest new version first."""
+    reports: list[CompatibilityReport]
+    """Every pair of versions compared (with notices), oldest new version first."""
+    registered: list[BreakingChange] = field(default_factory=list)
+    """VERSION_REMOVED / VERSION_MODIFIED, as BreakingChanges (path `version N[.section]`)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_history(versions: Sequence[Any], mode: str, *, registered: Sequence[Any] = ()) -> HistoryReport:
+    """Check a ModelSchema's list of versions the way admission must; the one walk over a version
+    history (`overseer validate`, `overseer schema diff` and the admission webhook all call it).
+
+    - `registered`: the versions as they were stored (the old object on an UPDATE; empty on CREATE).
+      None may be removed and none of their three sections changed, whatever the mode
+      (VERSION_REMOVED, VERSION_MODIFIED); a description or `deprecated` may change.
+    - Every version of `versions` that is not registered is checked against the versions before it
+      (in version order) as `mode` requires: the previous one, or every earlier one under a
+      _TRANSITIVE mode. Under NONE nothing breaks, but the previous version is still compared for
+      notices (a changed default).
+
+    Versions are mappings with `version` and the three sections (a SchemaVersion works too).
+    Pure, never raises on bad schemas, and bounded: all pairs together share MAX_COMPARE_STEPS.
+    """
     mode = normalize_mode(mode)
-    if mode == "NONE" or not earlier:
-        return []
-    targets = list(reversed(earlier)) if mode.endswith("_TRANSITIVE") else [earlier[-1]]
-    return [check_compatibility(old, new, mode) for old in targets]
-
-
-def check_version_history(versions: Sequence[Any], mode: str) -> list[CompatibilityReport]:
-    """Every version against the earlier ones as `mode` requires, oldest pair first.
-
-    Versions are taken in the given order (the caller checks that they increase)."""
+    registered_changes = check_registered_versions(registered, versions) if registered else []
+    known = {_version_number(v) for v in registered}
+    ordered = sorted((v for v in versions if _version_number(v) is not None), key=lambda v: _version_number(v) or 0)
+    budget = _Budget()
     reports: list[CompatibilityReport] = []
-    for index in range(1, len(versions)):
-        reports.extend(check_against_history(versions[:index], versions[index], mode))
-    return reports
+    for index, version in enumerate(ordered):
+        if index == 0 or _version_number(version) in known:
+            continue
+        earlier = ordered[:index]
+        if mode == "NONE":
+            targets = [earlier[-1]]
+        else:
+            targets = list(reversed(earlier)) if mode.endswith("_TRANSITIVE") else [earlier[-1]]
+        for old in targets:
+            if budget.steps < 0:  # spent: one answer for the rest of this version, not one per pair
+                change = _too_complex("", budget)
+                reports.append(CompatibilityReport(mode, [change], [], _version_number(old), _version_number(version)))
+                break
+            reports.append(check_compatibility(old, version, mode, budget=budget))
+    problems = [
+        VersionProblem(_registered_number(c.path), _registered_section(c.path), c.code, c.message)
+        for c in registered_changes
+    ]
+    problems.extend(
+        VersionProblem(r.new_version, c.path, c.code, c.message, r.old_version, c.direction)
+        for r in reports
+        for c in r.changes
+    )
+    return HistoryReport(mode, problems, reports, registered_changes)
+
+
+def _registered_number(path: str) -> int | None:
+    number = path.removeprefix("version ").partition(".")[0]
+    return int(number) if number.isdigit() else None
+
+
+def _registered_section(path: str) -> str:
+    return path.partition(".")[2]
 
 
 def check_registered_versions(old_versions: Sequence[Any], new_versions: Sequence[Any]) -> list[BreakingChange]:
@@ -177,7 +295,21 @@ def check_registered_versions(old_versions: Sequence[Any], new_versions: Sequenc
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    try:
+        return json.dumps(_raw(value), sort_keys=True, default=str)
+    except (RecursionError, ValueError, TypeError):
+        return f"<unserialisable {id(value)}>"  # only equal to itself
+
+
+def _raw(value: Any) -> Any:
+    """JSON for a value of a flat schema (Nodes become the schema they stand for)."""
+    if isinstance(value, Node):
+        return value.raw()
+    if isinstance(value, list | tuple):
+        return [_raw(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _raw(v) for k, v in value.items()}
+    return value
 
 
 def _unique(changes: list[BreakingChange]) -> list[BreakingChange]:
@@ -246,14 +378,16 @@ _ANNOTATIONS = frozenset(
         "$defs",
         "definitions",
         "$anchor",
+        "$dynamicAnchor",
+        "$vocabulary",
         "contentMediaType",
         "contentEncoding",
+        "contentSchema",
     ]
 )
 # Keywords the walk understands; any other keyword that differs is reported as KEYWORD_CHANGED.
 _UNDERSTOOD = _ANNOTATIONS | frozenset(
     [
-        "$ref",
         "type",
         "enum",
         "const",
@@ -268,18 +402,27 @@ _UNDERSTOOD = _ANNOTATIONS | frozenset(
         "format",
         "items",
         "prefixItems",
+        "unevaluatedItems",
         "minItems",
         "maxItems",
         "uniqueItems",
+        "contains",
+        "minContains",
+        "maxContains",
         "properties",
         "required",
         "additionalProperties",
+        "unevaluatedProperties",
         "patternProperties",
+        "propertyNames",
         "minProperties",
         "maxProperties",
+        "dependentRequired",
+        "dependentSchemas",
         "anyOf",
         "oneOf",
         "allOf",
+        "not",
     ]
 )
 _SIZE_CODES = {
@@ -293,17 +436,45 @@ _SIZE_CODES = {
 }
 
 
-class _Walk:
-    """Collects what the reader schema rejects among the values the writer schema accepts."""
+# Nested pairs one probe may hold at once: a recursive union of 12 types, each referring back,
+# nests 144 pairs. Each costs about eight Python frames, so the walk needs more than Python's
+# default recursion limit of 1,000 frames; _ensure_stack raises it once (never lowers it).
+_MAX_PROBE_DEPTH = 400
+_FRAMES_NEEDED = _MAX_PROBE_DEPTH * 10 + 1_000
 
-    def __init__(self, direction: str, writer_root: Any, reader_root: Any) -> None:
+
+def _ensure_stack() -> None:
+    if sys.getrecursionlimit() < _FRAMES_NEEDED:
+        sys.setrecursionlimit(_FRAMES_NEEDED)
+
+
+class _Walk:
+    """Collects what the reader schema rejects among the values the writer schema accepts.
+
+    Each (writer node, reader node) pair is reported once, at the first (shortest) path that reaches
+    it (`_done`, `_queue`: breadth-first). Probes (does this pair break? for unions, `not`,
+    `contains`, dependencies) are depth-first and memoised in `_broken`; `_stack` holds the pairs
+    under a probe, and a recursive schema reaching the same pair again assumes it compatible (the
+    usual co-inductive reading of recursive types; _settle keeps the memo sound)."""
+
+    def __init__(self, direction: str, writer: ResolvedSection, reader: ResolvedSection, budget: _Budget) -> None:
         self.direction = direction
-        self.writer_root = writer_root
-        self.reader_root = reader_root
+        self.writer = writer
+        self.reader = reader
+        self.budget = budget
         self.changes: list[BreakingChange] = []
         self.notices: list[BreakingChange] = []
         self.renames: dict[str, _Rename] = {}
-        self._stack: set[tuple[int, int]] = set()
+        self._stack: dict[tuple[int, int], int] = {}
+        """Pairs under a probe, with their depth."""
+        self._low = 0
+        self._provisional: dict[tuple[int, int], int] = {}
+        """Probe answers "compatible" that assumed a pair still under comparison (at that depth)."""
+        self._done: set[tuple[int, int]] = set()
+        self._queue: deque[tuple[Node, Node, str]] = deque()
+        self._broken: dict[tuple[int, int], bool] = {}
+        self._probing = 0
+        self._siblings: dict[tuple[int, str], Node] = {}
 
     @property
     def backward(self) -> bool:
@@ -317,65 +488,126 @@ class _Walk:
         code = backward_code if self.backward else forward_code
         self.changes.append(BreakingChange(code, path, message(code, **fields), self.direction))
 
-    def _probe(self, writer: Any, reader: Any, path: str) -> list[BreakingChange]:
-        """Changes a sub-comparison would emit, without emitting them."""
-        saved_changes, saved_notices = self.changes, self.notices
-        self.changes, self.notices = [], []
+    def _probe(self, writer: Node, reader: Node, path: str) -> tuple[bool, list[BreakingChange]]:
+        """Whether a sub-comparison breaks, and the changes it would emit, without emitting them."""
+        known = self._broken.get((id(writer.flat), id(reader.flat)))
+        if known is not None:
+            return known, []
+        saved = self.changes, self.notices, self.renames
+        self.changes, self.notices, self.renames = [], [], {}
+        self._probing += 1
         try:
-            self.compare(writer, reader, path)
-            return self.changes
+            broken = self.compare(writer, reader, path)
+            return broken, self.changes
         finally:
-            self.changes, self.notices = saved_changes, saved_notices
+            self._probing -= 1
+            self.changes, self.notices, self.renames = saved
+
+    def _breaks(self, writer: Node, reader: Node) -> bool:
+        return self._probe(writer, reader, "")[0]
 
     # Entry --------------------------------------------------------------------------------------
 
     def compare_root(self, section: str) -> None:
         # A section always holds an object: an untyped section schema is an object schema.
-        self.compare(_as_object(self.writer_root), _as_object(self.reader_root), section)
+        self.compare(self._as_object(self.writer), self._as_object(self.reader), section)
+        while self._queue:
+            writer, reader, path = self._queue.popleft()
+            self.budget.spend()
+            self._compare(writer, reader, path)
 
-    def compare(self, writer: Any, reader: Any, path: str) -> None:
+    def _as_object(self, section: ResolvedSection) -> Node:
+        flat = section.root.flat
+        if isinstance(flat, Mapping) and "type" not in flat:
+            return section.from_flat({**flat, "type": "object"}, ())
+        return section.root
+
+    def compare(self, writer: Node, reader: Node, path: str) -> bool:
+        """Compare a pair of subschemas. The reporting walk is breadth-first (a change in a shared
+        or recursive subschema is reported at its shortest path) and returns nothing useful; a
+        probe is depth-first and returns True when the reader rejects some writer value."""
+        # Keyed by the flat views: nodes that only refer to the same schema share one.
+        key = (id(writer.flat), id(reader.flat))
+        if not self._probing:
+            if key not in self._done:
+                self._done.add(key)
+                self._queue.append((writer, reader, path))
+            return False
+        position = self._stack.get(key)
+        if position is not None:
+            # A recursive schema reached this pair again: assume it compatible (the co-inductive
+            # reading of recursive types) and remember that the caller's answer depends on it.
+            self._low = min(self._low, position)
+            return False
+        if key in self._broken:
+            return self._broken[key]
+        if key in self._provisional:
+            self._low = min(self._low, self._provisional[key])
+            return False
+        if len(self._stack) >= _MAX_PROBE_DEPTH:
+            raise _TooComplex  # a recursion this deep would overflow Python's stack
+        self.budget.spend()
+        depth = len(self._stack)
+        self._stack[key] = depth
+        outer_low, self._low = self._low, depth
+        before = len(self.changes)
         try:
-            writer = _flatten(resolve(writer, self.writer_root), self.writer_root)
-            reader = _flatten(resolve(reader, self.reader_root), self.reader_root)
-        except UnresolvableRef:
-            return  # reported by the schema check itself
-        key = (id(writer), id(reader))
-        if key in self._stack:
-            return  # recursive schema: this pair is already being compared further up
-        self._stack.add(key)
-        try:
-            self._compare(_as_schema(writer), _as_schema(reader), path)
+            broken = self._compare(writer, reader, path) or len(self.changes) > before
         finally:
-            self._stack.discard(key)
+            del self._stack[key]
+        low, self._low = self._low, min(outer_low, self._low)
+        self._settle(key, broken, depth, low)
+        return broken
 
-    def _compare(self, writer: Mapping[str, Any] | bool, reader: Mapping[str, Any] | bool, path: str) -> None:
-        if reader is True or writer is False:
-            return
+    def _settle(self, key: tuple[int, int], broken: bool, depth: int, low: int) -> None:
+        """Memoise a probe's answer soundly. "Breaks" is final (found under optimistic assumptions).
+        "Compatible" is final only when it assumed nothing about pairs still under comparison
+        further up; otherwise it stays provisional until that pair is settled: confirmed when the
+        pair is compatible, dropped (and so recomputed) when it breaks."""
+        if broken:
+            self._broken[key] = True
+            for other in [k for k, at in self._provisional.items() if at >= depth]:
+                del self._provisional[other]
+        elif low >= depth:
+            self._broken[key] = False
+            for other in [k for k, at in self._provisional.items() if at >= depth]:
+                self._broken[other] = False
+                del self._provisional[other]
+        else:
+            self._provisional[key] = low
+
+    def _compare(self, writer_node: Node, reader_node: Node, path: str) -> bool:
+        """Returns True when a sub-comparison found a break it did not emit here (reported elsewhere)."""
+        writer, reader = writer_node.flat, reader_node.flat
+        if reader is True or writer is False or reader == {}:
+            return False
         if writer is True:
             writer = _ANY
         if reader is False:
             old, new = self.old_new(_types_text(types_of(writer)), "nothing")
             self.emit(path, "TYPE_NARROWED", "TYPE_WIDENED", old=old, new=new)
-            return
+            return True
         if _union(writer) or _union(reader):
-            self._compare_unions(writer, reader, path)
-            return
+            return self._compare_unions(writer_node, reader_node, path)
         self._notice_default(writer, reader, path)
         if not self._compare_types(writer, reader, path):
-            return
+            return True
         self._compare_enum(writer, reader, path)
+        hidden = False
         w_types = types_of(writer)
         if w_types is None or w_types & {"number", "integer"}:
             self._compare_numbers(writer, reader, path)
         if w_types is None or "string" in w_types:
             self._compare_strings(writer, reader, path)
         if w_types is None or "array" in w_types:
-            self._compare_arrays(writer, reader, path)
+            hidden |= self._compare_arrays(writer, reader, path)
         if w_types is None or "object" in w_types:
-            self._compare_objects(writer, reader, path)
+            hidden |= self._compare_objects(writer_node, writer, reader, path)
+        hidden |= self._compare_negations(writer, reader, path)
         for keyword in sorted((set(writer) | set(reader)) - _UNDERSTOOD):
             if _canonical(writer.get(keyword)) != _canonical(reader.get(keyword)):
                 self.emit(path, "KEYWORD_CHANGED", "KEYWORD_CHANGED", keyword=keyword)
+        return hidden
 
     # Notices ------------------------------------------------------------------------------------
 
@@ -418,8 +650,8 @@ class _Walk:
             others = f"any value other than {_values_text(r_values)}"
             self.emit(path, "ENUM_NARROWED", "ENUM_EXTENDED", values=others)
             return
-        allowed = {_canonical(v) for v in r_values}
-        missing = [v for v in w_values if _canonical(v) not in allowed]
+        allowed = {_canonical_value(v) for v in r_values}
+        missing = [v for v in w_values if _canonical_value(v) not in allowed]
         if missing:
             self.emit(path, "ENUM_NARROWED", "ENUM_EXTENDED", values=_values_text(missing))
 
@@ -465,34 +697,75 @@ class _Walk:
 
     # Arrays -------------------------------------------------------------------------------------
 
-    def _compare_arrays(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+    def _compare_arrays(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> bool:
+        """Positions (prefixItems; draft-07's list `items`), the rest (`items`, draft-07's
+        `additionalItems`, else `unevaluatedItems`), sizes, uniqueness and `contains`."""
         self._compare_sizes(writer, reader, path, ("minItems", "maxItems"))
         if reader.get("uniqueItems") is True and writer.get("uniqueItems") is not True:
             self.emit(path, "UNIQUE_ITEMS_ADDED", "UNIQUE_ITEMS_REMOVED")
         w_prefix, r_prefix = _list(writer.get("prefixItems")), _list(reader.get("prefixItems"))
-        w_items, r_items = writer.get("items", True), reader.get("items", True)
+        w_rest, r_rest = self._rest_items(self.writer, writer), self._rest_items(self.reader, reader)
+        w_max = writer.get("maxItems")
+        hidden = False
         for index in range(max(len(w_prefix), len(r_prefix))):
-            w_item = w_prefix[index] if index < len(w_prefix) else w_items
-            r_item = r_prefix[index] if index < len(r_prefix) else r_items
-            self.compare(w_item, r_item, f"{path}[{index}]")
-        self.compare(w_items, r_items, f"{path}[]")
+            if _is_number(w_max) and index >= w_max:
+                break  # the writer never has an item here
+            w_item = w_prefix[index] if index < len(w_prefix) else w_rest
+            r_item = r_prefix[index] if index < len(r_prefix) else r_rest
+            hidden |= self.compare(w_item, r_item, f"{path}[{index}]")
+        if not (_is_number(w_max) and w_max <= len(w_prefix)):
+            hidden |= self.compare(w_rest, r_rest, f"{path}[]")
+        hidden |= self._compare_contains(writer, reader, path)
+        return hidden
+
+    def _rest_items(self, section: ResolvedSection, flat: Mapping[str, Any]) -> Node:
+        for keyword in ("items", "unevaluatedItems"):
+            if isinstance(flat.get(keyword), Node):
+                return flat[keyword]  # type: ignore[no-any-return]
+        return section.constant(True)
+
+    def _compare_contains(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> bool:
+        """The reader's `contains` (at least minContains, at most maxContains matching items) holds
+        for every writer array when the writer's own `contains` implies it."""
+        r_contains = reader.get("contains")
+        if not isinstance(r_contains, Node):
+            return False
+        r_min = reader.get("minContains", 1)
+        r_max = reader.get("maxContains")
+        w_contains = writer.get("contains")
+        w_min = writer.get("minContains", 1) if isinstance(w_contains, Node) else 0
+        w_max = writer.get("maxContains") if isinstance(w_contains, Node) else writer.get("maxItems")
+        fine = isinstance(w_contains, Node) and not self._breaks(w_contains, r_contains) and w_min >= r_min
+        if r_min == 0:
+            fine = True
+        if fine and _is_number(r_max):
+            # Items matching the reader's schema are counted: bounded when they all match the writer's.
+            covered = isinstance(w_contains, Node) and not self._breaks(r_contains, w_contains)
+            fine = _is_number(w_max) and w_max <= r_max and (covered or w_max == writer.get("maxItems"))
+        if not fine:
+            self.emit(path, "CONTAINS_NARROWED", "CONTAINS_EXTENDED")
+        return False
 
     # Objects ------------------------------------------------------------------------------------
 
-    def _compare_objects(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+    def _compare_objects(
+        self, writer_node: Node, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
+    ) -> bool:
         w_props, r_props = properties(writer), properties(reader)
         w_required, r_required = required(writer), required(reader)
+        self.budget.spend(len(w_props) + len(r_props))  # the work here grows with the properties
+        hidden = False
         for name in w_props:
             child = hints.field_path(path, [name])
             if name in r_props:
-                self.compare(w_props[name], r_props[name], child)
+                hidden |= self.compare(w_props[name], r_props[name], child)
             else:
-                self._writer_only(writer, reader, name, child)
+                hidden |= self._writer_only(writer, reader, name, child)
         reader_only = [n for n in r_props if n not in w_props]
         for name in reader_only:
-            self._reader_only(writer, r_props[name], name, hints.field_path(path, [name]))
+            hidden |= self._reader_only(writer, r_props[name], name, hints.field_path(path, [name]))
         for name in sorted(r_required - w_required, key=_order(r_props)):
-            if has_default(self._resolved(r_props.get(name), self.reader_root)):
+            if has_default(r_props.get(name)):
                 continue  # the default fills the gap (Confluent: ..._WITH_DEFAULT_ADDED is compatible)
             child = hints.field_path(path, [name])
             if name in w_props:
@@ -500,42 +773,103 @@ class _Walk:
             else:
                 self.emit(child, "REQUIRED_PROPERTY_ADDED", "REQUIRED_PROPERTY_REMOVED")
         self._record_renames(path, [n for n in w_props if n not in r_props], reader_only)
-        self._compare_additional(writer, reader, path)
+        hidden |= self._compare_additional(writer, reader, path)
         self._compare_sizes(writer, reader, path, ("minProperties", "maxProperties"))
+        hidden |= self._compare_property_names(writer, reader, path)
+        self._compare_dependencies(writer_node, writer, reader, path)
+        return hidden
 
-    def _writer_only(self, writer: Mapping[str, Any], reader: Mapping[str, Any], name: str, path: str) -> None:
+    def _writer_only(self, writer: Mapping[str, Any], reader: Mapping[str, Any], name: str, path: str) -> bool:
         """A property only the writer declares: the reader checks it as an undeclared one."""
         if is_open(reader):
-            return
-        undeclared = schema_for_undeclared(reader, name)
+            return False
+        extra = schema_for_undeclared(reader, name)
         declared = properties(writer)[name]
-        if undeclared is False:
-            if self._resolved(declared, self.writer_root) is not False:
+        if flat_of(extra) is False:
+            if flat_of(declared) is not False:
                 self.emit(path, "PROPERTY_REMOVED", "PROPERTY_ADDED_TO_CLOSED_MODEL")
-        else:
-            self.compare(declared, undeclared, path)
+            return False
+        return self.compare(declared, self._node(self.reader, extra), path)
 
-    def _reader_only(self, writer: Mapping[str, Any], declared: Any, name: str, path: str) -> None:
+    def _reader_only(self, writer: Mapping[str, Any], declared: Node, name: str, path: str) -> bool:
         """A property only the reader declares: writer data may hold it as an undeclared one."""
-        undeclared = schema_for_undeclared(writer, name)
-        if undeclared is False:
-            return  # closed writer: its data never holds this property
+        extra = schema_for_undeclared(writer, name)
+        if flat_of(extra) is False:
+            return False  # closed writer: its data never holds this property
         if is_open(writer):
-            resolved = self._resolved(declared, self.reader_root)
-            if resolved is not True and not _only_annotations(resolved):
+            resolved = declared.flat
+            if resolved is not True and resolved != {} and not _only_annotations(resolved):
                 self.emit(path, "PROPERTY_ADDED_TO_OPEN_MODEL", "PROPERTY_REMOVED_FROM_OPEN_MODEL")
-            return
-        self.compare(undeclared, declared, path)
+            return False
+        return self.compare(self._node(self.writer, extra), declared, path)
 
-    def _compare_additional(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
-        w_extra = writer.get("additionalProperties", True)
-        r_extra = reader.get("additionalProperties", True)
+    def _compare_additional(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> bool:
+        w_extra, r_extra = flat_of(undeclared(writer)), flat_of(undeclared(reader))
         if w_extra is False:
-            return
+            return False
         if r_extra is False:
             self.emit(f"{path}.*", "ADDITIONAL_PROPERTIES_NARROWED", "ADDITIONAL_PROPERTIES_EXTENDED")
-            return
-        self.compare(w_extra, r_extra, f"{path}.*")
+            return False
+        return self.compare(
+            self._node(self.writer, undeclared(writer)), self._node(self.reader, undeclared(reader)), f"{path}.*"
+        )
+
+    def _compare_property_names(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> bool:
+        r_names = reader.get("propertyNames")
+        if not isinstance(r_names, Node):
+            return False
+        w_names = writer.get("propertyNames")
+        if not isinstance(w_names, Node):
+            w_names = self.writer.constant({"type": "string"})  # property names are strings
+        return self.compare(w_names, r_names, f"{path}.(names)")
+
+    def _compare_dependencies(
+        self, writer_node: Node, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str
+    ) -> None:
+        """`dependentRequired` / `dependentSchemas` (draft-07 `dependencies`): what the reader demands
+        when a property is present must already hold for every writer value that has it."""
+        w_required, r_required = _mapping(writer.get("dependentRequired")), _mapping(reader.get("dependentRequired"))
+        always = required(writer)
+        for name, needed in r_required.items():
+            demanded = set(needed) if isinstance(needed, list) else set()
+            granted = always | set(w_required.get(name, []) if isinstance(w_required.get(name), list) else [])
+            lacking = [n for n in demanded - granted if not has_default(properties(reader).get(n))]
+            if lacking and self._may_hold(writer, name):
+                self.emit(hints.field_path(path, [name]), "DEPENDENCY_ADDED", "DEPENDENCY_REMOVED", key=name)
+        w_schemas, r_schemas = _mapping(writer.get("dependentSchemas")), _mapping(reader.get("dependentSchemas"))
+        for name, r_schema in r_schemas.items():
+            if not isinstance(r_schema, Node) or not self._may_hold(writer, name):
+                continue
+            w_schema = w_schemas.get(name)
+            source = self.writer.merge([writer_node, w_schema]) if isinstance(w_schema, Node) else writer_node
+            if self._breaks(source, r_schema):
+                self.emit(hints.field_path(path, [name]), "DEPENDENCY_ADDED", "DEPENDENCY_REMOVED", key=name)
+
+    def _may_hold(self, writer: Mapping[str, Any], name: str) -> bool:
+        """Can a writer value have property `name` at all?"""
+        if name in properties(writer):
+            return flat_of(properties(writer)[name]) is not False
+        return flat_of(schema_for_undeclared(writer, name)) is not False
+
+    def _compare_negations(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> bool:
+        """The reader's `not N` rejects values matching N: harmless when the writer already
+        excludes them, that is when some `not M` of the writer covers N (N's values all match M)."""
+        for excluded in _list(reader.get("not")):
+            covered = any(not self._breaks(excluded, m) for m in _list(writer.get("not")))
+            if not covered and not self._disjoint(writer, excluded):
+                self.emit(path, "NEGATION_NARROWED", "NEGATION_EXTENDED", branch=hints.describe(excluded))
+        return False
+
+    def _disjoint(self, writer: Mapping[str, Any], excluded: Node) -> bool:
+        """A cheap sufficient test that no writer value matches `excluded`: no common type or value."""
+        w_types, x_types = types_of(writer), types_of(excluded)
+        if w_types is not None and x_types is not None and not (expand_types(w_types) & expand_types(x_types)):
+            return True
+        w_values, x_flat = _enum(writer), excluded.flat
+        if w_values is not None and isinstance(x_flat, Mapping) and _enum(x_flat) is not None:
+            excluded_values = {_canonical_value(v) for v in _enum(x_flat) or []}
+            return all(_canonical_value(v) not in excluded_values for v in w_values)
+        return False
 
     def _record_renames(self, path: str, writer_only: list[str], reader_only: list[str]) -> None:
         old_only, new_only = self.old_new(writer_only, reader_only)
@@ -549,18 +883,33 @@ class _Walk:
 
     # Unions -------------------------------------------------------------------------------------
 
-    def _compare_unions(self, writer: Mapping[str, Any], reader: Mapping[str, Any], path: str) -> None:
+    def _compare_unions(self, writer_node: Node, reader_node: Node, path: str) -> bool:
         """Every writer alternative must be accepted by some reader alternative."""
-        w_branches, r_branches = _branches(writer), _branches(reader)
+        writer, reader = writer_node.flat, reader_node.flat
+        assert isinstance(writer, Mapping) and isinstance(reader, Mapping)
+        w_branches = self._branches(self.writer, writer_node)
+        r_branches = self._branches(self.reader, reader_node)
         keyword = next((k for k in _UNION if k in writer or k in reader), "anyOf")
+        hidden = False
         for index, w_branch in enumerate(w_branches):
-            attempts = [self._probe(w_branch, r_branch, path) for r_branch in r_branches]
-            if any(not found for found in attempts):
-                continue
-            if len(r_branches) == 1 or len(w_branches) == 1:
+            attempts: list[list[BreakingChange]] = []
+            for r_branch in r_branches:
+                broken, found = self._probe(w_branch, r_branch, path)
+                if not broken:
+                    break
+                attempts.append(found)
+            else:
+                attempts = attempts or [[]]
+            if len(attempts) < len(r_branches):
+                continue  # some reader alternative accepts everything this one does
+            best = min(attempts, key=len)
+            if (len(r_branches) == 1 or len(w_branches) == 1) and best:
                 # The concrete reason beats a generic "alternative removed".
-                best: list[BreakingChange] = min(attempts, key=len)
                 self.changes.extend(best)
+            elif len(r_branches) == 1 or len(w_branches) == 1:
+                hidden = True  # broken deeper, in a pair already reported elsewhere
+                if not self._probing:
+                    self.emit(path, "BRANCH_REMOVED", "BRANCH_ADDED", keyword=keyword, branch=hints.describe(w_branch))
             else:
                 self.emit(
                     f"{path}.{keyword}[{index}]",
@@ -569,12 +918,29 @@ class _Walk:
                     keyword=keyword,
                     branch=hints.describe(w_branch),
                 )
+        return hidden
 
-    def _resolved(self, schema: Any, root: Any) -> Any:
-        try:
-            return resolve(schema, root)
-        except UnresolvableRef:
-            return schema
+    def _branches(self, section: ResolvedSection, node: Node) -> list[Node]:
+        """Union alternatives with the schema's sibling keywords folded into each (one node per
+        alternative, cached, so a recursive union meets the same nodes again)."""
+        flat = node.flat
+        if not isinstance(flat, Mapping):
+            return [node]
+        for keyword in _UNION:
+            branches = flat.get(keyword)
+            if isinstance(branches, list):
+                rest = {k: v for k, v in flat.items() if k != keyword}
+                if not rest or _only_annotations(rest):
+                    return list(branches)  # nothing to fold in: the alternatives themselves
+                key = (id(flat), keyword)
+                siblings = self._siblings.get(key)
+                if siblings is None:
+                    siblings = self._siblings[key] = section.from_flat(rest, node.pointer)
+                return [section.merge([siblings, b]) for b in branches]
+        return [node]
+
+    def _node(self, section: ResolvedSection, schema: Any) -> Node:
+        return schema if isinstance(schema, Node) else section.constant(schema)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -582,52 +948,19 @@ class _Walk:
 _ANY: Mapping[str, Any] = {}
 
 
-def _as_schema(schema: Any) -> Mapping[str, Any] | bool:
-    if isinstance(schema, bool | Mapping):
-        return schema
-    return True  # garbage is reported by the schema check; here it constrains nothing
-
-
-def _as_object(schema: Any) -> Any:
-    if isinstance(schema, Mapping) and "type" not in schema:
-        return {**schema, "type": "object"}
-    return schema
-
-
 def _union(schema: Mapping[str, Any]) -> bool:
     return any(isinstance(schema.get(k), list) for k in _UNION)
 
 
-def _branches(schema: Mapping[str, Any]) -> list[Any]:
-    """Union alternatives with the schema's sibling keywords folded into each."""
-    for keyword in _UNION:
-        branches = schema.get(keyword)
-        if isinstance(branches, list):
-            siblings = {k: v for k, v in schema.items() if k != keyword}
-            return [{**siblings, **b} if isinstance(b, Mapping) else b for b in branches]
-    return [schema]
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
-def _flatten(schema: Any, root: Any) -> Any:
-    """Merge `allOf` conjuncts into one schema: an approximation that covers the usual
-    "base + extension" pattern (properties and required united, other keywords overlaid)."""
-    if not isinstance(schema, Mapping) or not isinstance(schema.get("allOf"), list):
-        return schema
-    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
-    for conjunct in schema["allOf"]:
-        part = _flatten(resolve(conjunct, root), root)
-        if part is False:
-            return False
-        if not isinstance(part, Mapping):
-            continue
-        for key, value in part.items():
-            if key == "properties" and isinstance(value, Mapping):
-                merged["properties"] = {**merged.get("properties", {}), **value}
-            elif key == "required" and isinstance(value, list):
-                merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
-            else:
-                merged.setdefault(key, value)
-    return merged
+def _canonical_value(value: Any) -> str:
+    """Canonical JSON of a data value (1 and 1.0 are the same JSON Schema value)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _canonical(value)
 
 
 def _only_annotations(schema: Any) -> bool:
@@ -635,7 +968,7 @@ def _only_annotations(schema: Any) -> bool:
 
 
 def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else []
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def _enum(schema: Mapping[str, Any]) -> list[Any] | None:

@@ -7,32 +7,33 @@ admission webhook and the serving pod can call this on every request.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
-import re
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+import referencing.exceptions
+from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
 
-from overseer.api.model_document import SchemaSnapshot
-from overseer.schema import hints
-from overseer.schema.jsonschema_walk import (
-    JSON_TYPES,
-    UnresolvableRef,
-    json_pointer,
-    properties,
-    resolve,
-    schema_for_undeclared,
+from overseer import text as hints
+from overseer.schema import engine, regex
+from overseer.schema.jsonschema_walk import flat_of, json_pointer, properties
+from overseer.schema.limits import (
+    MAX_CONFIG_CHARS,
+    MAX_CONFIG_DEPTH,
+    MAX_CONFIG_VALUES,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_VALUES,
+    MAX_VALIDATION_STEPS,
+    size_problem,
 )
+from overseer.schema.resolved import Node, ResolvedSection, SchemaProblem, resolve_section
 
-# (wire name, SchemaSnapshot attribute): the order problems are reported in.
+# (wire name, attribute of a SchemaSnapshot / SchemaVersion): the order problems are reported in.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("labels", "labels"),
     ("metadata", "metadata"),
@@ -73,6 +74,10 @@ class CompiledSection:
     schema: Any
     validator: Validator | None
     problem: str | None
+    resolved: ResolvedSection | None = None
+    """The section resolved once: what the default filler, the messages and the compatibility walk use."""
+    key: str | None = None
+    """Canonical JSON of the schema (equal keys, equal sections); None when it is not JSON."""
 
 
 _CACHE_SIZE = 512
@@ -82,12 +87,36 @@ _cache: OrderedDict[str, CompiledSection] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
+# The same section object checked again (a version compared with each earlier one): no re-measuring.
+_by_identity: dict[int, tuple[Any, CompiledSection]] = {}
+
+
 def compile_section(schema: Any) -> CompiledSection:
     """Check a section's JSON Schema and build its validator; cached by content."""
+    known = _by_identity.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    compiled = _compile_by_content(schema)
+    with _cache_lock:
+        if len(_by_identity) >= 2 * _CACHE_SIZE:
+            _by_identity.clear()
+        _by_identity[id(schema)] = (schema, compiled)  # holds the object, so its id stays its own
+    return compiled
+
+
+def _compile_by_content(schema: Any) -> CompiledSection:
+    if not isinstance(schema, Mapping | bool):
+        return CompiledSection(
+            schema, None, f"not a valid JSON Schema: expected an object, found {hints.found(schema)}"
+        )
+    # Measured before anything recursive touches it (json.dumps, the metaschema check).
+    too_big = size_problem(schema, max_values=MAX_SCHEMA_VALUES, max_depth=MAX_SCHEMA_DEPTH)
+    if too_big is not None:
+        return CompiledSection(schema, None, f"not a usable JSON Schema: {too_big} (see docs/schema.md, Bounds)")
     try:
         key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
-        # Non-string keys or non-JSON values (possible from YAML): not cacheable, and not valid.
+        # Non-JSON values such as NaN-free floats that json refuses: not cacheable, and not valid.
         return CompiledSection(schema, None, "not a valid JSON Schema: keys must be strings and values JSON")
     with _cache_lock:
         hit = _cache.get(key)
@@ -96,7 +125,7 @@ def compile_section(schema: Any) -> CompiledSection:
             return hit
     # Compile outside the lock: it is the slow part, and two threads compiling the same section
     # at once only waste a little work.
-    compiled = _compile(schema)
+    compiled = dataclasses.replace(_compile(schema), key=key)
     with _cache_lock:
         _cache[key] = compiled
         if len(_cache) > _CACHE_SIZE:
@@ -110,21 +139,14 @@ def schema_problem(schema: Any) -> str | None:
 
 
 def _compile(schema: Any) -> CompiledSection:
-    if not isinstance(schema, Mapping | bool):
-        return CompiledSection(
-            schema,
-            None,
-            f"not a valid JSON Schema: expected an object, found {hints.found(schema)}",
-        )
-    with warnings.catch_warnings():
-        # An unknown "$schema" falls back to 2020-12 with a DeprecationWarning; the check below
-        # is what reports real problems.
-        warnings.simplefilter("ignore")
-        cls = validator_for(schema, default=Draft202012Validator)
     try:
-        cls.check_schema(schema)  # type: ignore[arg-type]  # booleans are schemas too
-    except SchemaError as error:
-        return CompiledSection(schema, None, "not a valid JSON Schema: " + _schema_error_text(error))
+        return _compile_checked(schema)
+    except (RecursionError, engine.WorkLimitExceeded, referencing.exceptions.Unresolvable) as error:
+        # Bounds above make these unreachable for what we know of; a schema must still never crash us.
+        return CompiledSection(schema, None, f"not a usable JSON Schema: {_failure(error)}")
+
+
+def _compile_checked(schema: Any) -> CompiledSection:
     if isinstance(schema, Mapping):
         declared = schema.get("type")
         if declared is not None and "object" not in (declared if isinstance(declared, list) else [declared]):
@@ -133,69 +155,59 @@ def _compile(schema: Any) -> CompiledSection:
                 None,
                 f"must describe an object (type: object), found type {hints.show(declared)}",
             )
-    problem = _check_refs(schema, schema, [])
+    try:
+        section = resolve_section(schema)
+    except SchemaProblem as error:
+        return CompiledSection(schema, None, "not a valid JSON Schema: " + str(error))
+    validator = engine.build_validator(section, section.root.schema)
+    try:
+        with engine.budget(MAX_VALIDATION_STEPS):
+            problem = _check_defaults(validator, section)
+    except engine.WorkLimitExceeded:
+        problem = f"checking the defaults took more than {MAX_VALIDATION_STEPS:,} steps: the schema is too complex"
     if problem:
-        return CompiledSection(schema, None, "not a valid JSON Schema: " + problem)
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-    problem = _check_defaults(validator, schema, schema, [])
-    if problem:
-        return CompiledSection(schema, None, problem)
-    return CompiledSection(schema, validator, None)
+        return CompiledSection(schema, None, problem, section)
+    return CompiledSection(schema, validator, None, section)
 
 
-def _schema_error_text(error: SchemaError) -> str:
-    where = hints.field_path("", error.path) or "top level"
-    if error.path and error.path[-1] == "type":
-        types = ", ".join(JSON_TYPES)
-        return f"at {where}: {hints.show(error.instance)} is not a JSON type (expected one of {types})"
-    if error.validator == "format" and error.validator_value == "regex":
-        return f"at {where}: {hints.show(error.instance)} is not a valid regular expression"
-    return f"at {where}: {error.message}"
+def _failure(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deeply to check"
+    if isinstance(error, engine.WorkLimitExceeded):
+        return f"too complex: more than {MAX_VALIDATION_STEPS:,} steps"
+    return f"unresolvable reference ({error})"
 
 
-def _check_refs(node: Any, root: Any, where: list[Any]) -> str | None:
-    if isinstance(node, Mapping):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            try:
-                resolve({"$ref": ref}, root)
-            except UnresolvableRef as error:
-                return f"at {hints.field_path('', where) or 'top level'}: {error}"
-        for key, value in node.items():
-            problem = _check_refs(value, root, [*where, key])
-            if problem:
-                return problem
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            problem = _check_refs(value, root, [*where, index])
-            if problem:
-                return problem
-    return None
-
-
-def _check_defaults(
-    validator: Validator, node: Any, root: Any, where: list[str], visiting: frozenset[int] = frozenset()
-) -> str | None:
+def _check_defaults(validator: Validator, section: ResolvedSection) -> str | None:
     """A default that violates its own schema would make every defaulted config invalid."""
-    if id(node) in visiting:
-        return None  # a recursive $ref: this schema is already being checked further up
-    visiting = visiting | {id(node)}
-    for name, raw in properties(node).items():
-        sub = resolve(raw, root)
-        if isinstance(sub, Mapping) and "default" in sub:
-            sub_validator = validator.evolve(schema=sub)
-            error = next(iter(sub_validator.iter_errors(sub["default"])), None)
+    for node in list(section.nodes.values()):
+        for name, child in properties(node.schema).items():
+            sub = section.node_for(child)
+            flat = sub.flat if sub is not None else child
+            if not isinstance(flat, Mapping) or "default" not in flat or not isinstance(child, Mapping):
+                continue
+            error = next(iter(validator.descend(flat["default"], child)), None)  # type: ignore[attr-defined]
             if error is not None:
-                path = hints.field_path("", [*where, name])
-                return f"default of {path} is invalid: {_explain_one(error, root)}"
-        problem = _check_defaults(validator, sub, root, [*where, name], visiting)
-        if problem:
-            return problem
+                path = hints.field_path("", [*_property_path(node.pointer), name])
+                return f"default of {path} is invalid: {_explain_one(error, section)}"
     return None
 
 
-def _explain_one(error: ValidationError, root: Any) -> str:
-    messages = list(_messages(error, root))
+def _property_path(pointer: tuple[str | int, ...]) -> list[str | int]:
+    """`properties.a.properties.b` -> `a.b` for messages about defaults; other keywords kept."""
+    out: list[str | int] = []
+    parts = list(pointer)
+    while parts:
+        part = parts.pop(0)
+        if part == "properties" and parts:
+            out.append(parts.pop(0))
+        else:
+            out.append(part)
+    return out
+
+
+def _explain_one(error: ValidationError, section: ResolvedSection) -> str:
+    messages = list(_messages(error, section))
     return messages[0][1] if messages else error.message
 
 
@@ -213,15 +225,24 @@ def sections_of(version: Any) -> dict[str, Any]:
     return {wire: getattr(version, attr, {}) for wire, attr in SECTIONS}
 
 
+class SectionsLike(Protocol):
+    """A SchemaSnapshot or SchemaVersion (the API models), without importing them."""
+
+    labels: Any
+    metadata: Any
+    custom_objects: Any
+
+
 def validate_model_config(
-    schema: SchemaSnapshot | Mapping[str, Any],
+    schema: SectionsLike | Mapping[str, Any],
     labels: Mapping[str, Any],
     metadata: Mapping[str, Any],
     custom_objects: Mapping[str, Any],
 ) -> ConfigValidation:
     """Validate the three config sections, filling in schema defaults first.
 
-    Never raises on bad input: unusable schemas and non-object sections become problems.
+    Never raises on bad input and never takes unbounded time: unusable schemas, non-object or
+    oversized sections, and checks that exceed the work bound become problems.
     """
     sections = sections_of(schema)
     values: dict[str, Any] = {
@@ -239,38 +260,50 @@ def validate_model_config(
             problems.append(FieldProblem(section, f"expected an object, found {hints.found(value)}"))
             defaulted[section] = {}
             continue
-        if compiled.validator is None:
+        too_big = size_problem(
+            value, max_values=MAX_CONFIG_VALUES, max_depth=MAX_CONFIG_DEPTH, max_chars=MAX_CONFIG_CHARS
+        )
+        if too_big is not None:
+            problems.append(FieldProblem(section, f"too large to check: {too_big} (see docs/schema.md, Bounds)"))
+            defaulted[section] = dict(value)
+            continue
+        if compiled.validator is None or compiled.resolved is None:
             problems.append(FieldProblem(f"schema.{section}", compiled.problem or "unusable schema"))
             defaulted[section] = dict(value)
             continue
         ops: list[dict[str, Any]] = []
-        filled = _apply_defaults(compiled.schema, compiled.schema, value, [section], ops)
+        filled = _apply_defaults(compiled.resolved.root, value, [section], ops)
         if ops and not value:
             # The section may be absent from the model object: add it whole rather than per key.
             ops = [{"op": "add", "path": json_pointer([section]), "value": copy.deepcopy(filled)}]
         patch.extend(ops)
         defaulted[section] = filled
-        found = sorted(_problems(section, compiled.validator, filled, value), key=lambda p: p.path)
-        problems.extend(found)
+        try:
+            with engine.budget(MAX_VALIDATION_STEPS):
+                found = list(_problems(section, compiled.validator, compiled.resolved, filled, value))
+        except engine.WorkLimitExceeded:
+            found = [
+                FieldProblem(
+                    section,
+                    f"checking this config against the schema took more than {MAX_VALIDATION_STEPS:,} steps: "
+                    "the schema is too complex (nested alternatives multiply the work; see docs/schema.md, Bounds)",
+                )
+            ]
+        except (RecursionError, referencing.exceptions.Unresolvable) as error:
+            found = [FieldProblem(section, f"cannot be checked: {_failure(error)}")]
+        problems.extend(sorted(found, key=lambda p: p.path))
     return ConfigValidation(problems=tuple(problems), defaulted=defaulted, patch=patch)
 
 
 def _apply_defaults(
-    schema: Any, root: Any, instance: Mapping[str, Any], where: list[str], ops: list[dict[str, Any]]
+    node: Node, instance: Mapping[str, Any], where: list[str], ops: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """A copy of `instance` with missing properties that have a default filled in, recursively
     inside objects that are present. Combinators are not entered: which branch applies is
-    ambiguous before validation."""
+    ambiguous before validation. Terminates on recursive schemas: it descends with the value."""
     out = dict(instance)
-    try:
-        props = properties(resolve(schema, root))
-    except UnresolvableRef:
-        return out
-    for name, raw in props.items():
-        try:
-            sub = resolve(raw, root)
-        except UnresolvableRef:
-            continue
+    for name, child in properties(node).items():
+        sub = flat_of(child)
         if not isinstance(sub, Mapping):
             continue
         if name not in out:
@@ -280,16 +313,20 @@ def _apply_defaults(
                     # A defaulted object gets its own properties' defaults too, as if the user had
                     # written it: omitting `c` and writing `c: {}` must give the same config. The
                     # patch adds the filled object whole, so the inner operations are not needed.
-                    value = _apply_defaults(sub, root, value, [*where, name], [])
+                    value = _apply_defaults(child, value, [*where, name], [])
                 out[name] = value
                 ops.append({"op": "add", "path": json_pointer([*where, name]), "value": copy.deepcopy(value)})
         elif isinstance(out[name], Mapping) and properties(sub):
-            out[name] = _apply_defaults(sub, root, out[name], [*where, name], ops)
+            out[name] = _apply_defaults(child, out[name], [*where, name], ops)
     return out
 
 
 def _problems(
-    section: str, validator: Validator, instance: Mapping[str, Any], given: Mapping[str, Any]
+    section: str,
+    validator: Validator,
+    resolved: ResolvedSection,
+    instance: Mapping[str, Any],
+    given: Mapping[str, Any],
 ) -> Iterator[FieldProblem]:
     """Problems of `instance` (defaults filled in); `given` is what the user wrote, for hints."""
     seen: set[tuple[str, str]] = set()
@@ -299,26 +336,27 @@ def _problems(
     for error in errors:
         if error.validator != "type" and tuple(error.absolute_path) in mistyped:
             continue
-        for parts, message in _messages(error, validator.schema, given):
+        for parts, message in _messages(error, resolved, given):
             path = hints.field_path(section, parts)
             if (path, message) not in seen:
                 seen.add((path, message))
                 yield FieldProblem(path, message)
 
 
-def _messages(error: ValidationError, root: Any, given: Any = None) -> Iterator[tuple[list[Any], str]]:
+def _messages(error: ValidationError, section: ResolvedSection, given: Any = None) -> Iterator[tuple[list[Any], str]]:
     """(instance path parts, message) pairs for one jsonschema error, in user words."""
     parts = list(error.absolute_path)
     keyword = error.validator
     value: Any = error.validator_value
     instance: Any = error.instance
     if keyword == "required" and isinstance(instance, Mapping):
-        props = properties(error.schema)
+        node = section.node_for(error.schema)
+        props = properties(node if node is not None else error.schema)
         undeclared = [k for k in instance if k not in props]
         for name in value:
             if name in instance:
                 continue
-            expected = hints.describe(_safe_resolve(props.get(name, True), root))
+            expected = hints.describe(props.get(name, True))
             message = f"required property missing (expected {expected})"
             alias = hints.most_similar(name, undeclared)
             if alias is not None:
@@ -397,13 +435,6 @@ _SIZES: dict[str, tuple[str, Any]] = {
 }
 
 
-def _safe_resolve(schema: Any, root: Any) -> Any:
-    try:
-        return resolve(schema, root)
-    except UnresolvableRef:
-        return schema
-
-
 def _undeclared(
     error: ValidationError, parts: list[Any], instance: Mapping[str, Any], given: Any
 ) -> Iterator[tuple[list[Any], str]]:
@@ -419,7 +450,7 @@ def _undeclared(
     for key in instance:
         if key in props or any(_matches(p, key) for p in patterns):
             continue
-        if schema_for_undeclared(schema, key) is not False:
+        if _raw_undeclared(schema, key) is not False:
             continue
         hint = hints.most_similar(key, missing_required)
         if hint is not None:
@@ -447,10 +478,19 @@ def _at(value: Any, parts: list[Any]) -> Any:
 
 
 def _matches(pattern: str, key: str) -> bool:
-    try:
-        return re.search(pattern, key) is not None
-    except re.error:
-        return False
+    return regex.search(pattern, key)
+
+
+def _raw_undeclared(schema: Any, name: str) -> Any:
+    """The raw schema jsonschema checked an undeclared property `name` with."""
+    if not isinstance(schema, Mapping):
+        return schema
+    patterns = schema.get("patternProperties")
+    if isinstance(patterns, Mapping):
+        for pattern, sub in patterns.items():
+            if regex.search(pattern, name):
+                return sub
+    return schema.get("additionalProperties", True)
 
 
 __all__ = [

@@ -117,11 +117,8 @@ Server = LocalServer  # one implementation, shared with benchmarks/bench_serving
 
 
 def server_settings(state_root: Path, **extra: str) -> dict[str, str]:
-    """The settings of a server under test: JSON logs, weights cached under `state_root`, and a
-    BentoML home of its own (BentoML empties $BENTOML_HOME/prometheus_multiproc_dir whenever a
-    server starts: a shared one would wipe and mix the /metrics of other servers on the machine)."""
-    cache, bentoml_home = str(state_root / "cache"), str(state_root / "bentoml")
-    return {"OVERSEER_LOG_FORMAT": "json", "OVERSEER_CACHE_DIR": cache, "BENTOML_HOME": bentoml_home, **extra}
+    """The settings of a server under test: JSON logs, weights cached under `state_root`."""
+    return {"OVERSEER_LOG_FORMAT": "json", "OVERSEER_CACHE_DIR": str(state_root / "cache"), **extra}
 
 
 def serve_env(state_root: Path, **extra: str) -> dict[str, str]:

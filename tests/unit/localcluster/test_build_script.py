@@ -21,7 +21,8 @@ def test_missing_go_is_named_with_what_to_do(tmp_path: Path) -> None:
 def test_cached_binaries_are_not_rebuilt(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     for component, names in (("etcd-v3.6.16", ["etcd"]),
-                             ("kube-v1.36.3", ["kube-apiserver", "kube-controller-manager", "kubectl"])):
+                             ("kube-v1.36.3", ["kube-apiserver", "kube-controller-manager", "kubectl"]),
+                             ("helm-v4.3.1", ["helm"])):
         for name in names:
             binary = cache / "bin" / component / name
             binary.parent.mkdir(parents=True, exist_ok=True)
@@ -34,3 +35,13 @@ def test_cached_binaries_are_not_rebuilt(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "building" not in result.stderr  # nothing rebuilt
     assert f"KUBECTL={cache}/bin/kube-v1.36.3/kubectl" in result.stdout
+    assert f"HELM={cache}/bin/helm-v4.3.1/helm" in result.stdout
+
+
+def test_helm_is_built_from_its_own_module_at_the_pinned_version() -> None:
+    # helm's go.mod has no replace lines, so `go install module@version` is reproducible from its
+    # own go.sum; a replace line upstream would make this fail loudly, not build something else.
+    script = BUILD.read_text()
+    assert 'HELM_VERSION="${HELM_VERSION:-v4.3.1}"' in script
+    assert '"helm.sh/helm/v4/cmd/helm@$HELM_VERSION"' in script
+    assert "all) build_etcd; build_kube; build_helm ;;" in script

@@ -1,11 +1,9 @@
-"""How the node agent turns a pod spec into a host process: env, $(VAR) expansion, mounted paths."""
+"""How the node agent turns a pod spec into a host process: env, Service variables, $(VAR) expansion."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from localcluster.podspec import PodSpecError, build_process, expand_vars, map_path
+from localcluster.podspec import PodSpecError, build_process, expand_vars
 
 CONFIGMAPS = {("ConfigMap", "ns", "settings"): {"LEVEL": b"debug", "MODE": b"fast"},
               ("Secret", "ns", "token"): {"token": b"s3cret"}}
@@ -27,15 +25,7 @@ def test_var_expansion_follows_kubernetes_rules() -> None:
     assert expand_vars("$$(A)", env) == "$(A)"  # $$ escapes
 
 
-def test_paths_under_a_mount_are_rewritten_to_the_host_folder() -> None:
-    mounts = {"/etc/overseer": Path("/h/model"), "/etc/overseer/token": Path("/h/token")}
-    assert map_path("/etc/overseer/model.json", mounts) == "/h/model/model.json"
-    assert map_path("/etc/overseer/token/t", mounts) == "/h/token/t"  # longest mount wins
-    assert map_path("/etc/overseerx", mounts) == "/etc/overseerx"
-    assert map_path("relative", mounts) == "relative"
-
-
-def test_env_args_and_mounts_become_a_process(tmp_path: Path) -> None:
+def test_env_and_args_become_a_process_with_paths_left_as_the_spec_names_them() -> None:
     spec = build_process(
         pod({
             "command": ["overseer", "serve"],
@@ -50,28 +40,44 @@ def test_env_args_and_mounts_become_a_process(tmp_path: Path) -> None:
             "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
             "volumeMounts": [{"name": "model", "mountPath": "/etc/overseer"}],
         }),
-        pod_ip="127.9.0.2", pod_dir=tmp_path, volume_dirs={"model": tmp_path / "vol"},
-        base_env={"PATH": "/usr/bin"}, read_object=read_object,
+        pod_ip="127.9.0.2", base_env={"PATH": "/usr/bin"}, read_object=read_object,
     )
-    assert spec.argv == ["overseer", "serve", "--host", "127.9.0.2", "--model-file", f"{tmp_path}/vol/model.json"]
+    # The volume is mounted at /etc/overseer in the pod's own mount namespace: no rewriting.
+    assert spec.argv == ["overseer", "serve", "--host", "127.9.0.2", "--model-file", "/etc/overseer/model.json"]
     assert spec.env["NAME"] == "p"
     assert spec.env["APP"] == "x"
     assert spec.env["TOKEN"] == "s3cret"
     assert spec.env["CFG_LEVEL"] == "debug"
-    assert spec.env["MODEL_FILE"] == f"{tmp_path}/vol/model.json"
+    assert spec.env["MODEL_FILE"] == "/etc/overseer/model.json"
     assert spec.env["PATH"] == "/usr/bin"
-    assert spec.cwd == tmp_path
+    assert spec.cwd is None  # no workingDir: the pod's own folder (there is no image WORKDIR)
+    assert "PATH" not in spec.declared  # the host's environment is the image's, not the container's
 
 
-def test_a_missing_secret_key_is_a_clear_container_error(tmp_path: Path) -> None:
+def test_service_variables_are_set_expandable_and_overridden_by_the_container() -> None:
+    services = {"KUBERNETES_SERVICE_HOST": "127.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
+                "WEB_SERVICE_HOST": "127.96.0.7"}
+    spec = build_process(
+        pod({"command": ["client", "--server=https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"],
+             "env": [{"name": "WEB_SERVICE_HOST", "value": "mine"},
+                     {"name": "URL", "value": "http://$(WEB_SERVICE_HOST)/"}]}),
+        "127.9.0.2", {"KUBERNETES_SERVICE_HOST": "from-the-host"}, read_object, services,
+    )
+    assert spec.argv[1] == "--server=https://127.96.0.1:443"
+    assert spec.env["KUBERNETES_SERVICE_HOST"] == "127.96.0.1"  # overrides the host's (the image's) value
+    assert spec.env["WEB_SERVICE_HOST"] == "mine"  # what the container declares wins
+    assert spec.env["URL"] == "http://mine/"
+
+
+def test_a_missing_secret_key_is_a_clear_container_error() -> None:
     with pytest.raises(PodSpecError, match="secret 'token' key 'nope' not found"):
         build_process(
             pod({"command": ["x"],
                  "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "token", "key": "nope"}}}]}),
-            "127.9.0.2", tmp_path, {}, {}, read_object,
+            "127.9.0.2", {}, read_object,
         )
 
 
-def test_a_container_without_command_cannot_run_here(tmp_path: Path) -> None:
+def test_a_container_without_command_cannot_run_here() -> None:
     with pytest.raises(PodSpecError, match="no command"):
-        build_process(pod({"image": "nginx"}), "127.9.0.2", tmp_path, {}, {}, read_object)
+        build_process(pod({"image": "nginx"}), "127.9.0.2", {}, read_object)

@@ -74,3 +74,26 @@ def test_downward_api_and_empty_dir(tmp_path: Path) -> None:
     folder = sync_volumes(pod, tmp_path, "127.9.0.2", reader({}))["v"]
     assert (folder / "ip").read_text() == "127.9.0.2"
     assert sync_volumes(pod_with({"emptyDir": {}}), tmp_path / "e", "127.9.0.2", reader({}))["v"].is_dir()
+
+
+def test_a_projected_service_account_volume_holds_token_ca_and_namespace(tmp_path: Path) -> None:
+    # What the ServiceAccount admission plugin adds to every pod (kube-api-access-*).
+    store: Store = {("ConfigMap", "ns", "kube-root-ca.crt"): {"ca.crt": b"-----BEGIN CERTIFICATE-----"}}
+    pod = pod_with({"projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+    ]}})
+    asked: list[tuple[str | None, int]] = []
+
+    def token(_pod: object, audience: str | None, seconds: int) -> str:
+        asked.append((audience, seconds))
+        return f"jwt-{len(asked)}"
+
+    folder = sync_volumes(pod, tmp_path, "127.9.0.2", reader(store), token)["v"]
+    assert sorted(p.name for p in folder.iterdir()) == ["ca.crt", "namespace", "token"]
+    assert (folder / "token").read_text() == "jwt-1"
+    assert (folder / "namespace").read_text() == "ns"
+    assert asked == [(None, 3607)]
+    sync_volumes(pod, tmp_path, "127.9.0.2", reader(store), token)  # a refreshed token replaces the file
+    assert (folder / "token").read_text() == "jwt-2"

@@ -335,7 +335,7 @@ def test_bad_documents_exit_1_with_a_readable_line(run_cli: Run, tmp_path: Path,
         (deployment("42"), "spec.model.customObjects: expected object, found integer 42"),
         (
             deployment().replace("file:///models", "ftp://models"),
-            "spec.model.uri: unsupported URI 'ftp://models/cat.pt': expected one of file://, http://, https://, s3://",
+            "spec.model.uri: unsupported URI 'ftp://models/cat.pt': expected one of file://, http://, https://",
         ),
         (deployment(extra="  replicas: 0\n"), "spec.replicas: expected a value >= 1, found 0"),
         (
@@ -383,14 +383,25 @@ def test_same_file_twice_is_not_a_duplicate(run_cli: Run, tmp_path: Path) -> Non
     assert run_cli("validate", path, "--schemas", path).code == 0
 
 
-def test_five_megabyte_file_gives_short_lines(run_cli: Run, tmp_path: Path) -> None:
-    huge = "x" * (5 * 1024 * 1024)
-    path = write(tmp_path, "huge.yaml", SCHEMA, deployment(f"{{conf: '{huge}'}}"))
+def test_long_values_give_short_lines(run_cli: Run, tmp_path: Path) -> None:
+    long = "x" * (200 * 1024)
+    path = write(tmp_path, "long.yaml", SCHEMA, deployment(f"{{conf: '{long}'}}"))
     result = run_cli("validate", path)
     assert result.code == 1
     assert len(result.lines) == 1
     assert "spec.model.customObjects.conf: expected number, found string 'xxx" in result.lines[0]
     assert len(result.lines[0]) - len(path) < 160
+
+
+def test_five_megabyte_config_is_refused_by_its_size(run_cli: Run, tmp_path: Path) -> None:
+    huge = "x" * (5 * 1024 * 1024)
+    path = write(tmp_path, "huge.yaml", SCHEMA, deployment(f"{{conf: '{huge}'}}"))
+    result = run_cli("validate", path)
+    assert result.code == 1
+    assert result.lines == [
+        f"{path}: ModelDeployment/ml/cat: spec.model.customObjects: too large to check: "
+        "more than 262,144 characters of text (see docs/schema.md, Bounds)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from overseer.schema import check_compatibility, check_version_history
-from overseer.schema.compatibility import check_against_history, check_registered_versions
+from overseer.schema import check_compatibility, check_history
+from overseer.schema.compatibility import check_registered_versions
 
 
 def closed(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
@@ -435,11 +435,32 @@ PAIRS: list[tuple[str, str, dict[str, Any], dict[str, Any], list[str]]] = [
         ["PROPERTY_MADE_REQUIRED"],
     ),
     (
-        "not-keyword-changed",
+        "not-excludes-another-value",
         "BACKWARD",
         co(closed({"s": {**STR, "not": {"const": "a"}}})),
         co(closed({"s": {**STR, "not": {"const": "b"}}})),
-        ["KEYWORD_CHANGED"],
+        ["NEGATION_NARROWED"],
+    ),
+    (
+        "not-excludes-less",
+        "BACKWARD",
+        co(closed({"s": {**STR, "not": {"enum": ["a", "b"]}}})),
+        co(closed({"s": {**STR, "not": {"const": "b"}}})),
+        [],
+    ),
+    (
+        "not-excluding-less-breaks-forward",
+        "FORWARD",
+        co(closed({"s": {**STR, "not": {"enum": ["a", "b"]}}})),
+        co(closed({"s": {**STR, "not": {"const": "b"}}})),
+        ["NEGATION_EXTENDED"],
+    ),
+    (
+        "not-of-another-type-is-harmless",
+        "BACKWARD",
+        co(closed({"s": STR})),
+        co(closed({"s": {**STR, "not": {"type": "integer"}}})),
+        [],
     ),
     (
         "false-property-removed-from-closed",
@@ -578,24 +599,41 @@ V3 = co(closed({"conf": CONF, "nms": NUM}, ("nms",)))  # the default is dropped
 
 
 def test_backward_compares_with_the_previous_version_only() -> None:
-    reports = check_version_history([{"version": 1, **V1}, {"version": 2, **V2}, {"version": 3, **V3}], "BACKWARD")
+    reports = check_history([{"version": 1, **V1}, {"version": 2, **V2}, {"version": 3, **V3}], "BACKWARD").reports
     assert [(r.old_version, r.new_version, r.compatible) for r in reports] == [(1, 2, True), (2, 3, True)]
 
 
 def test_backward_transitive_catches_what_pairwise_checks_miss() -> None:
-    reports = check_version_history(
+    reports = check_history(
         [{"version": 1, **V1}, {"version": 2, **V2}, {"version": 3, **V3}], "BACKWARD_TRANSITIVE"
-    )
+    ).reports
     failing = [(r.old_version, r.new_version, [c.code for c in r.changes]) for r in reports if not r.compatible]
     assert failing == [(1, 3, ["REQUIRED_PROPERTY_ADDED"])]
 
 
 def test_forward_transitive_and_full_transitive_walk_every_earlier_version() -> None:
-    history = [{"version": 1, **V1}, {"version": 2, **V2}]
-    assert len(check_against_history(history, {"version": 3, **V3}, "FORWARD_TRANSITIVE")) == 2
-    assert len(check_against_history(history, {"version": 3, **V3}, "FULL_TRANSITIVE")) == 2
-    assert len(check_against_history(history, {"version": 3, **V3}, "FULL")) == 1
-    assert check_against_history(history, {"version": 3, **V3}, "NONE") == []
+    registered = [{"version": 1, **V1}, {"version": 2, **V2}]
+    versions = [*registered, {"version": 3, **V3}]
+
+    def pairs(mode: str) -> list[tuple[int | None, int | None]]:
+        return [(r.new_version, r.old_version) for r in check_history(versions, mode, registered=registered).reports]
+
+    assert pairs("FORWARD_TRANSITIVE") == [(3, 2), (3, 1)]
+    assert pairs("FULL_TRANSITIVE") == [(3, 2), (3, 1)]
+    assert pairs("FULL") == [(3, 2)]
+    none = check_history(versions, "NONE", registered=registered)
+    assert none.ok and [r.changes for r in none.reports] == [[]]  # compared for notices only
+
+
+def test_history_reports_problems_per_version_with_field_paths() -> None:
+    registered = [{"version": 1, **V1}, {"version": 2, **V2}]
+    versions = [{"version": 1, **V1}, {"version": 2, **V3}, {"version": 3, **V3}]
+    result = check_history(versions, "BACKWARD_TRANSITIVE", registered=registered)
+    assert [(p.version, p.path, p.code, p.against) for p in result.problems] == [
+        (2, "customObjects", "VERSION_MODIFIED", None),
+        (3, "customObjects.nms", "REQUIRED_PROPERTY_ADDED", 1),
+    ]
+    assert str(result.problems[1]).startswith("REQUIRED_PROPERTY_ADDED version 3.customObjects.nms: new required")
 
 
 def test_registered_versions_are_immutable() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from overseer.schema.hints import describe, field_path, found, most_similar, show
+from overseer.text import describe, field_path, found, most_similar, show
 
 
 @pytest.mark.parametrize(

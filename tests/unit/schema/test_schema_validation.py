@@ -206,14 +206,15 @@ def test_non_object_sections(detector_v1: dict[str, Any], section: str, value: A
         (
             {"type": "object", "properties": {"owner": {"type": "string", "pattern": "([a-z"}}},
             "schema.customObjects: not a valid JSON Schema: at properties.owner.pattern: '([a-z' is not a valid "
-            "regular expression",
+            "regular expression: missing ]: [a-z",
         ),
         ({"type": "string"}, "schema.customObjects: must describe an object (type: object), found type 'string'"),
         ("object", "schema.customObjects: not a valid JSON Schema: expected an object, found string 'object'"),
         (
             {"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}},
-            "schema.customObjects: not a valid JSON Schema: at properties.a: only local references (#/...) are "
-            "supported, found 'https://example.com/s.json'",
+            "schema.customObjects: not a valid JSON Schema: at properties.a: $ref 'https://example.com/s.json' "
+            "is not in this section: only references inside the section are resolved (#/$defs/..., #anchor, "
+            "or a $id declared in it); nothing is ever fetched or opened",
         ),
         (
             {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},

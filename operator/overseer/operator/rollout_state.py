@@ -1,0 +1,273 @@
+"""Pure records of a hot-swap rollout: model identities, what a pod answered, and the state the
+operator persists between reconciles.
+
+Three kinds of records, all free of I/O:
+
+- identities: `ModelKey` (what a pod's swap protocol treats as "the same model": name, version,
+  digest and the schema-defaulted config) and `Release` (a key with its model document);
+- observations, the typed answers of a pod's admin API that `podclient` produces and `plan`
+  consumes: `PodAnswer` / `PodUnavailable` for `GET /admin/model`, `SwapOutcome` for a
+  `PUT /admin/model` (followed by a confirming GET);
+- `RolloutState`, what the operator persists before acting (docs/rollout.md, "Persisted state"):
+  the rollout's phase, its target, the last fully served model (the rollback target) with their
+  whole documents, the pods with a PUT in flight, and the failure that stopped it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from overseer.api.model_document import JSONObject, ModelDocument
+from overseer.schema.validation import validate_model_config
+
+STATE_FORMAT = 1  # version of the persisted JSON; a record of another version is not trusted
+
+# --- identities -----------------------------------------------------------------------------------
+
+
+def config_fingerprint(config: Any) -> str:
+    """A short hash of a schema-defaulted config ({labels, metadata, customObjects}).
+
+    The operator computes it from the document it sends, the pod's answer carries the config it
+    applied: both sides derive it with the same `validate_model_config`, so equal configs hash equal.
+    """
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey:
+    """What a serving pod treats as the same model: the same weights with the same effective config.
+
+    Mirrors the pod's own no-op rule (`Desired.same_as`: identity and defaulted config): a
+    document whose key equals the one a pod serves is a no-op there, one that differs is a swap.
+    The schema version is deliberately not part of it (the pod ignores it for the same reason).
+    A plain dataclass (pydantic validates it inside the records): the planner compares keys a lot.
+    """
+
+    name: str
+    version: str
+    digest: str
+    config: str  # config_fingerprint of the defaulted labels/metadata/customObjects
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def same_model(self, name: str, version: str, digest: str) -> bool:
+        return (self.name, self.version, self.digest) == (name, version, digest)
+
+
+class Release(_Record):
+    """A model document (what the ConfigMap holds and a PUT sends) with its key."""
+
+    key: ModelKey
+    document_json: str = Field(description="The model document, canonical JSON (hashable, compact).")
+
+    @property
+    def document(self) -> JSONObject:
+        data: JSONObject = json.loads(self.document_json)
+        return data
+
+    @property
+    def schema_version(self) -> int | None:
+        version = self.document.get("schema", {}).get("version")
+        return version if isinstance(version, int) else None
+
+
+def release_of(document: ModelDocument) -> Release:
+    """The release of a validated model document (spec.model with its schema snapshot)."""
+    model = document.model
+    config = validate_model_config(document.schema_, model.labels, model.metadata, model.custom_objects).defaulted
+    key = ModelKey(name=model.name, version=model.version, digest=model.digest, config=config_fingerprint(config))
+    wire = document.to_wire()
+    return Release(key=key, document_json=json.dumps(wire, sort_keys=True, separators=(",", ":")))
+
+
+# --- observations: what a pod's admin API answered ---------------------------------------------------
+
+PodAdminState = Literal["serving", "loading", "failed", "mixed"]
+"""serving: every worker serves `served`; loading: no model yet (starting); failed: a worker
+failed to reach the pod's model (readiness is 503); mixed: workers disagree (a multi-worker swap
+between its followers' switch and the leader's)."""
+
+
+@dataclass(frozen=True)
+class PodAnswer:
+    """`GET /admin/model` answered: what the pod serves."""
+
+    served: ModelKey | None  # None while the pod loads its first model
+    state: PodAdminState
+    schema_version: int | None = None
+    generation: int | None = None
+    error: str | None = None  # a worker's last failure, as the pod reports it
+
+
+UnavailableKind = Literal["unreachable", "timeout", "unauthorized", "not_ready", "bad_answer"]
+
+
+@dataclass(frozen=True)
+class PodUnavailable:
+    """`GET /admin/model` did not tell what the pod serves, and why."""
+
+    kind: UnavailableKind
+    message: str
+
+
+Observation = PodAnswer | PodUnavailable
+
+
+@dataclass(frozen=True)
+class Swapped:
+    """The PUT was accepted; `served` is what the confirming GET saw afterwards (None if it failed)."""
+
+    served: ModelKey | None
+    changed: bool
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class SwapRefused:
+    """The pod answered the PUT with an error: it keeps (or went back to) its previous model.
+
+    `reason` is the pod's `error.reason` (digest_mismatch, fetch_failed, load_failed, smoke_failed,
+    invalid_config, worker_failed, ...), or `bad_answer` for an answer that is not the pod's API.
+    """
+
+    reason: str
+    message: str
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class SwapUndelivered:
+    """The PUT never reached the swap (connection refused, 401, 503): nothing changed; safe to retry."""
+
+    kind: Literal["unreachable", "unauthorized", "not_ready"]
+    message: str
+
+
+@dataclass(frozen=True)
+class SwapLost:
+    """The PUT was sent but its answer never came: the swap may still be running on the pod."""
+
+    kind: Literal["timeout", "connection_lost"]
+    message: str
+
+
+SwapResult = Swapped | SwapRefused | SwapUndelivered | SwapLost
+
+
+@dataclass(frozen=True)
+class SwapOutcome:
+    """The end of one PUT the operator sent: which pod, which model it was asked to take, the result."""
+
+    pod: str
+    key: ModelKey
+    result: SwapResult
+
+
+# --- persisted state ----------------------------------------------------------------------------------
+
+Phase = Literal["Rolling", "RollingBack", "Complete", "RolledBack", "Halted", "RollbackFailed"]
+"""Rolling: pods go to the target. RollingBack: a pod refused the target; pods go back to the
+stable model. Complete: every pod serves the target (now the stable model). RolledBack: every pod
+serves the stable model again after a refusal. Halted: a pod refused the target and autoRollback is
+off (or there is nothing to go back to): hands off. RollbackFailed: a pod refused the stable model
+during a rollback: hands off."""
+
+ACTIVE_PHASES: frozenset[str] = frozenset({"Rolling", "RollingBack"})
+HOLDING_PHASES: frozenset[str] = frozenset({"Halted", "RollbackFailed"})
+SwapPurpose = Literal["rollout", "rollback", "repair"]
+
+
+class InFlight(_Record):
+    """A PUT the operator sent (or is about to send), persisted before it is sent."""
+
+    pod: str
+    uid: str
+    restarts: int = Field(ge=0, description="The pod's container restart count when the PUT was sent.")
+    key: ModelKey
+    earlier: bool = Field(
+        default=False,
+        description="An earlier PUT to the pod may still run there (its answer was lost): only an "
+        "answer to a later PUT, which the pod's swap lock queues behind it, tells it ended.",
+    )
+
+
+class Failure(_Record):
+    """Why a rollout stopped, or why a pod could not be repaired."""
+
+    pod: str
+    uid: str = ""
+    key: ModelKey = Field(description="The model the pod refused.")
+    reason: str = Field(description="The pod's reason (digest_mismatch, load_failed, timeout, ...).")
+    message: str
+    at: datetime
+    attempts: int = Field(default=1, ge=1)
+    retry_at: datetime | None = Field(default=None, description="Drift repair only: when to try this pod again.")
+
+
+class RolloutState(_Record):
+    """What the operator persists about a deployment's rollout, before it acts on it.
+
+    Stored next to the model document in the deployment's ConfigMap and written in the same
+    update, so that the document pods start from and the record of what it is (the target or the
+    rollback) never disagree, whenever the operator stops.
+    """
+
+    format: int = STATE_FORMAT
+    phase: Phase
+    target: Release = Field(description="The model this rollout aims at (spec.model when it started).")
+    stable: Release | None = Field(
+        default=None, description="The last model every pod served: what a rollback goes back to."
+    )
+    from_key: ModelKey | None = Field(default=None, description="The model the rollout moves away from.")
+    started_at: datetime
+    finished_at: datetime | None = None
+    attempt: str = Field(default="", description="The retry token the rollout was started with.")
+    in_flight: tuple[InFlight, ...] = ()
+    failure: Failure | None = Field(default=None, description="The refusal that stopped this rollout.")
+    rollback_failure: Failure | None = Field(default=None, description="A refusal of the rollback itself.")
+    repairs_failed: tuple[Failure, ...] = Field(
+        default=(), description="Drift repairs a pod refused; retried after `retry_at`."
+    )
+    superseded: tuple[ModelKey, ...] = Field(
+        default=(), description="Targets this rollout replaced before they were fully served."
+    )
+
+    @property
+    def wanted(self) -> Release:
+        """The model pods should serve in this phase; also what the ConfigMap holds."""
+        if self.phase in ("RollingBack", "RolledBack", "RollbackFailed") and self.stable is not None:
+            return self.stable
+        return self.target
+
+    def configmap_document(self) -> JSONObject:
+        """The model document new pods start from."""
+        return self.wanted.document
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_defaults=False)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> RolloutState | None:
+        """Parse a persisted record; None when absent, unreadable or of another format (the
+        planner then starts from what the pods serve - docs/rollout.md, "Lost state")."""
+        if not text:
+            return None
+        try:
+            state = cls.model_validate_json(text)
+        except ValidationError:
+            return None
+        return state if state.format == STATE_FORMAT else None

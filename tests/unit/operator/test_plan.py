@@ -1,0 +1,627 @@
+"""The hot-swap planner, case by case: each property of issue 9 items 1-5 as a table of situations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from overseer.operator.plan import HISTORY_LIMIT, Done, Fail, Wait, WriteConfigMap, camel, history_entry
+from overseer.operator.rollout_state import (
+    RolloutState,
+    SwapLost,
+    Swapped,
+    SwapRefused,
+    SwapUndelivered,
+)
+from rollout_testing import (
+    BAD,
+    T0,
+    V1,
+    V2,
+    V3,
+    complete,
+    first_action_writes,
+    loading,
+    outcome,
+    pods_on,
+    release,
+    serving,
+    starting,
+    step,
+    swapped_pods,
+    terminating,
+    unreachable,
+)
+
+PODS = ("pod-a", "pod-b", "pod-c")
+
+# --- a new deployment ----------------------------------------------------------------------------
+
+
+def test_a_new_deployment_writes_the_configmap_first_and_swaps_nothing() -> None:
+    p = step(V1, [], None)
+    assert isinstance(p.actions[0], WriteConfigMap)
+    assert p.actions[0].state.configmap_document() == V1.document
+    assert p.swaps == ()
+    assert isinstance(p.verdict, Wait)
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.stable is None
+
+
+def test_pods_started_from_the_configmap_complete_the_first_rollout() -> None:
+    first = step(V1, [starting("pod-a")], None).state
+    p = step(V1, pods_on(V1, *PODS), first)
+    assert p.state is not None and p.state.phase == "Complete" and p.state.stable == V1
+    assert isinstance(p.verdict, Done)
+    assert p.status is not None
+    assert p.status.condition("Ready").status == "True"
+    progressing = p.status.condition("Progressing")
+    assert (progressing.status, progressing.reason, progressing.message) == (
+        "False",
+        "RolloutComplete",
+        "3/3 pods on 20240101",
+    )
+    assert [h["version"] for h in p.status.history] == ["20240101"]
+    assert p.status.model is not None and p.status.model.version == "20240101"
+    assert [r.state for r in p.status.replicas] == ["Serving"] * 3
+    assert any(e.reason == "RolloutSucceeded" for e in p.events)
+
+
+def test_no_pods_is_never_a_finished_rollout() -> None:
+    p = step(V1, [], step(V1, [], None).state)
+    assert p.state is not None and p.state.phase == "Rolling"
+    assert isinstance(p.verdict, Wait) and "no pods" in p.verdict.reason
+
+
+# --- item 1: ConfigMap first, maxUnavailable, confirm by digest -------------------------------------
+
+
+@pytest.mark.parametrize("max_unavailable", [1, 2, 3, 5])
+def test_a_model_change_writes_the_configmap_then_swaps_at_most_max_unavailable_pods(max_unavailable: int) -> None:
+    p = step(V2, pods_on(V1, *PODS), complete(V1, *PODS), max_unavailable=max_unavailable)
+    assert first_action_writes(p)
+    written = p.actions[0]
+    assert isinstance(written, WriteConfigMap)
+    assert written.state.configmap_document() == V2.document
+    assert swapped_pods(p) == list(PODS[: min(max_unavailable, 3)])
+    assert all(s.release == V2 and s.purpose == "rollout" for s in p.swaps)
+    # The pods in flight are on record before the PUTs go out.
+    assert {f.pod for f in written.state.in_flight} == set(swapped_pods(p))
+    assert p.status is not None and p.status.condition("Progressing").reason == "HotSwapInProgress"
+    assert p.status.condition("Progressing").message == "0/3 pods on 20240202"
+    assert [r.state for r in p.status.replicas][:1] == ["Loading"]
+
+
+def test_no_new_swap_while_the_budget_is_taken() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    again = step(V2, pods_on(V1, *PODS), first.state, running=["pod-a"])
+    assert again.swaps == ()
+    assert isinstance(again.verdict, Wait)
+    assert again.state == first.state and not any(isinstance(a, WriteConfigMap) for a in again.actions)
+
+
+def test_a_confirmed_pod_lets_the_next_one_go() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V2, pods, first.state, outcomes=[outcome("pod-a", V2, Swapped(served=V2.key, changed=True))])
+    assert swapped_pods(p) == ["pod-b"]
+    assert p.status is not None and p.status.condition("Progressing").message == "1/3 pods on 20240202"
+    assert [(e.reason, e.message) for e in p.events if e.reason == "PodSwapped"] == [
+        ("PodSwapped", "pod pod-a serves cat_recognition:20240202")
+    ]
+
+
+def test_an_unconfirmed_swap_is_not_counted_and_the_pod_is_swapped_again() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    # The PUT said yes, the confirming GET failed, and the pod still shows the old model.
+    p = step(V2, pods_on(V1, *PODS), first.state, outcomes=[outcome("pod-a", V2, Swapped(served=None, changed=True))])
+    assert swapped_pods(p) == ["pod-a"]
+    assert p.state is not None and p.state.phase == "Rolling"
+
+
+def test_a_pod_that_says_yes_but_serves_another_digest_stops_the_rollout() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    p = step(V2, pods_on(V1, *PODS), first.state, outcomes=[outcome("pod-a", V2, Swapped(served=V1.key, changed=True))])
+    assert p.state is not None and p.state.phase == "RolledBack"  # every pod is on V1 already
+    assert p.state.failure is not None and p.state.failure.reason == "not_confirmed"
+
+
+def test_the_rollout_finishes_only_when_every_pod_is_confirmed_on_the_target() -> None:
+    state = step(V2, pods_on(V1, *PODS), complete(V1, *PODS), max_unavailable=3).state
+    done = [outcome(n, V2, Swapped(served=V2.key, changed=True)) for n in PODS]
+    history = [history_entry(V1, T0)]
+    p = step(
+        V2, pods_on(V2, *PODS), state, outcomes=done, max_unavailable=3, now=T0 + timedelta(seconds=3), history=history
+    )
+    assert p.state is not None and p.state.phase == "Complete" and p.state.stable == V2
+    assert isinstance(p.verdict, Done)
+    assert p.status is not None
+    assert [h["version"] for h in p.status.history] == ["20240202", "20240101"]
+    record = p.status.last_rollout
+    assert record is not None
+    assert (record.from_version, record.to_version, record.result, record.strategy) == (
+        "20240101",
+        "20240202",
+        "Succeeded",
+        "HotSwap",
+    )
+    assert record.started_at is not None and record.finished_at is not None
+    assert record.finished_at - record.started_at == timedelta(seconds=2)
+
+
+# --- item 1: pods that are not Ready, starting, or being deleted --------------------------------------
+
+
+def test_starting_pods_are_waited_for_not_swapped() -> None:
+    state = complete(V1, "pod-a")
+    p = step(V2, [serving("pod-a", V1), starting("pod-b"), loading("pod-c")], state, max_unavailable=3)
+    assert swapped_pods(p) == ["pod-a"]
+    assert p.status is not None
+    assert {r.pod: r.state for r in p.status.replicas} == {"pod-a": "Loading", "pod-b": "Pending", "pod-c": "Loading"}
+    done = step(
+        V2,
+        [serving("pod-a", V2), starting("pod-b"), loading("pod-c")],
+        p.state,
+        outcomes=[outcome("pod-a", V2, Swapped(served=V2.key, changed=True))],
+    )
+    assert done.state is not None and done.state.phase == "Rolling"
+    assert isinstance(done.verdict, Wait)
+    assert "pod pod-b is starting" in done.verdict.reason and "pod pod-c is loading" in done.verdict.reason
+
+
+def test_terminating_pods_are_neither_swapped_nor_counted() -> None:
+    state = complete(V1, "pod-a", "pod-b")
+    p = step(V2, [serving("pod-a", V1), terminating("pod-b", V1)], state, max_unavailable=2)
+    assert swapped_pods(p) == ["pod-a"]
+    assert p.status is not None and [r.pod for r in p.status.replicas] == ["pod-a"]
+    done = step(
+        V2,
+        [serving("pod-a", V2), terminating("pod-b", V1)],
+        p.state,
+        outcomes=[outcome("pod-a", V2, Swapped(served=V2.key, changed=True))],
+    )
+    assert done.state is not None and done.state.phase == "Complete"
+
+
+def test_unreachable_pods_are_reported_and_block_completion() -> None:
+    state = complete(V1, "pod-a", "pod-b")
+    p = step(V2, [serving("pod-a", V1), unreachable("pod-b", ready=True)], state, max_unavailable=2)
+    assert swapped_pods(p) == ["pod-a"]
+    assert p.status is not None and {r.pod: r.state for r in p.status.replicas}["pod-b"] == "Unknown"
+    after = step(
+        V2,
+        [serving("pod-a", V2), unreachable("pod-b", ready=True)],
+        p.state,
+        outcomes=[outcome("pod-a", V2, Swapped(served=V2.key, changed=True))],
+    )
+    assert after.state is not None and after.state.phase == "Rolling"
+    assert after.status is not None
+    assert "pod pod-b: unreachable" in after.status.condition("Progressing").message
+
+
+def test_pods_that_serve_no_traffic_are_swapped_first() -> None:
+    state = complete(V1, *PODS)
+    pods = [serving("pod-a", V1), serving("pod-b", V1), serving("pod-c", V1, ready=False)]
+    assert swapped_pods(step(V2, pods, state)) == ["pod-c"]
+
+
+def test_a_pod_whose_worker_failed_gets_the_document_again() -> None:
+    state = complete(V1, "pod-a", "pod-b")
+    pods = [serving("pod-a", V1), serving("pod-b", V1, state="failed")]
+    p = step(V1, pods, state)
+    assert swapped_pods(p) == ["pod-b"] and p.swaps[0].purpose == "repair"
+
+
+def test_a_pod_whose_workers_disagree_is_left_to_settle() -> None:
+    state = complete(V1, "pod-a")
+    p = step(V2, [serving("pod-a", V1, state="mixed")], state)
+    assert p.swaps == () and isinstance(p.verdict, Wait)
+
+
+# --- item 3: a refusal stops the rollout; rollback or hold --------------------------------------------
+
+
+def _rolling_with_a_on_v2() -> RolloutState:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    second = step(V2, pods, first.state, outcomes=[outcome("pod-a", V2, Swapped(served=V2.key, changed=True))])
+    assert swapped_pods(second) == ["pod-b"] and second.state is not None
+    return second.state
+
+
+REFUSALS = [
+    ("digest_mismatch", 422, "DigestMismatch"),
+    ("fetch_failed", 502, "FetchFailed"),
+    ("load_failed", 500, "LoadFailed"),
+    ("smoke_failed", 500, "SmokeFailed"),
+    ("invalid_config", 422, "InvalidConfig"),
+    ("worker_failed", 504, "WorkerFailed"),
+]
+
+
+@pytest.mark.parametrize(("reason", "status", "condition_reason"), REFUSALS)
+def test_a_refusal_rolls_the_swapped_pods_and_the_configmap_back(
+    reason: str, status: int, condition_reason: str
+) -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    refused = outcome("pod-b", V2, SwapRefused(reason, "the weights at the URI differ", status))
+    p = step(V2, pods, state, outcomes=[refused], max_unavailable=1)
+    assert p.state is not None and p.state.phase == "RollingBack"
+    written = p.actions[0]
+    assert isinstance(written, WriteConfigMap) and written.state.configmap_document() == V1.document
+    assert [(s.pod, s.release, s.purpose) for s in p.swaps] == [("pod-a", V1, "rollback")]
+    assert p.status is not None
+    degraded = p.status.condition("Degraded")
+    assert (degraded.status, degraded.reason) == ("True", condition_reason)
+    assert "pod pod-b refused cat_recognition:20240202" in degraded.message
+    assert "rolling back to cat_recognition:20240101" in degraded.message
+    assert p.status.last_rollout is not None and p.status.last_rollout.result == "Failed"
+    assert [e.reason for e in p.events] == ["SwapRefused", "RollingBack"]
+    # pod-a back on V1: rolled back; V2 is never sent again.
+    back = step(V2, pods_on(V1, *PODS), p.state, outcomes=[outcome("pod-a", V1, Swapped(V1.key, True))])
+    assert back.state is not None and back.state.phase == "RolledBack"
+    assert back.swaps == ()
+    assert isinstance(back.verdict, Fail) and back.verdict.reason == condition_reason
+    assert back.status is not None
+    assert back.status.condition("Ready").status == "False"
+    assert back.status.condition("Degraded").message.endswith("rolled back to cat_recognition:20240101")
+    assert back.status.last_rollout is not None and back.status.last_rollout.result == "RolledBack"
+    assert back.status.model is not None and back.status.model.version == "20240101"
+    # Steady afterwards: the refused model is not retried by itself.
+    again = step(V2, pods_on(V1, *PODS), back.state)
+    assert again.swaps == () and again.state == back.state
+
+
+def test_a_timeout_is_a_refusal_and_the_pod_gets_the_rollback_after_its_late_swap() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    lost = outcome("pod-b", V2, SwapLost("timeout", "no answer within 300 s"))
+    p = step(V2, pods, state, outcomes=[lost], max_unavailable=2)
+    assert p.state is not None and p.state.phase == "RollingBack"
+    assert p.state.failure is not None and p.state.failure.reason == "timeout"
+    # pod-b may still be loading V2: it gets V1 sent after it (queued behind), pod-a goes back too.
+    assert sorted((s.pod, s.release.key.version) for s in p.swaps) == [("pod-a", "20240101"), ("pod-b", "20240101")]
+
+
+def test_without_auto_rollback_the_rollout_holds() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS), auto_rollback=False)
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    second = step(V2, pods, first.state, auto_rollback=False, outcomes=[outcome("pod-a", V2, Swapped(V2.key, True))])
+    refused = outcome("pod-b", V2, SwapRefused("load_failed", "weights did not load", 500))
+    p = step(V2, pods, second.state, auto_rollback=False, outcomes=[refused])
+    assert p.state is not None and p.state.phase == "Halted"
+    assert p.swaps == ()
+    assert p.state.configmap_document() == V2.document  # nothing is changed back
+    assert isinstance(p.verdict, Fail) and p.verdict.reason == "LoadFailed"
+    assert "holding (autoRollback is off)" in p.verdict.message
+    # Held: nothing moves, whatever happens next.
+    assert step(V2, pods, p.state, auto_rollback=False).swaps == ()
+    # Turning autoRollback on rolls it back.
+    on = step(V2, pods, p.state, auto_rollback=True)
+    assert on.state is not None and on.state.phase == "RollingBack"
+    assert [(s.pod, s.release) for s in on.swaps] == [("pod-a", V1)]
+
+
+def test_a_refused_rollback_holds_and_says_both_reasons() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V2, pods, state, outcomes=[outcome("pod-b", V2, SwapRefused("digest_mismatch", "differ", 422))])
+    q = step(V2, pods, p.state, outcomes=[outcome("pod-a", V1, SwapRefused("fetch_failed", "file gone", 502))])
+    assert q.state is not None and q.state.phase == "RollbackFailed"
+    assert q.swaps == ()
+    assert isinstance(q.verdict, Fail) and q.verdict.reason == "RollbackFailed"
+    assert "digest_mismatch" in q.verdict.message and "pod pod-a: fetch_failed: file gone" in q.verdict.message
+    assert q.state.configmap_document() == V1.document
+
+
+def test_no_earlier_model_means_hold_even_with_auto_rollback() -> None:
+    first = step(BAD, [serving("pod-a", V1)], None)  # lost state: V1's document is not known
+    assert first.state is not None and first.state.stable is None
+    p = step(
+        BAD, [serving("pod-a", V1)], first.state, outcomes=[outcome("pod-a", BAD, SwapRefused("load_failed", "x", 500))]
+    )
+    assert p.state is not None and p.state.phase == "Halted"
+    assert isinstance(p.verdict, Fail) and "no earlier model" in p.verdict.message
+
+
+def test_a_retry_token_tries_the_same_model_again() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V2, pods, state, outcomes=[outcome("pod-b", V2, SwapRefused("fetch_failed", "503 upstream", 502))])
+    back = step(V2, pods_on(V1, *PODS), p.state, outcomes=[outcome("pod-a", V1, Swapped(V1.key, True))])
+    assert back.state is not None and back.state.phase == "RolledBack"
+    retry = step(V2, pods_on(V1, *PODS), back.state, attempt="2")
+    assert retry.state is not None and retry.state.phase == "Rolling" and retry.state.failure is None
+    assert first_action_writes(retry) and retry.state.configmap_document() == V2.document
+    assert [(s.pod, s.release) for s in retry.swaps] == [("pod-a", V2)]
+
+
+# --- item 4: a newer spec.model supersedes the one in flight ---------------------------------------------
+
+
+def test_a_newer_model_supersedes_the_one_in_flight() -> None:
+    state = _rolling_with_a_on_v2()  # pod-a on V2, pod-b's PUT of V2 running
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V3, pods, state, running=["pod-b"])
+    assert first_action_writes(p) and p.state is not None
+    assert p.state.configmap_document() == V3.document
+    assert p.state.stable == V1  # the rollback target stays the last fully served model
+    assert p.swaps == ()  # pod-b's PUT still counts against maxUnavailable
+    assert p.status is not None
+    assert "superseding cat_recognition:20240202" in p.status.condition("Progressing").message
+    # pod-b's V2 swap ends: it is not V3's failure, and every next swap is to V3.
+    pods_b_on_v2 = [serving("pod-a", V2), serving("pod-b", V2), serving("pod-c", V1)]
+    q = step(V3, pods_b_on_v2, p.state, outcomes=[outcome("pod-b", V2, Swapped(V2.key, True))], max_unavailable=3)
+    assert {s.release for s in q.swaps} == {V3}
+    assert sorted(swapped_pods(q)) == list(PODS)
+
+
+def test_a_refusal_of_a_superseded_model_is_not_the_new_rollout_failure() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V3, pods, state, running=["pod-b"])
+    q = step(V3, pods, p.state, outcomes=[outcome("pod-b", V2, SwapRefused("load_failed", "x", 500))])
+    assert q.state is not None and q.state.phase == "Rolling" and q.state.failure is None
+    assert swapped_pods(q) == ["pod-a"] and q.swaps[0].release == V3
+
+
+def test_a_failure_after_a_supersede_rolls_back_to_the_last_fully_served_model() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V3, pods, state, running=["pod-b"])
+    pods = [serving("pod-a", V2), serving("pod-b", V2), serving("pod-c", V1)]
+    q = step(V3, pods, p.state, outcomes=[outcome("pod-b", V2, Swapped(V2.key, True))])
+    assert [(s.pod, s.release) for s in q.swaps] == [("pod-a", V3)]
+    r = step(
+        V3, pods, q.state, outcomes=[outcome("pod-a", V3, SwapRefused("load_failed", "x", 500))], max_unavailable=3
+    )
+    assert r.state is not None and r.state.phase == "RollingBack"
+    assert r.state.configmap_document() == V1.document  # not V2: it was never served everywhere
+    assert sorted((s.pod, s.release.key.version) for s in r.swaps) == [("pod-a", "20240101"), ("pod-b", "20240101")]
+
+
+def test_going_back_to_the_stable_model_mid_rollout_is_a_rollout_to_it() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V1, pods, state)
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.target == V1
+    assert p.state.configmap_document() == V1.document
+    assert p.state.from_key == V2.key
+    assert {s.release for s in p.swaps} <= {V1}
+
+
+# --- item 5: crash safety and drift --------------------------------------------------------------------------
+
+
+def test_after_a_crash_a_put_on_record_is_sent_again_and_still_counts() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    # The operator died after recording pod-a's PUT; the pod may or may not have swapped.
+    for pod_a in (serving("pod-a", V1), serving("pod-a", V2)):
+        p = step(V2, [pod_a, serving("pod-b", V1), serving("pod-c", V1)], first.state)
+        assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V2)]
+
+
+def test_a_put_on_record_dies_with_a_restarted_pod() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    restarted = serving("pod-a", V2, restarts=1)  # started again from the ConfigMap (V2)
+    p = step(V2, [restarted, serving("pod-b", V1), serving("pod-c", V1)], first.state)
+    assert swapped_pods(p) == ["pod-b"]
+
+
+def test_a_lost_connection_to_a_deleted_pod_is_not_a_refusal() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    pods = [terminating("pod-a", V1), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V2, pods, first.state, outcomes=[outcome("pod-a", V2, SwapLost("connection_lost", "reset"))])
+    assert p.state is not None and p.state.phase == "Rolling"
+    assert swapped_pods(p) == ["pod-b"]
+
+
+def test_a_lost_connection_to_a_live_pod_is_a_refusal() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    p = step(V2, pods_on(V1, *PODS), first.state, outcomes=[outcome("pod-a", V2, SwapLost("connection_lost", "reset"))])
+    assert p.state is not None and p.state.phase == "RollingBack"
+    assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V1)]  # after whatever it was doing
+
+
+def test_an_undelivered_put_is_tried_again_later_not_counted_as_a_refusal() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    p = step(
+        V2,
+        pods_on(V1, *PODS),
+        first.state,
+        outcomes=[outcome("pod-a", V2, SwapUndelivered("unreachable", "connection refused"))],
+    )
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    assert swapped_pods(p) == ["pod-b"]  # pod-a cools down for one plan
+    q = step(V2, pods_on(V1, *PODS), p.state, outcomes=[outcome("pod-b", V2, SwapUndelivered("not_ready", "503"))])
+    assert swapped_pods(q) == ["pod-a"]
+
+
+def test_a_pod_crash_looping_since_the_rollout_started_is_a_refusal() -> None:
+    first = step(V2, pods_on(V1, "pod-a", "pod-b"), complete(V1, "pod-a", "pod-b"))
+    looping = unreachable("pod-b", crash_looping=True, crashed_at=T0 + timedelta(seconds=5))
+    p = step(V2, [serving("pod-a", V1), looping], first.state, running=["pod-a"], now=T0 + timedelta(seconds=6))
+    assert p.state is not None and p.state.phase == "RollingBack"
+    assert p.state.failure is not None and p.state.failure.reason == "crash_loop"
+    assert p.state.configmap_document() == V1.document  # the looping pod restarts on V1
+
+
+def test_a_pod_crash_looping_before_the_rollout_is_not_its_failure() -> None:
+    first = step(V2, pods_on(V1, "pod-a", "pod-b"), complete(V1, "pod-a", "pod-b"))
+    looping = unreachable("pod-b", crash_looping=True, crashed_at=T0 - timedelta(hours=1))
+    p = step(V2, [serving("pod-a", V1), looping], first.state, running=["pod-a"])
+    assert p.state is not None and p.state.phase == "Rolling"
+    assert p.status is not None and {r.pod: r.state for r in p.status.replicas}["pod-b"] == "Failed"
+
+
+def test_lost_state_with_every_pod_on_the_desired_model_is_complete() -> None:
+    p = step(V2, pods_on(V2, *PODS), None)
+    assert p.state is not None and p.state.phase == "Complete" and p.swaps == ()
+
+
+def test_drift_is_repaired_with_back_off_when_refused() -> None:
+    state = complete(V1, *PODS)
+    drifted = [serving("pod-a", V1), serving("pod-b", V3), serving("pod-c", V1)]
+    p = step(V1, drifted, state)
+    assert [(s.pod, s.release, s.purpose) for s in p.swaps] == [("pod-b", V1, "repair")]
+    assert p.status is not None and p.status.condition("Progressing").reason == "RepairingDrift"
+    assert [e.reason for e in p.events] == ["DriftDetected"]
+    refused = outcome("pod-b", V1, SwapRefused("fetch_failed", "gone", 502))
+    q = step(V1, drifted, p.state, outcomes=[refused], now=T0 + timedelta(seconds=10))
+    assert q.swaps == ()
+    assert q.status is not None and q.status.condition("Degraded").reason == "DriftRepairFailed"
+    assert isinstance(q.verdict, Wait) and q.verdict.after_s == pytest.approx(30.0)
+    later = step(V1, drifted, q.state, now=T0 + timedelta(seconds=41))
+    assert swapped_pods(later) == ["pod-b"]
+    fixed = step(
+        V1,
+        pods_on(V1, *PODS),
+        later.state,
+        outcomes=[outcome("pod-b", V1, Swapped(V1.key, True))],
+        now=T0 + timedelta(seconds=42),
+    )
+    assert fixed.state is not None and fixed.state.repairs_failed == ()
+    assert isinstance(fixed.verdict, Done)
+
+
+def test_drift_back_off_doubles() -> None:
+    state = complete(V1, "pod-a")
+    drifted = [serving("pod-a", V3)]
+    now = T0
+    delays = []
+    for _ in range(3):
+        p = step(V1, drifted, state, now=now)
+        assert swapped_pods(p) == ["pod-a"]
+        q = step(V1, drifted, p.state, outcomes=[outcome("pod-a", V1, SwapRefused("fetch_failed", "x", 502))], now=now)
+        assert q.state is not None
+        retry_at = q.state.repairs_failed[0].retry_at
+        assert retry_at is not None
+        delays.append((retry_at - now).total_seconds())
+        state, now = q.state, retry_at
+    assert delays == [30.0, 60.0, 120.0]
+
+
+# --- what counts as a model change --------------------------------------------------------------------------
+
+
+def test_a_config_change_on_the_same_weights_is_a_rollout() -> None:
+    conf_changed = release("20240101", digit="1", conf=0.5)
+    assert conf_changed.key.digest == V1.key.digest and conf_changed.key != V1.key
+    p = step(conf_changed, pods_on(V1, *PODS), complete(V1, *PODS))
+    assert swapped_pods(p) == ["pod-a"] and p.swaps[0].release == conf_changed
+
+
+def test_a_schema_default_applied_or_spelled_out_is_the_same_model() -> None:
+    spelled = release("20240101", digit="1")
+    document = spelled.document
+    document["model"]["customObjects"]["resize_resolution"] = 640  # the schema default, written out
+    from overseer.api.model_document import ModelDocument
+    from overseer.operator.rollout_state import release_of
+
+    assert release_of(ModelDocument.model_validate(document)).key == V1.key
+
+
+def test_a_new_uri_for_the_same_weights_rewrites_the_configmap_without_swaps() -> None:
+    moved = release("20240101", digit="1", uri="https://models.example/cat/20240101.pt")
+    assert moved.key == V1.key
+    p = step(moved, pods_on(V1, *PODS), complete(V1, *PODS))
+    assert first_action_writes(p) and p.swaps == ()
+    assert p.state is not None and p.state.phase == "Complete"
+    assert p.state.configmap_document()["model"]["uri"] == "https://models.example/cat/20240101.pt"
+    assert p.state.stable == moved
+
+
+def test_an_invalid_spec_starts_nothing_and_keeps_the_rollout_going() -> None:
+    assert step(None, [], None).state is None
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V2), serving("pod-c", V1)]
+    p = step(None, pods, state, outcomes=[outcome("pod-b", V2, Swapped(V2.key, True))])
+    assert p.state is not None and p.state.target == V2
+    assert [(s.pod, s.release) for s in p.swaps] == [("pod-c", V2)]
+
+
+# --- status details --------------------------------------------------------------------------------------------
+
+
+def test_history_is_newest_first_capped_and_carries_what_a_rollback_needs() -> None:
+    history = [history_entry(release(f"2023{i:04d}"), None) for i in range(12)]
+    p = step(V1, pods_on(V1, "pod-a"), None, history=history)
+    assert p.status is not None
+    entries = p.status.history
+    assert len(entries) == HISTORY_LIMIT
+    assert entries[0]["version"] == "20240101" and entries[1]["version"] == "20230000"
+    assert set(entries[0]) >= {
+        "name",
+        "version",
+        "uri",
+        "digest",
+        "labels",
+        "metadata",
+        "customObjects",
+        "schemaVersion",
+    }
+    assert entries[0]["customObjects"] == {"conf": 0.25}
+    # Not added twice.
+    again = step(V1, pods_on(V1, "pod-a"), p.state, history=list(entries))
+    assert again.status is not None and list(again.status.history) == list(entries)
+
+
+def test_the_progress_message_names_the_model_when_names_differ() -> None:
+    other = release("20240202", digit="4", name="dog_recognition")
+    p = step(other, pods_on(V1, *PODS), complete(V1, *PODS))
+    assert p.status is not None
+    assert p.status.condition("Progressing").message == "0/3 pods on dog_recognition:20240202"
+
+
+def test_ready_replicas_count_ready_pods_on_the_desired_model() -> None:
+    state = complete(V1, *PODS)
+    p = step(V2, [serving("pod-a", V2), serving("pod-b", V2, ready=False), serving("pod-c", V1)], state)
+    assert p.status is not None and p.status.ready_replicas == 1
+
+
+def test_pod_text_reaches_status_clipped_and_printable() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V2, pods, state, outcomes=[outcome("pod-b", V2, SwapRefused("load_failed", "x\x1b[31m\n" * 2000, 500))])
+    assert p.status is not None
+    message = p.status.condition("Degraded").message
+    assert len(message) < 1300 and "\x1b" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [("digest_mismatch", "DigestMismatch"), ("timeout", "Timeout"), ("", "Unknown"), ("a--b", "AB")],
+)
+def test_pod_reasons_become_condition_reasons(reason: str, expected: str) -> None:
+    assert camel(reason) == expected
+
+
+def test_the_state_survives_its_json_and_garbage_is_no_state() -> None:
+    state = _rolling_with_a_on_v2()
+    assert RolloutState.from_json(state.to_json()) == state
+    for garbage in ("", "{", "[]", '{"format": 1}', state.to_json().replace('"format":1', '"format":99')):
+        assert RolloutState.from_json(garbage) is None
+
+
+def test_a_retry_token_changed_while_nothing_failed_does_not_retry_a_later_failure() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    noted = step(V2, pods_on(V1, *PODS), first.state, running=["pod-a"], attempt="7")
+    assert noted.state is not None and noted.state.attempt == "7" and noted.state.phase == "Rolling"
+    refused = outcome("pod-a", V2, SwapRefused("load_failed", "x", 500))
+    p = step(V2, pods_on(V1, *PODS), noted.state, outcomes=[refused], attempt="7")
+    assert p.state is not None and p.state.phase == "RolledBack"
+    again = step(V2, pods_on(V1, *PODS), p.state, attempt="7")
+    assert again.state is not None and again.state.phase == "RolledBack" and again.swaps == ()
+
+
+def test_a_refused_stable_model_holds_and_says_so() -> None:
+    state = _rolling_with_a_on_v2()
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    back = step(V1, pods, state, running=["pod-b"], max_unavailable=2)  # back to the stable model by hand
+    assert back.state is not None and back.state.target == back.state.stable == V1
+    assert [(s.pod, s.release) for s in back.swaps] == [("pod-a", V1)]
+    gone = outcome("pod-a", V1, SwapRefused("fetch_failed", "the weights are gone", 502))
+    q = step(V1, pods, back.state, outcomes=[gone], running=["pod-b"], max_unavailable=2)
+    assert q.state is not None and q.state.phase == "Halted"
+    assert isinstance(q.verdict, Fail) and q.verdict.reason == "FetchFailed"
+    assert q.verdict.message.endswith("holding (the refused model is the last one every pod served)")

@@ -117,8 +117,9 @@ def shapes_model(name: str, *, cache: Path | None = None, log: bool = True) -> T
         found = _cached(folder, name, key)  # made by another process while this one waited
         if found is not None:
             return found
-        for stale in folder.glob(f".{name}-{key}.*/"):  # left by a maker that was killed (it held this lock)
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in folder.glob(f".{name}-{key}.*"):  # a folder left by a killed maker (it held this lock)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         return _make(folder, name, key, parent, log=log)
 
 

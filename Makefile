@@ -17,7 +17,7 @@ export YOLO_AUTOINSTALL := false
 export ULTRALYTICS_SAFE_LOAD := 1
 PYTEST := $(PY) -m pytest
 
-.PHONY: help venv controlplane up down status logs crds crds-check lint test test-unit test-cluster test-e2e demo bench clean
+.PHONY: help venv controlplane models up down status logs crds crds-check lint test test-unit test-cluster test-e2e demo bench clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ venv: $(PIP_STAMP) ## create .venv and install the project with all extras (idem
 
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager from Go modules (cached in ~/.cache)
 	bash hack/controlplane/build.sh all
+
+models: venv ## train the toy shape detectors once (cached in ~/.cache/schema-overseer/models); print NAME PATH DIGEST
+	$(PY) -m overseer_devtools.models
 
 up: venv controlplane ## start the local cluster and the operator in the background; kubeconfig in .cluster/kubeconfig
 	$(PY) -m localcluster up --dir $(CLUSTER_DIR)
@@ -60,7 +63,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: venv controlplane lint ## lint, then run every test tier (unit, cluster, e2e)
+test: venv controlplane lint models ## lint, then run every test tier (unit, cluster, e2e)
 	$(PYTEST) tests
 
 test-unit: venv ## fast tests of pure logic: no cluster, no servers
@@ -69,13 +72,13 @@ test-unit: venv ## fast tests of pure logic: no cluster, no servers
 test-cluster: venv controlplane ## tests against the real local control plane
 	$(PYTEST) tests -m cluster
 
-test-e2e: venv controlplane ## end-to-end tests with real serving processes
+test-e2e: venv controlplane models ## end-to-end tests with real serving processes
 	$(PYTEST) tests -m e2e
 
-demo: up ## bring the local cluster up and show it
+demo: up models ## bring the local cluster up and show it
 	@KUBECONFIG=$(abspath $(CLUSTER_DIR))/kubeconfig bash hack/demo.sh
 
-bench: venv ## run the benchmarks and print their figures
+bench: venv models ## run the benchmarks and print their figures
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean: down ## remove the venv, cluster state and caches (keeps ~/.cache binaries and pip cache)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from overseer_devtools import localserver
+from overseer_devtools import localserver, shapes
 from overseer_devtools.localserver import OVERSEER, LocalServer, alive, clean_environment, free_port
+from overseer_devtools.scoring import Match, match
+from overseer_devtools.shapes import CLASSES, Scene, Shape
 
 __all__ = [
     "OVERSEER",
@@ -21,8 +23,10 @@ __all__ = [
     "ModelFile",
     "Server",
     "alive",
+    "assert_sees",
     "file_server",
     "free_port",
+    "held_out_picture",
     "loopback_http",
     "metric_count",
     "metric_value",
@@ -31,6 +35,7 @@ __all__ = [
     "serve_env",
     "start_server",
     "until",
+    "with_classes_swapped",
 ]
 
 TOKEN = "e2e-admin-token"
@@ -47,7 +52,8 @@ def schema_snapshot(version: int = 1) -> dict[str, Any]:
             "type": "object",
             "required": ["conf"],
             "properties": {
-                "resize_resolution": {"type": "integer", "default": 320},
+                # the shapes detectors were trained on 160x160 pictures, and are served at that size
+                "resize_resolution": {"type": "integer", "default": 160},
                 "conf": {"type": "number", "minimum": 0, "maximum": 1},
                 "max_det": {"type": "integer", "default": 20},
                 "multi_label": {"type": "boolean"},
@@ -79,6 +85,32 @@ class ModelFile:
         }
         model.update(overrides)
         return {"model": model, "schema": schema_snapshot()}
+
+
+# Shapes of 24-48 px: well inside what the trained models learnt (16-48 px), so that a model
+# retrained on another machine finds them too. Quality over the whole range, the smallest shapes
+# included, is what benchmarks/bench_serving.py measures (mAP50 on held-out pictures).
+SHAPE_SIDES = (24, 48)
+
+
+def held_out_picture(index: int, **drawing: Any) -> Scene:
+    """Held-out picture `index` (never trained on) of the e2e tests: 160x160, 1-3 shapes."""
+    return shapes.scene(index, side=SHAPE_SIDES, **drawing)
+
+
+def assert_sees(detections: list[dict[str, Any]], scene: Scene, *, confident: float = 0.5) -> Match:
+    """Every drawn shape is found (its class, IoU >= 0.5), and nothing else with `confident` or
+    more: the answer a user of a good detector expects. Returns the match."""
+    result = match(detections, scene.shapes)
+    confident_extra = [d for d in result.extra if d["confidence"] >= confident]
+    assert not result.missed and not confident_extra, f"detections vs what was drawn:\n{result.describe()}"
+    return result
+
+
+def with_classes_swapped(scene: Scene) -> tuple[Shape, ...]:
+    """What a detector that mistakes each class for the other would be right about."""
+    other = {CLASSES[0]: CLASSES[1], CLASSES[1]: CLASSES[0]}
+    return tuple(Shape(other[s.kind], s.box) for s in scene.shapes)
 
 
 Server = LocalServer  # one implementation, shared with benchmarks/bench_serving.py

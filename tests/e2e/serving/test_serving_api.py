@@ -1,4 +1,5 @@
-"""Detection API, input limits, admin authentication and request metrics, on a real server."""
+"""Detection API, input limits, admin authentication and request metrics, on a real server
+serving a trained detector: answers are checked against the shapes drawn in the picture."""
 
 from __future__ import annotations
 
@@ -6,49 +7,62 @@ import base64
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import numpy as np
+from overseer_devtools import shapes
 from PIL import Image
-from serving_harness import ModelFile, Server, metric_count, metric_value
+from serving_harness import ModelFile, Server, assert_sees, held_out_picture, metric_count, metric_value
+
+PNG = "image/png"
 
 
-def assert_well_formed(answer: dict[str, object], model: ModelFile, names: set[str]) -> None:
+def assert_correct(answer: dict[str, Any], model: ModelFile, scene: shapes.Scene) -> None:
+    """The answer's shape, and that it sees what was drawn in `scene`."""
     assert answer["model"] == {"name": model.name, "version": model.version, "digest": model.digest}
     detections = answer["detections"]
-    assert isinstance(detections, list) and detections, "the toy model reports boxes"
+    assert isinstance(detections, list)
     assert len(detections) <= 20  # customObjects.max_det default from the schema
+    width, height = scene.size
     for d in detections:
         assert set(d) == {"class_id", "class_name", "confidence", "box"}
-        assert d["class_name"] in names
+        assert (d["class_id"], d["class_name"]) in set(enumerate(shapes.CLASSES))
         assert 0.25 <= d["confidence"] <= 1.0  # customObjects.conf
         x1, y1, x2, y2 = d["box"]
-        assert 0 <= x1 <= x2 <= 320 and 0 <= y1 <= y2 <= 240  # in the original image's pixels
+        assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height  # in the original image's pixels
+    assert_sees(detections, scene)
 
 
-def test_detect_multipart_and_json_give_the_same_answer(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes
+def test_detect_finds_what_was_drawn_and_multipart_and_json_give_the_same_answer(
+    server: Server, models: dict[str, ModelFile], scene: shapes.Scene, image_bytes: bytes
 ) -> None:
     with server.client() as c:
-        multipart = c.post("/detect", files={"image": ("x.jpg", image_bytes, "image/jpeg")})
+        multipart = c.post("/detect", files={"image": ("x.png", image_bytes, PNG)})
         as_json = c.post("/detect", json={"image": base64.b64encode(image_bytes).decode()})
+        as_jpeg = c.post("/detect", files={"image": ("x.jpg", scene.jpeg(), "image/jpeg")})
     assert multipart.status_code == 200, multipart.text
     assert as_json.status_code == 200, as_json.text
-    assert_well_formed(multipart.json(), models["a"], {"cat", "dog", "bird"})
+    assert_correct(multipart.json(), models["a"], scene)
     assert multipart.json() == as_json.json()
+    assert_correct(as_jpeg.json(), models["a"], scene)  # lossy, slightly different pixels: still seen
 
 
-def test_batch_endpoint_answers_per_image(server: Server, models: dict[str, ModelFile], image_bytes: bytes) -> None:
-    files = [("images", (f"{i}.jpg", image_bytes, "image/jpeg")) for i in range(3)]
+def test_batch_endpoint_answers_per_image(
+    server: Server, models: dict[str, ModelFile], scene: shapes.Scene, image_bytes: bytes
+) -> None:
+    others = [held_out_picture(i) for i in range(2)]
+    pictures = [scene, *others]
+    files = [("images", (f"{i}.png", p.png(), PNG)) for i, p in enumerate(pictures)]
     with server.client() as c:
         answer = c.post("/detect/batch", files=files)
-        single = c.post("/detect", files={"image": ("x.jpg", image_bytes, "image/jpeg")}).json()
+        single = c.post("/detect", files={"image": ("x.png", image_bytes, PNG)}).json()
     assert answer.status_code == 200, answer.text
     results = answer.json()
     assert len(results) == 3
-    for result in results:
-        assert_well_formed(result, models["a"], {"cat", "dog", "bird"})
-        assert result["detections"] == single["detections"]
+    for result, picture in zip(results, pictures, strict=True):  # in order: each answer is its own picture's
+        assert_correct(result, models["a"], picture)
+    assert results[0]["detections"] == single["detections"]
 
 
 def requests_counted(server: Server, **labels: str) -> float:
@@ -58,7 +72,7 @@ def requests_counted(server: Server, **labels: str) -> float:
 
 
 def test_batch_answers_a_bad_image_as_an_error_item_and_the_others_normally(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes
+    server: Server, models: dict[str, ModelFile], scene: shapes.Scene, image_bytes: bytes
 ) -> None:
     huge = io.BytesIO()
     Image.new("L", (10_000, 8_000)).save(huge, format="PNG")  # 80 MP, a few KB compressed
@@ -67,18 +81,18 @@ def test_batch_answers_a_bad_image_as_an_error_item_and_the_others_normally(
         answer = c.post(
             "/detect/batch",
             files=[
-                ("images", ("0.jpg", image_bytes, "image/jpeg")),
+                ("images", ("0.png", image_bytes, PNG)),
                 ("images", ("1.txt", b"not an image", "text/plain")),  # not identifiable
-                ("images", ("2.jpg", image_bytes[: len(image_bytes) // 2], "image/jpeg")),  # truncated
-                ("images", ("3.png", huge.getvalue(), "image/png")),
-                ("images", ("4.jpg", image_bytes, "image/jpeg")),
+                ("images", ("2.png", image_bytes[: len(image_bytes) // 2], PNG)),  # truncated
+                ("images", ("3.png", huge.getvalue(), PNG)),
+                ("images", ("4.png", image_bytes, PNG)),
             ],
         )
     assert answer.status_code == 200, answer.text
     items = answer.json()
     assert len(items) == 5
     for good in (items[0], items[4]):
-        assert_well_formed(good, models["a"], {"cat", "dog", "bird"})
+        assert_correct(good, models["a"], scene)
     errors = [items[i]["error"] for i in (1, 2, 3)]
     assert all(set(item) == {"error"} for item in (items[1], items[2], items[3]))
     assert [(e["status"], e["reason"]) for e in errors] == [
@@ -96,12 +110,12 @@ def test_batch_answers_a_bad_image_as_an_error_item_and_the_others_normally(
 def test_batch_refuses_a_bad_request_with_the_same_error_contract_as_detect(server: Server, image_bytes: bytes) -> None:
     before = requests_counted(server)
     with server.client() as c:
-        no_field = c.post("/detect/batch", files={"image": ("x.jpg", image_bytes, "image/jpeg")})
+        no_field = c.post("/detect/batch", files={"image": ("x.png", image_bytes, PNG)})
         text_field = c.post(  # a text part: BentoML would download it as a URL
             "/detect/batch", data={"images": "http://127.0.0.1:1/x.jpg"}, files={"note": ("n.txt", b"x", "text/plain")}
         )
         too_many = c.post(
-            "/detect/batch", files=[("images", (f"{i}.jpg", image_bytes, "image/jpeg")) for i in range(17)]
+            "/detect/batch", files=[("images", (f"{i}.png", image_bytes, PNG)) for i in range(17)]
         )
         wrong_type = c.post("/detect/batch", json={"images": []})
         malformed = c.post(
@@ -139,17 +153,16 @@ def concurrently(server: Server, bodies: list[list[tuple[str, tuple[str, bytes, 
         return list(pool.map(send, bodies))
 
 
-def test_adaptive_batching_merges_concurrent_requests(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes
-) -> None:
+def test_adaptive_batching_merges_concurrent_requests(server: Server, models: dict[str, ModelFile]) -> None:
     calls_before, singles_before = batch_sizes(server)
     answers: list[httpx.Response] = []
+    pictures = [held_out_picture(i) for i in range(8)]  # a picture of its own per client
     for _ in range(4):  # rounds of 8 clients with one image each
-        answers += concurrently(server, [[("images", ("x.jpg", image_bytes, "image/jpeg"))]] * 8)
-    for answer in answers:
+        answers += concurrently(server, [[("images", (f"{i}.png", p.png(), PNG))] for i, p in enumerate(pictures)])
+    for answer, picture in zip(answers, pictures * 4, strict=True):
         assert answer.status_code == 200, answer.text
-        (item,) = answer.json()  # each client gets exactly its own one answer back
-        assert_well_formed(item, models["a"], {"cat", "dog", "bird"})
+        (item,) = answer.json()  # each client gets exactly its own one answer back: its picture's
+        assert_correct(item, models["a"], picture)
     calls, singles = batch_sizes(server)
     merged_calls = (calls - calls_before) - (singles - singles_before)
     # 32 requests of one image each reached the batch function in fewer calls: some merged
@@ -157,29 +170,44 @@ def test_adaptive_batching_merges_concurrent_requests(
     assert merged_calls >= 1
 
 
+def calls_over(server: Server, size: int) -> float:
+    """Calls of the batch function that got more than `size` images, so far."""
+    with server.client() as c:
+        text = c.get("/metrics").text
+    return metric_count(text, "overseer_batch_size_count") - metric_count(
+        text, "overseer_batch_size_bucket", le=f"{size:.1f}"
+    )
+
+
 def test_a_bad_image_from_one_client_does_not_fail_a_concurrent_good_client(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes
+    server: Server, models: dict[str, ModelFile], scene: shapes.Scene, image_bytes: bytes
 ) -> None:
-    good = [("images", ("x.jpg", image_bytes, "image/jpeg"))]
+    # Three good clients of one image and one bad client of four images, at once. A call of the
+    # batch function without the bad request has at most 3 images, the bad request alone has 4:
+    # a call of more than 4 merged good and bad images - the case this test is about.
+    good = [("images", ("x.png", image_bytes, PNG))]
     bad = [
-        ("images", ("bad.jpg", image_bytes[: len(image_bytes) // 3], "image/jpeg")),
+        ("images", ("bad.png", image_bytes[: len(image_bytes) // 3], PNG)),
         ("images", ("bad.txt", b"not an image", "text/plain")),
+        ("images", ("empty.png", b"", PNG)),
+        ("images", ("bad.gif", b"GIF89a but not really", "image/gif")),
     ]
-    calls_before, singles_before = batch_sizes(server)
-    for _ in range(4):
-        answers = concurrently(server, [good, bad] * 4)
-        for answer, sent in zip(answers, [good, bad] * 4, strict=True):
+    bodies = [good, good, bad, good]
+    merged_before = calls_over(server, 4)
+    for _ in range(20):  # rounds until BentoML merged the two kinds at least once (it does within a few)
+        answers = concurrently(server, bodies)
+        for answer, sent in zip(answers, bodies, strict=True):
             assert answer.status_code == 200, answer.text
             items = answer.json()
             assert len(items) == len(sent)
             if sent is good:
-                assert_well_formed(items[0], models["a"], {"cat", "dog", "bird"})
+                assert_correct(items[0], models["a"], scene)
             else:
-                assert [item["error"]["reason"] for item in items] == ["bad_image", "bad_image"]
-                assert [str(item["error"]["message"])[:8] for item in items] == ["image 0:", "image 1:"]
-    calls, singles = batch_sizes(server)
-    # good and bad requests were merged into the same calls (a bad one alone has 2 images, a good one 1)
-    assert calls - calls_before < 4 * 8 and (calls - calls_before) - (singles - singles_before) >= 1
+                assert [item["error"]["reason"] for item in items] == ["bad_image"] * 4
+                assert [str(item["error"]["message"])[:8] for item in items] == [f"image {i}:" for i in range(4)]
+        if calls_over(server, 4) > merged_before:
+            break
+    assert calls_over(server, 4) > merged_before, "no call of the batch function merged good and bad requests"
 
 
 def test_probes(server: Server) -> None:
@@ -237,17 +265,19 @@ def test_admin_needs_the_bearer_token(server: Server, models: dict[str, ModelFil
 def test_metrics_count_requests_by_model_version(
     server: Server, models: dict[str, ModelFile], image_bytes: bytes
 ) -> None:
-    def count() -> float:
+    def counts() -> tuple[float, float]:
+        """(requests counted for this model version, request durations observed) so far."""
         with server.client() as c:
             text = c.get("/metrics").text
-        return metric_count(text, "overseer_requests_total", endpoint="detect", model_version="20240101", code="200")
+        labels = {"endpoint": "detect", "model_version": "20240101"}
+        requests = metric_count(text, "overseer_requests_total", code="200", **labels)
+        return requests, metric_count(text, "overseer_request_duration_seconds_count", **labels)
 
-    before = count()
+    before = counts()
     with server.client() as c:
         for _ in range(3):
-            assert c.post("/detect", files={"image": ("x.jpg", image_bytes, "image/jpeg")}).status_code == 200
+            assert c.post("/detect", files={"image": ("x.png", image_bytes, PNG)}).status_code == 200
         text = c.get("/metrics").text
-    assert count() == before + 3
-    assert metric_count(text, "overseer_request_duration_seconds_count", endpoint="detect") >= 3
+    assert counts() == (before[0] + 3, before[1] + 3)  # each request counted and timed once
     info = metric_value(text, "overseer_model_info", version="20240101", digest=models["a"].digest)
     assert info == 1.0

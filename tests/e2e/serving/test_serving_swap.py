@@ -1,4 +1,5 @@
-"""In-place swap: failures keep the old model serving; a swap under load fails no request."""
+"""In-place swap: failures keep the old model serving, still seeing what it saw; a swap under load
+fails no request and every answer, before and after, is right about the picture."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from typing import Any
 import httpx
 import pytest
 import torch
+from overseer_devtools.shapes import Scene
 from overseer_devtools.toymodels import build_detector
 from overseer_serving.digest import sha256_file
 from serving_harness import (
     ModelFile,
     Server,
+    assert_sees,
     file_server,
     free_port,
     loopback_http,
@@ -35,7 +38,7 @@ from support.polling import wait_for
 
 def detect_ok(server: Server, image: bytes) -> dict[str, Any]:
     with server.client() as c:
-        answer = c.post("/detect", files={"image": ("x.jpg", image, "image/jpeg")})
+        answer = c.post("/detect", files={"image": ("x.png", image, "image/png")})
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
 
@@ -65,6 +68,14 @@ def malicious_model(tmp_path: Path) -> tuple[ModelFile, Path]:
     return ModelFile(path, sha256_file(path), "cat_recognition", "evil"), marker
 
 
+def assert_still_serving(server: Server, model: dict[str, Any], image: bytes, scene: Scene) -> None:
+    """`model` serves, and still sees what was drawn in the picture."""
+    assert server.model()["model"] == model
+    answer = detect_ok(server, image)
+    assert answer["model"] == model
+    assert_sees(answer["detections"], scene)
+
+
 # Weights already in the verified cache need no fetch: fetch failures need a digest never fetched.
 NEVER_FETCHED = "sha256:" + "1" * 64
 
@@ -85,7 +96,7 @@ FAILURES = [
 
 @pytest.mark.parametrize("case", FAILURES)
 def test_failed_swap_says_why_and_keeps_the_old_model(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes, tmp_path: Path, case: str
+    server: Server, models: dict[str, ModelFile], scene: Scene, image_bytes: bytes, tmp_path: Path, case: str
 ) -> None:
     before = server.model()["model"]
     good = models["b"]
@@ -134,19 +145,19 @@ def test_failed_swap_says_why_and_keeps_the_old_model(
     assert (answer.status_code, answer.json()["error"]["reason"]) == expected, answer.text
     assert answer.json()["error"]["message"]
     assert named in answer.json()["error"]["message"]
-    assert server.model()["model"] == before
-    assert detect_ok(server, image_bytes)["model"] == before
+    assert_still_serving(server, before, image_bytes, scene)
     if marker is not None:
         assert not marker.exists(), "unpickling ran code from the checkpoint"
 
 
 def test_swap_under_load_fails_no_request_and_changes_each_client_once(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes
+    server: Server, models: dict[str, ModelFile], scene: Scene, image_bytes: bytes
 ) -> None:
     old, new = models["a"], models["b"]
     assert server.model()["model"]["digest"] == old.digest
     clients = 8
     seen: list[list[tuple[int, str]]] = [[] for _ in range(clients)]
+    detections: dict[str, list[Any]] = {old.digest: [], new.digest: []}  # every answer, by the model that gave it
     stop = threading.Event()
 
     def client(i: int) -> None:
@@ -154,8 +165,13 @@ def test_swap_under_load_fails_no_request_and_changes_each_client_once(
             deadline = until(180)
             while not stop.is_set() and time.monotonic() < deadline:
                 try:
-                    r = c.post("/detect", files={"image": ("x.jpg", image_bytes, "image/jpeg")})
-                    seen[i].append((r.status_code, r.json()["model"]["digest"] if r.status_code == 200 else r.text))
+                    r = c.post("/detect", files={"image": ("x.png", image_bytes, "image/png")})
+                    if r.status_code == 200:
+                        digest = r.json()["model"]["digest"]
+                        seen[i].append((200, digest))
+                        detections[digest].append(r.json()["detections"])
+                    else:
+                        seen[i].append((r.status_code, r.text))
                 except httpx.HTTPError as error:
                     seen[i].append((0, repr(error)))
 
@@ -183,12 +199,20 @@ def test_swap_under_load_fails_no_request_and_changes_each_client_once(
         assert digests[0] == old.digest and digests[-1] == new.digest, f"client {i}"
         assert changes == 1, f"client {i} saw the model change {changes} times"
     assert server.model()["model"] == {"name": new.name, "version": new.version, "digest": new.digest}
+    # Right throughout: each model gave one answer to the picture, every time, and it sees what was drawn.
+    for digest, answers in detections.items():
+        first = answers[0]
+        assert all(a == first for a in answers), f"{digest} answered the same picture differently"
+        assert_sees(first, scene)
+    assert detections[old.digest][0] != detections[new.digest][0]  # two models: each answer from its own
 
 
 def current_and_other(server: Server, models: dict[str, ModelFile]) -> tuple[ModelFile, ModelFile]:
+    """Of the two good models, the one serving and the other."""
     digest = server.model()["model"]["digest"]
-    current = next(m for m in models.values() if m.digest == digest)
-    return current, next(m for m in models.values() if m.digest != digest)
+    a, b = models["a"], models["b"]
+    assert digest in (a.digest, b.digest)
+    return (a, b) if digest == a.digest else (b, a)
 
 
 def log_events(server: Server, start: int, *messages: str) -> list[dict[str, Any]]:
@@ -216,7 +240,9 @@ def test_the_same_document_again_is_a_no_op(server: Server, models: dict[str, Mo
     assert server.model()["generation"] == described["generation"]
 
 
-def test_concurrent_puts_are_serialised(server: Server, models: dict[str, ModelFile], image_bytes: bytes) -> None:
+def test_concurrent_puts_are_serialised(
+    server: Server, models: dict[str, ModelFile], scene: Scene, image_bytes: bytes
+) -> None:
     current, other = current_and_other(server, models)
     generation = server.model()["generation"]
     log_start = server.log_path.stat().st_size
@@ -231,7 +257,9 @@ def test_concurrent_puts_are_serialised(server: Server, models: dict[str, ModelF
     last = max(answers, key=lambda a: a.json()["generation"]).json()
     assert server.model()["generation"] == generation + 2
     assert server.model()["model"] == last["model"]
-    assert detect_ok(server, image_bytes)["model"] == last["model"]
+    answer = detect_ok(server, image_bytes)
+    assert answer["model"] == last["model"]
+    assert_sees(answer["detections"], scene)
 
     # One after the other: the second swap started after the first was done.
     def both_swaps_logged() -> list[dict[str, Any]] | None:
@@ -268,10 +296,10 @@ def test_failed_swaps_are_counted_by_reason(server: Server, models: dict[str, Mo
 
 
 def test_swap_from_http_uri_and_metrics_show_it(
-    server: Server, models: dict[str, ModelFile], image_bytes: bytes, tmp_path: Path
+    server: Server, models: dict[str, ModelFile], scene: Scene, image_bytes: bytes, tmp_path: Path
 ) -> None:
-    current = server.model()["model"]["digest"]
-    target = next(m for m in models.values() if m.digest != current)
+    current_model, target = current_and_other(server, models)
+    current = current_model.digest
     shutil.copy(target.path, tmp_path / "weights.pt")
     with server.client() as c:
         before = c.get("/metrics").text
@@ -279,8 +307,9 @@ def test_swap_from_http_uri_and_metrics_show_it(
         answer = put(server, target.document(uri=f"{base}/weights.pt", customObjects={"conf": 0.5}))
     assert answer.status_code == 200, answer.text
     assert answer.json()["model"]["digest"] == target.digest
-    assert answer.json()["config"]["customObjects"] == {"conf": 0.5, "resize_resolution": 320, "max_det": 20}
+    assert answer.json()["config"]["customObjects"] == {"conf": 0.5, "resize_resolution": 160, "max_det": 20}
     detections = detect_ok(server, image_bytes)["detections"]
+    assert_sees(detections, scene)  # not empty: the threshold below is checked on real detections
     assert all(d["confidence"] >= 0.5 for d in detections)
 
     with server.client() as c:
@@ -346,7 +375,7 @@ def test_puts_waiting_for_the_swap_lock_do_not_starve_detect(
         try:
             with httpx.Client(base_url=server.url, timeout=10.0) as c:  # bounded
                 for _ in range(3):
-                    answer = c.post("/detect", files={"image": ("x.jpg", image_bytes, "image/jpeg")})
+                    answer = c.post("/detect", files={"image": ("x.png", image_bytes, "image/png")})
                     assert answer.status_code == 200, answer.text
         finally:
             release.set()

@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 # sharing the venv does not reinstall, a dependency change does.
 PIP_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-16)
 CLUSTER_DIR ?= .cluster
+# How `make up` runs the operator: chart (helm install, as a user does) or process (a local
+# process with url webhooks: a quick edit-restart loop when working on the operator).
+OPERATOR ?= chart
 # The source folders first: a git worktree sharing .venv runs its own code, not the editable install's.
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/serving:$(CURDIR)/hack$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Ultralytics must never reach the network (weights, telemetry, pip auto-install).
@@ -34,9 +37,9 @@ venv: $(PIP_STAMP) ## create .venv and install the project with all extras (idem
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager from Go modules (cached in ~/.cache)
 	bash hack/controlplane/build.sh all
 
-up: venv controlplane ## start the local cluster and the operator in the background; kubeconfig in .cluster/kubeconfig
+up: venv controlplane ## start the local cluster and install the operator with its Helm chart (OPERATOR=process: a local process); kubeconfig in .cluster/kubeconfig
 	$(PY) -m localcluster up --dir $(CLUSTER_DIR)
-	$(PY) -m localcluster.overseer_operator up --dir $(CLUSTER_DIR)
+	$(PY) -m localcluster.overseer_operator up --dir $(CLUSTER_DIR) --mode $(OPERATOR)
 
 down: ## stop the operator, the local cluster and every process it started
 	@test -x $(PY) && $(PY) -m localcluster.overseer_operator down --dir $(CLUSTER_DIR) || true
@@ -48,12 +51,14 @@ status: ## is the local cluster running? the operator?
 logs: ## print pod process logs of the local cluster (POD=namespace/name prefix)
 	@$(PY) -m localcluster logs $(POD) --dir $(CLUSTER_DIR)
 
-crds: venv ## regenerate crds/ (and the chart's webhook template) from the Python sources
+crds: venv ## regenerate crds/ (and the chart's copy and webhook template) from the Python sources
 	$(PY) -m overseer.crdgen --out crds/
+	$(PY) -m overseer.crdgen --out charts/schema-overseer/files/crds/
 	$(PY) -m overseer.operator.chartgen
 
 crds-check: venv ## fail when crds/ (or the chart's webhook template) differs from what the sources generate
 	$(PY) -m overseer.crdgen --out crds/ --check
+	$(PY) -m overseer.crdgen --out charts/schema-overseer/files/crds/ --check
 	$(PY) -m overseer.operator.chartgen --check
 
 lint: venv ## ruff and mypy

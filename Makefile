@@ -19,8 +19,14 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 export ULTRALYTICS_SAFE_LOAD := 1
 PYTEST := $(PY) -m pytest
+# One version: pyproject.toml's. `overseer --version`, the chart's appVersion and the image tags
+# agree (tests/unit/test_versions.py).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_REGISTRY ?=
+OPERATOR_IMAGE := $(IMAGE_REGISTRY)$(if $(IMAGE_REGISTRY),/)schema-overseer-operator:$(VERSION)
+SERVING_IMAGE := $(IMAGE_REGISTRY)$(if $(IMAGE_REGISTRY),/)schema-overseer-serving:$(VERSION)
 
-.PHONY: help venv controlplane up down status logs crds crds-check lint test test-unit test-cluster test-e2e demo bench clean
+.PHONY: help venv controlplane up down status logs crds crds-check lint test test-unit test-cluster test-e2e demo bench images chart clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -79,6 +85,15 @@ test-e2e: venv controlplane ## end-to-end tests with real serving processes
 
 demo: up ## bring the local cluster up and show it
 	@KUBECONFIG=$(abspath $(CLUSTER_DIR))/kubeconfig bash hack/demo.sh
+
+images: ## build the operator and serving images (needs a Docker engine; IMAGE_REGISTRY=host/path to prefix)
+	@command -v docker >/dev/null || { echo "images: no Docker engine here; build in CI: docker build --target operator|serving ." >&2; exit 2; }
+	docker build --target operator -t $(OPERATOR_IMAGE) .
+	docker build --target serving -t $(SERVING_IMAGE) .
+
+chart: ## lint the Helm chart and package it into dist/ (helm is built from its Go module once)
+	@helm=$$(bash hack/controlplane/build.sh helm | sed -n 's/^HELM=//p') \
+	  && $$helm lint charts/schema-overseer && $$helm package charts/schema-overseer --destination dist/
 
 bench: venv ## run the benchmarks and print their figures
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -351,17 +351,19 @@ def uninstall_chart(chart: ChartRelease, timeout: float = 120.0) -> None:
 
 def chart_status(chart: ChartRelease) -> str | None:
     """One line on the release and its pod, or None when it is not installed."""
-    status = chart.helm("status", chart.name, "--namespace", chart.namespace, "-o", "json", check=False)
-    if status.returncode != 0:
+    listed = chart.helm("list", "--namespace", chart.namespace, "--filter", f"^{chart.name}$", "-o", "json",
+                        check=False)  # fmt: skip
+    releases = json.loads(listed.stdout or "[]") if listed.returncode == 0 else []
+    if not releases:
         return None
-    info = json.loads(status.stdout)
+    release = releases[0]
+    columns = "{range .items[*]}{.metadata.name} {.status.phase} ready={.status.containerStatuses[0].ready}{end}"
     pods = chart.kubectl(
         "get", "pods", "-n", chart.namespace, "-l", f"app.kubernetes.io/instance={chart.name}",
-        "-o", "jsonpath={range .items[*]}{.metadata.name} {.status.phase} ready={.status.containerStatuses[0].ready}{end}",
-        check=False,
+        "-o", f"jsonpath={columns}", check=False,
     ).stdout  # fmt: skip
-    return (f"operator: helm release {chart.name} (chart {info['chart']['metadata']['version']}, revision "
-            f"{info['version']}, {info['info']['status']}) in namespace {chart.namespace}; pod {pods or 'none'}")
+    return (f"operator: helm release {chart.name} ({release['chart']}, revision {release['revision']}, "
+            f"{release['status']}) in namespace {chart.namespace}; pod {pods or 'none'}")
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -76,9 +76,9 @@ def effective(stages: dict[str, Stage], name: str, keyword: str) -> list[str]:
 def ignored(path: str, patterns: list[str]) -> bool:
     """.dockerignore semantics for the patterns used here: last match wins, `!` re-includes."""
     verdict = False
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        pattern = pattern.lstrip("!").rstrip("/")
+    for entry in patterns:
+        negate = entry.startswith("!")
+        pattern = entry.lstrip("!").rstrip("/")
         parts = path.split("/")
         prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
         if any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes) or (

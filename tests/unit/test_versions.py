@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 
 import yaml
-
 from overseer.version import version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

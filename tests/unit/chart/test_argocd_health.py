@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lupa.lua51 as lua51  # the test extra: Lua 5.1, the language of Argo CD's gopher-lua
 import pytest
 import yaml
+from lupa import lua51  # the test extra: Lua 5.1, the language of Argo CD's gopher-lua
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARGOCD = REPO_ROOT / "examples" / "argocd"
@@ -39,7 +39,9 @@ def condition(type_: str, status: str, reason: str, message: str = "") -> dict[s
     return {"type": type_, "status": status, "reason": reason, "message": message}
 
 
-def mdep(generation: int = 3, observed: int | None = 3, conditions: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def mdep(
+    generation: int = 3, observed: int | None = 3, conditions: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     obj: dict[str, Any] = {"apiVersion": "overseer.dev/v1alpha1", "kind": "ModelDeployment",
                            "metadata": {"name": "cat", "generation": generation}}  # fmt: skip
     if conditions is not None:

@@ -4,35 +4,11 @@ tier runs the same Lua on live objects (tests/cluster/chart/test_chart_install.p
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from lupa import lua51  # the test extra: Lua 5.1, the language of Argo CD's gopher-lua
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-ARGOCD = REPO_ROOT / "examples" / "argocd"
-
-
-def health(script: str, obj: dict[str, Any]) -> dict[str, str]:
-    """Run a health check as Argo CD does: the object as the global `obj`, a table returned."""
-    lua = lua51.LuaRuntime(unpack_returned_tuples=True)
-
-    def to_lua(value: Any) -> Any:
-        if isinstance(value, dict):
-            return lua.table_from({k: to_lua(v) for k, v in value.items()})
-        if isinstance(value, list):
-            return lua.table_from([to_lua(v) for v in value])
-        return value
-
-    lua.globals().obj = to_lua(obj)
-    result = lua.execute(script)
-    return {"status": result["status"], "message": result["message"]}
-
-
-def modeldeployment_health(obj: dict[str, Any]) -> dict[str, str]:
-    return health((ARGOCD / "modeldeployment-health.lua").read_text(), obj)
+from support.argocd import ARGOCD, REPO_ROOT, health, modeldeployment_health
 
 
 def condition(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:

@@ -291,7 +291,8 @@ def install_chart(
     # What an earlier local-process operator left: its process and its url-mode webhooks.
     stop_operator(chart.stack_dir)
     remove_webhooks(chart.stack_dir, only_managed_by="schema-overseer")
-    adopt_crds(chart)
+    if "crds.enabled=false" not in settings:
+        adopt_crds(chart)
     chart.helm(
         "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
         *(arg for path in values for arg in ("--values", str(path))),

@@ -49,7 +49,8 @@ def ml(kubectl_admin: Kubectl, release: ChartRelease) -> Iterator[Kubectl]:
     try:
         yield kubectl
     finally:
-        kubectl_admin.run("delete", "namespace", "ml-serving", "--wait=false", check=False)
+        # Waited for: a later test may want the examples' namespace again.
+        kubectl_admin.run("delete", "namespace", "ml-serving", "--timeout=180s", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -110,23 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     deployment_command.add_parser(commands)
 
-    serve = commands.add_parser("serve", help="run the model serving process (needs the serving extra)")
-    add_serve_arguments(serve)
+    # The serving package owns the serve flags (and its --help): everything after `serve` is handed to it.
+    serve = commands.add_parser(
+        "serve", help="run the model serving process (needs the serving extra; serve --help)", add_help=False
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Define the `serve` flags; shared with `python -m overseer_serving` so both accept the same ones."""
-    parser.add_argument("--model-file", help="model document to start from (default: $OVERSEER_MODEL_FILE)")
-    parser.add_argument("--token-file", help="admin bearer token file (default: $OVERSEER_ADMIN_TOKEN_FILE)")
-    parser.add_argument("--host", help="address to listen on")
-    parser.add_argument("--port", type=int, help="port to listen on (default: $OVERSEER_PORT)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(list(argv) if argv is not None else None)
+        parser = build_parser()
+        args, rest = parser.parse_known_args(list(argv) if argv is not None else None)
+        if args.command == "serve":
+            args.serve_args = rest
+        elif rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except UsageError as error:
@@ -362,12 +361,13 @@ def _diff_json(
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """The one way from this CLI into the serving package (which imports nothing of this module)."""
     try:
-        from overseer_serving.command import serve
+        from overseer_serving.command import main as serve_main
     except ImportError:
         _err(SERVING_EXTRA_HINT)
         return EXIT_USAGE
-    return int(serve(model_file=args.model_file, token_file=args.token_file, host=args.host, port=args.port))
+    return int(serve_main(args.serve_args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -81,3 +81,13 @@ class FollowFailed(ServingError):
     """Another worker of this pod did not take the new model (multi-worker pods only)."""
 
     status, reason = 500, "worker_failed"
+
+
+def describe_os_error(error: OSError, doing: str | None = None, path: object = None) -> str:
+    """`cannot write the state directory /x/y: Not a directory`: what, where, and the system's reason."""
+    where = error.filename if error.filename is not None else path
+    cause = error.strerror or str(error)
+    if error.filename2 is not None:
+        where = f"{where} -> {error.filename2}"
+    text = f"{doing} {where}" if doing and where is not None else (doing or (str(where) if where is not None else ""))
+    return f"{text}: {cause}" if text else cause

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from overseer_serving import logs
+from overseer_serving.auth import AdminToken
 from overseer_serving.detector import LoadedModel
 from overseer_serving.document import Desired, load_document, parse, validate
 from overseer_serving.errors import FetchFailed, FollowFailed, LoadFailed, NotReady, ServingError
@@ -52,6 +53,7 @@ class Runtime:
         self._lock = threading.Lock()  # one swap at a time inside this worker
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
+        self.admin_token = AdminToken(settings.admin_token_file)
 
     # reading -------------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class Runtime:
         """PUT /admin/model. Blocking: call from a worker thread."""
         started = time.monotonic()
         try:
-            desired = load_document(raw, content_type=content_type)
+            desired = load_document(raw, content_type=content_type, max_bytes=self.settings.max_document_bytes)
             with self.store.swap_lock(), self._lock:
                 return self._swap(desired, started)
         except ServingError as error:
@@ -191,6 +193,7 @@ class Runtime:
                 self.settings.weights_dir,
                 timeout_s=self.settings.fetch_timeout_s,
                 max_bytes=self.settings.max_weights_bytes,
+                s3_addressing_style=self.settings.s3_addressing_style,
             )
         except ServingError:
             raise

@@ -42,8 +42,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from overseer_serving import logs, offline, supervision
-from overseer_serving.auth import check_bearer, read_token
-from overseer_serving.errors import BadRequest, PayloadTooLarge, ServingError, UnsupportedMediaType
+from overseer_serving.auth import check_token, presented_token
+from overseer_serving.errors import BadRequest, PayloadTooLarge, ServingError, UnsupportedMediaType, describe_os_error
 from overseer_serving.imaging import decode_image, finish_image, open_image
 from overseer_serving.metrics import Metrics
 from overseer_serving.runtime import Runtime
@@ -84,14 +84,12 @@ async def detect(request: Request) -> JSONResponse:
 
 
 async def get_model(request: Request) -> JSONResponse:
-    runtime = _runtime(request)
-    check_bearer(request.headers.get("authorization"), read_token(runtime.settings.admin_token_file))
+    runtime = await _authorized(request)
     return JSONResponse(await anyio.to_thread.run_sync(runtime.describe, limiter=_admin_threads()))
 
 
 async def put_model(request: Request) -> JSONResponse:
-    runtime = _runtime(request)
-    check_bearer(request.headers.get("authorization"), read_token(runtime.settings.admin_token_file))
+    runtime = await _authorized(request)
     raw = await _read_body(request, runtime.settings.max_document_bytes, what="model document")
     # In a thread, and not cancelled if the client goes away: a swap runs to its end.
     # On the admin threads: PUTs waiting for the swap lock never take the threads /detect uses.
@@ -99,6 +97,16 @@ async def put_model(request: Request) -> JSONResponse:
         runtime.put, raw, request.headers.get("content-type"), limiter=_admin_threads()
     )
     return JSONResponse(answer)
+
+
+async def _authorized(request: Request) -> Runtime:
+    """The bearer token, before anything else: the header (no I/O), then the token file (read in a
+    thread, cached until it changes), then a constant-time compare. Every server-side problem with
+    the token answers the same `invalid bearer token` as a wrong one."""
+    presented = presented_token(request.headers.get("authorization"))
+    runtime = _runtime(request)
+    check_token(presented, await anyio.to_thread.run_sync(runtime.admin_token.current))
+    return runtime
 
 
 ADMIN_THREADS = 2  # one swap runs at a time (the swap lock) and a GET beside it; more PUTs queue here
@@ -273,9 +281,15 @@ class YoloService:
         try:
             self.runtime.start()
         except Exception as error:
-            message = error.message if isinstance(error, ServingError) else f"{type(error).__name__}: {error}"
+            if isinstance(error, ServingError):
+                message = error.message
+            elif isinstance(error, OSError):
+                message = describe_os_error(error)
+            else:
+                message = f"{type(error).__name__}: {error}"
             log.error("start-up failed", extra={"error": message, "worker": self.worker})  # noqa: TRY400 - one line, no traceback
-            self.runtime.store.write_fatal(message)
+            with contextlib.suppress(OSError):  # the reason is logged above; stopping matters more
+                self.runtime.store.write_fatal(message)
             supervision.stop_supervisor(self.settings.supervisor_pid)
 
     def __is_ready__(self) -> bool:

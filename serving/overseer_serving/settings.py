@@ -41,6 +41,8 @@ class ServingSettings(BaseSettings):
     max_document_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_weights_bytes: int = Field(default=2 * 1024**3, ge=1)
     fetch_timeout_s: float = Field(default=60.0, gt=0)
+    # s3://: `auto` = virtual-hosted on AWS, path-style with an endpoint override (S3-compatible stores).
+    s3_addressing_style: str = Field(default="auto", pattern="^(auto|path|virtual)$")
     # Followers poll the desired-state file; the leader waits this long for all to follow.
     poll_interval_s: float = Field(default=0.2, gt=0)
     follow_timeout_s: float = Field(default=120.0, gt=0)

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from overseer import text
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-# The schemes every serving pod can fetch. Object stores (s3://, gs://) come with a later issue; until
-# then they are refused here, at validation and admission, rather than by every pod at load time.
-URI_SCHEMES = ("file", "http", "https")
+# The schemes every serving pod can fetch (overseer_serving.fetch). Anything else is refused here, at
+# validation and admission, rather than by every pod at load time.
+URI_SCHEMES = ("file", "http", "https", "s3")
 _DIGEST_RE = re.compile(DIGEST_PATTERN)
 
 JSONObject = dict[str, Any]
@@ -37,9 +37,10 @@ class ModelSpec(_Strict):
     )
     uri: str = Field(
         min_length=1,
-        description="Where the weights are: file:// or http(s)://. Object stores (s3://) are not supported yet.",
+        description="Where the weights are: file://, http(s):// or s3://BUCKET/KEY (credentials and endpoint "
+        "from the serving pods' AWS_* environment).",
         # Lets the API server refuse other schemes too (the validator below is the authority).
-        json_schema_extra={"pattern": "^(file|https?)://.+"},
+        json_schema_extra={"pattern": "^(file|https?|s3)://.+"},
     )
     digest: str = Field(
         pattern=DIGEST_PATTERN,
@@ -64,13 +65,18 @@ class ModelSpec(_Strict):
     @classmethod
     def _known_scheme(cls, uri: str) -> str:
         scheme, sep, _ = uri.partition("://")
+        working = ", ".join(s + "://" for s in URI_SCHEMES)
+        if sep and scheme == "s3":
+            bucket, slash, key = uri[len("s3://") :].partition("/")
+            if not bucket or not slash or not key:
+                raise ValueError(f"invalid URI {text.show(uri)}: expected s3://BUCKET/KEY")
+            return uri
         if sep and scheme in URI_SCHEMES:
             return uri
-        working = ", ".join(s + "://" for s in URI_SCHEMES)
-        if sep and scheme.lower() in ("s3", "gs", "gcs", "az", "abfs", "abfss"):
+        if sep and scheme.lower() in ("gs", "gcs", "az", "abfs", "abfss"):
             raise ValueError(
-                f"unsupported URI {text.show(uri)}: {scheme}:// (object storage) is not supported yet; "
-                f"the serving pods fetch {working} only (serve the object over https://, for example a pre-signed URL)"
+                f"unsupported URI {text.show(uri)}: {scheme}:// is not supported; the serving pods fetch {working} "
+                "(serve the object over https://, for example a signed URL)"
             )
         raise ValueError(f"unsupported URI {text.show(uri)}: expected one of {working}")
 

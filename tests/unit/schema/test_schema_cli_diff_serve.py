@@ -1,18 +1,14 @@
-"""`overseer schema diff` and `overseer serve` at the CLI boundary."""
+"""`overseer schema diff` at the CLI boundary (`overseer serve`: tests/unit/serving/test_serving_cli.py)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from overseer.cli import add_serve_arguments
 from schema_testing import EXAMPLES, CliResult
 
 Run = Callable[..., CliResult]
@@ -201,37 +197,8 @@ def test_invalid_schema_file_exit_2_with_its_first_problem(run_cli: Run, tmp_pat
     assert f"overseer: {bad}: invalid ModelSchema: spec.compatibility: expected 'NONE', 'BACKWARD'" in result.err
 
 
-# --- serve ---------------------------------------------------------------------------------------------
-
-
-def test_serve_without_the_serving_extra(run_cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "overseer_serving.command", None)  # import now raises ImportError
-    result = run_cli("serve", "--port", "3000")
-    assert result.code == 2
-    assert result.err.strip() == "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
-
-
-def test_serve_hands_its_flags_to_the_serving_process(run_cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, Any] = {}
-
-    def serve(**kwargs: Any) -> int:
-        seen.update(kwargs)
-        return 3
-
-    monkeypatch.setitem(sys.modules, "overseer_serving.command", types.SimpleNamespace(serve=serve))
-    assert run_cli("serve", "--model-file", "/etc/model.yaml", "--port", "8080").code == 3
-    assert seen == {"model_file": "/etc/model.yaml", "token_file": None, "host": None, "port": 8080}
-
-
 def test_help_and_unknown_commands(run_cli: Run) -> None:
     assert run_cli("--help").code == 0
     unknown = run_cli("deploy")
     assert unknown.code == 2
     assert "invalid choice: 'deploy'" in unknown.err
-
-
-def test_serve_flags_are_reusable_by_another_parser() -> None:
-    parser = argparse.ArgumentParser(prog="python -m overseer_serving")
-    add_serve_arguments(parser)
-    args = parser.parse_args(["--model-file", "m.yaml", "--token-file", "t", "--host", "0.0.0.0", "--port", "9000"])
-    assert vars(args) == {"model_file": "m.yaml", "token_file": "t", "host": "0.0.0.0", "port": 9000}

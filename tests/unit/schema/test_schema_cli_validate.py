@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -336,7 +337,7 @@ def test_bad_documents_exit_1_with_a_readable_line(run_cli: Run, tmp_path: Path,
         (deployment("42"), "spec.model.customObjects: expected object, found integer 42"),
         (
             deployment().replace("file:///models", "ftp://models"),
-            "spec.model.uri: unsupported URI 'ftp://models/cat.pt': expected one of file://, http://, https://",
+            "spec.model.uri: unsupported URI 'ftp://models/cat.pt': expected one of file://, http://, https://, s3://",
         ),
         (deployment(extra="  replicas: 0\n"), "spec.replicas: expected a value >= 1, found 0"),
         (
@@ -508,3 +509,24 @@ def test_yaml_alias_bomb_is_refused_quickly(run_cli: Run, tmp_path: Path) -> Non
     assert result.lines == [
         f"{path}: document 1 (line 1): invalid YAML: line 1, column 1: aliases expand to more than 1,000,000 values"
     ]
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("s3://models/cat/v2.pt", None),
+        ("s3://models", "expected s3://BUCKET/KEY"),
+        ("s3:///cat.pt", "expected s3://BUCKET/KEY"),
+        ("gs://models/cat.pt", "gs:// is not supported; the serving pods fetch file://, http://, https://, s3://"),
+        ("ftp://models/cat.pt", "expected one of file://, http://, https://, s3://"),
+    ],
+)
+def test_model_uri_schemes_are_the_ones_the_pods_fetch(uri: str, message: str | None) -> None:
+    from overseer.api.model_document import ModelSpec
+
+    model = {"name": "cat", "version": "1", "uri": uri, "digest": "sha256:" + "a" * 64}
+    if message is None:
+        assert ModelSpec.model_validate(model).uri == uri
+    else:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ModelSpec.model_validate(model)

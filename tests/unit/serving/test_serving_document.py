@@ -57,7 +57,7 @@ def test_yaml_document_is_accepted() -> None:
 
 def test_truncated_json_is_a_bad_request() -> None:
     raw = json.dumps(document(conf=0.4)).encode()[:-20]
-    with pytest.raises(BadRequest, match="not valid JSON"):
+    with pytest.raises(BadRequest, match=r"^model document: invalid JSON: line 1, column \d+: Unterminated string"):
         load_document(raw, content_type="application/json")
 
 
@@ -132,3 +132,79 @@ def test_a_misspelt_section_gets_a_suggestion() -> None:
     doc["schemas"] = doc.pop("schema")
     with pytest.raises(InvalidDocument, match=r"schemas: unknown field; did you mean 'schema'\?"):
         load_document(json.dumps(doc).encode())
+
+
+# --- the one safe reader (overseer.safe_yaml), as `overseer validate` reads manifests -----------------
+
+YAML_WITH_DUPLICATE = """\
+model:
+  name: cat_recognition
+  version: "20240103"
+  uri: file:///models/cat.pt
+  digest: sha256:{hex}
+  customObjects:
+    conf: 0.25
+    conf: 0.9
+schema: {{name: object-detector, version: 2}}
+""".format(hex="a" * 64)
+
+
+def test_a_duplicate_key_in_yaml_is_refused_naming_the_key_and_both_lines() -> None:
+    with pytest.raises(BadRequest) as caught:
+        load_document(YAML_WITH_DUPLICATE.encode())
+    assert caught.value.status == 400
+    assert caught.value.message == (
+        "model document: invalid YAML: line 8, column 5: duplicate key 'conf' (first at line 7)"
+    )
+
+
+def test_a_duplicate_key_in_json_is_refused_too() -> None:
+    text = json.dumps(document(conf=0.25), indent=1).replace('"conf": 0.25', '"conf": 0.25,\n "conf": 0.9')
+    with pytest.raises(BadRequest) as caught:
+        load_document(text.encode(), content_type="application/json")
+    assert caught.value.message.startswith("model document: invalid JSON: line ")
+    assert "duplicate key 'conf' (first at line " in caught.value.message
+
+
+def test_an_alias_bomb_is_refused_before_it_expands() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = "\n".join(lines) + "\nmodel: *a8\n"
+    with pytest.raises(BadRequest, match="aliases expand to more than 1,000,000 values"):
+        load_document(bomb.encode())
+
+
+def test_exponent_numbers_are_numbers_in_yaml_as_in_json_and_kubectl() -> None:
+    text = yaml.safe_dump(document(conf=0.5)).replace("conf: 0.5", "conf: 5e-1")
+    assert load_document(text.encode()).params.conf == 0.5
+    assert load_document(json.dumps(document(conf=1e-05)).encode()).params.conf == 1e-05
+
+
+def test_json_declared_bodies_must_be_json_and_documents_must_be_one() -> None:
+    with pytest.raises(BadRequest, match="model document: invalid JSON: line 1, column 1: Expecting value"):
+        load_document(yaml.safe_dump(document(conf=0.5)).encode(), content_type="application/json; charset=utf-8")
+    two = yaml.safe_dump(document(conf=0.5)) + "---\n" + yaml.safe_dump(document(conf=0.6))
+    with pytest.raises(BadRequest, match=r"model document: expected one document, found 2"):
+        load_document(two.encode())
+
+
+def test_size_nul_bytes_and_encoding_are_checked_before_parsing() -> None:
+    raw = json.dumps(document(conf=0.4)).encode()
+    with pytest.raises(BadRequest, match="model document: larger than 100 bytes"):
+        load_document(raw, max_bytes=100)
+    with pytest.raises(BadRequest, match="binary content"):
+        load_document(raw + b"\x00")
+    with pytest.raises(BadRequest, match="not UTF-8 text"):
+        load_document(b"\xff" + raw)
+
+
+def test_the_pod_accepts_the_schemes_it_can_fetch_whatever_admission_accepts_yet() -> None:
+    doc = document(conf=0.4)
+    doc["model"]["uri"] = "s3://models/cat v2.pt"
+    assert load_document(json.dumps(doc).encode()).document.model.uri == "s3://models/cat v2.pt"
+    doc["model"]["uri"] = "gs://models/cat.pt"
+    with pytest.raises(InvalidDocument) as caught:
+        load_document(json.dumps(doc).encode())
+    assert caught.value.message == (
+        "model.uri: unsupported URI 'gs://models/cat.pt': expected one of file://, http://, https://, s3://"
+    )

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from overseer_serving.auth import check_bearer, read_token
+from overseer_serving.auth import AdminToken, check_token, presented_token
 from overseer_serving.digest import sha256_file, verify
 from overseer_serving.errors import DigestMismatch, FetchFailed, InvalidConfig, Unauthorized
 from overseer_serving.fetch import cached_path, fetch
@@ -62,42 +62,90 @@ def test_fetch_failures(tmp_path: Path) -> None:
     big.write_bytes(b"y" * 200)
     with pytest.raises(FetchFailed, match="limit"):
         fetch(f"file://{big}", digest_of(b"y" * 200), cache, timeout_s=5, max_bytes=100)
-    with pytest.raises(InvalidConfig, match="s3:// is not supported"):
-        fetch("s3://bucket/w.pt", digest_of(b""), cache, timeout_s=5, max_bytes=100)
+    with pytest.raises(InvalidConfig, match=r"ftp:// is not supported by this serving image \(file://, http\(s\)://, s3://\)"):
+        fetch("ftp://host/w.pt", digest_of(b""), cache, timeout_s=5, max_bytes=100)
 
 
 def test_bearer_token_check(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")
-    token = read_token(token_file)
+    token = AdminToken(token_file).current()
     assert token == "s3cret"
-    check_bearer("Bearer s3cret", token)
+    check_token(presented_token("Bearer s3cret"), token)
+    check_token(presented_token("bearer  s3cret "), token)
     for header, message in [
-        (None, "missing"),
-        ("Bearer nope", "wrong"),
-        ("Basic s3cret", "expected"),
-        ("Bearer ", "expected"),
+        (None, "missing bearer token: send 'Authorization: Bearer <token>'"),
+        ("Basic s3cret", "expected 'Authorization: Bearer <token>'"),
+        ("Bearer ", "expected 'Authorization: Bearer <token>'"),
     ]:
-        with pytest.raises(Unauthorized, match=message):
-            check_bearer(header, token)
+        with pytest.raises(Unauthorized) as caught:
+            presented_token(header)
+        assert caught.value.message == message
+    with pytest.raises(Unauthorized) as wrong:
+        check_token("nope", token)
+    assert wrong.value.message == "invalid bearer token"
 
 
-def test_no_usable_token_fails_closed_and_says_why(tmp_path: Path) -> None:
-    with pytest.raises(Unauthorized, match=r"no admin token file is configured \(OVERSEER_ADMIN_TOKEN_FILE\)"):
-        read_token(None)
-    with pytest.raises(Unauthorized, match=rf"token file {tmp_path}/absent cannot be read: No such file or directory"):
-        read_token(tmp_path / "absent")
-    (tmp_path / "empty").write_text("\n")
-    with pytest.raises(Unauthorized, match=r"token file .*/empty is empty"):
-        read_token(tmp_path / "empty")
+@pytest.mark.parametrize("case", ["not configured", "missing", "directory", "empty", "binary", "huge"])
+def test_no_usable_token_refuses_everyone_alike_and_tells_only_the_log(
+    tmp_path: Path, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path: Path | None = tmp_path / "token"
+    expected = {
+        "not configured": "no admin token file is configured (OVERSEER_ADMIN_TOKEN_FILE, --token-file)",
+        "missing": f"the admin token file {path} cannot be read: No such file or directory",
+        "directory": f"the admin token file {path} cannot be read: Is a directory",
+        "empty": f"the admin token file {path} is empty",
+        "binary": f"the admin token file {path} is not UTF-8 text",
+        "huge": f"the admin token file {path} is larger than 4096 bytes",
+    }[case]
+    if case == "not configured":
+        path = None
+    elif case == "directory":  # fails for every user, root included
+        (tmp_path / "token").mkdir()
+    elif case == "empty":
+        (tmp_path / "token").write_text("\n")
+    elif case == "binary":
+        (tmp_path / "token").write_bytes(b"\xff\xfe")
+    elif case == "huge":
+        (tmp_path / "token").write_text("t" * 5000)
+    token = AdminToken(path)
+    assert token.problem() == expected  # what `overseer serve` exits 1 with at start-up
+    with caplog.at_level("WARNING", logger="overseer_serving"):
+        assert token.current() is None
+        assert token.current() is None
+    assert [r.getMessage() for r in caplog.records] == [f"admin API refuses every caller: {expected}"]  # once
+    for presented in ("s3cret", "", expected):
+        with pytest.raises(Unauthorized) as caught:
+            check_token(presented, token.current())
+        assert caught.value.message == "invalid bearer token"  # nothing about the file
 
 
-def test_unreadable_token_file_is_reported_as_unreadable(tmp_path: Path) -> None:
-    # A directory where the file should be: reading fails for every user, root included.
-    (tmp_path / "token").mkdir()
-    with pytest.raises(Unauthorized) as caught:
-        read_token(tmp_path / "token")
-    assert caught.value.status == 401
-    assert caught.value.message == (
-        f"admin API disabled: the admin token file {tmp_path}/token cannot be read: Is a directory"
-    )
+def test_a_rotated_token_takes_effect_and_the_file_is_read_only_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kubernetes updates a Secret volume by writing a new directory and swapping the `..data` symlink.
+    data = tmp_path / "..2026_01_01"
+    data.mkdir()
+    (data / "token").write_text("first")
+    (tmp_path / "..data").symlink_to(data.name)
+    (tmp_path / "token").symlink_to("..data/token")
+    token = AdminToken(tmp_path / "token")
+    opened: list[Path] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: object, **kwargs: object) -> object:
+        if self == tmp_path / "token":
+            opened.append(self)
+        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    assert [token.current() for _ in range(5)] == ["first"] * 5
+    assert len(opened) == 1
+    rotated = tmp_path / "..2026_02_01"
+    rotated.mkdir()
+    (rotated / "token").write_text("second")
+    (tmp_path / "..data_tmp").symlink_to(rotated.name)
+    (tmp_path / "..data_tmp").replace(tmp_path / "..data")
+    assert token.current() == "second"
+    assert len(opened) == 2

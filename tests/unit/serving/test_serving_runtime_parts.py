@@ -70,20 +70,6 @@ def test_decode_image_limits() -> None:
         decode_image(b"", max_pixels=1_000_000)
 
 
-def test_serve_without_the_serving_extra_names_the_extra(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import importlib.util
-
-    from overseer_serving import command
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bentoml" else real(name, *a))
-    assert command.serve("model.json", None, None, None) == 2
-    err = capsys.readouterr().err
-    assert "pip install 'schema-overseer[serving]'" in err and "bentoml" in err
-
-
 def test_offline_settings_are_forced_not_defaulted(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
@@ -95,16 +81,3 @@ def test_offline_settings_are_forced_not_defaulted(monkeypatch: pytest.MonkeyPat
     assert os.environ["ULTRALYTICS_SAFE_LOAD"] == "true"
     assert os.environ["YOLO_OFFLINE"] == "1"
     assert os.environ["YOLO_AUTOINSTALL"] == "false"
-
-
-def test_python_m_overseer_serving_takes_the_flags_of_overseer_serve(monkeypatch: pytest.MonkeyPatch) -> None:
-    from overseer import cli
-    from overseer_serving import __main__ as module
-
-    calls: list[tuple[object, ...]] = []
-    monkeypatch.setattr(module, "serve", lambda *args: calls.append(args) or 0)
-    monkeypatch.setattr("overseer_serving.command.serve", lambda **kwargs: calls.append(tuple(kwargs.values())) or 0)
-    argv = ["--model-file", "m.json", "--token-file", "t", "--host", "10.0.0.1", "--port", "3001"]
-    assert module.main(argv) == 0
-    assert cli.main(["serve", *argv]) == 0
-    assert calls == [("m.json", "t", "10.0.0.1", 3001)] * 2

@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 from overseer_serving import service
+from overseer_serving.auth import AdminToken
 from overseer_serving.settings import ServingSettings
 from PIL import Image
 
@@ -41,6 +42,7 @@ class FakeMetrics:
 class FakeRuntime:
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
+        self.admin_token = AdminToken(settings.admin_token_file)
         self.metrics = FakeMetrics()
         self.current = FakeModel("old")
         self.release = threading.Event()
@@ -119,3 +121,64 @@ def test_puts_waiting_for_the_swap_lock_do_not_starve_detect(runtime: FakeRuntim
     status, in_put = anyio.run(main)
     assert status == 200
     assert in_put <= service.ADMIN_THREADS
+
+
+# --- /admin/model: the bearer token before anything else, the token file off the event loop -------------
+
+
+def admin_call(method: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def main() -> httpx.Response:
+        async with client() as c:
+            return await c.request(method, "/admin/model", content=b"{}", headers=headers or {})
+
+    return anyio.run(main)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_an_anonymous_caller_learns_nothing_about_the_token_file(runtime: FakeRuntime, method: str) -> None:
+    token_file = runtime.settings.admin_token_file
+    assert token_file is not None
+    token_file.unlink()
+    token_file.mkdir()  # unreadable for every user, root included
+    for headers, message in [
+        ({}, "missing bearer token: send 'Authorization: Bearer <token>'"),
+        ({"authorization": "Basic eDp5"}, "expected 'Authorization: Bearer <token>'"),
+        ({"authorization": "Bearer guess"}, "invalid bearer token"),
+        ({"authorization": f"Bearer {TOKEN}"}, "invalid bearer token"),  # the old token: no file, no token
+    ]:
+        answer = admin_call(method, headers)
+        assert answer.status_code == 401
+        assert answer.json() == {"error": {"status": 401, "reason": "unauthorized", "message": message}}
+        assert str(token_file) not in answer.text and "directory" not in answer.text
+    assert runtime.putting == 0
+
+
+def test_the_token_file_is_read_off_the_event_loop(runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    on_loop: list[bool] = []
+    read = runtime.admin_token.current
+
+    def current() -> str | None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return read()
+
+    monkeypatch.setattr(runtime.admin_token, "current", current)
+    runtime.release.set()
+    assert admin_call("PUT", {"authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert admin_call("GET", {"authorization": "Bearer wrong"}).status_code == 401
+    assert on_loop == [False, False]
+
+
+def test_the_header_is_checked_before_the_token_file_is_touched(
+    runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    touched: list[bool] = []
+    monkeypatch.setattr(runtime.admin_token, "current", lambda: touched.append(True) or TOKEN)
+    assert admin_call("GET").status_code == 401
+    assert admin_call("PUT", {"authorization": "Token x"}).status_code == 401
+    assert touched == []

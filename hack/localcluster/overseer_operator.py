@@ -307,7 +307,7 @@ def install_chart(
 def adopt_crds(chart: ChartRelease) -> None:
     """Let the release take over CRDs that exist without it (applied with kubectl, or kept by an
     uninstalled release of another name): Helm adopts an object that carries its release's
-    ownership label and annotations (docs/install.md, "CRDs")."""
+    ownership label and annotations (charts/schema-overseer/README.md, "CRDs")."""
     for name in CRDS:
         if chart.kubectl("get", "crd", name, "--ignore-not-found", "-o", "name").stdout.strip():
             chart.kubectl("label", "--overwrite", "crd", name, "app.kubernetes.io/managed-by=Helm")

@@ -174,6 +174,9 @@ def test_the_pdb_defaults_to_min_available_one_or_takes_max_unavailable(local_cl
     spec = one(render(local_cluster, "podDisruptionBudget.enabled=true", "podDisruptionBudget.maxUnavailable=1"),
                "PodDisruptionBudget")["spec"]  # fmt: skip
     assert spec["maxUnavailable"] == 1 and "minAvailable" not in spec
+    # 0 is a value (no protection), not "unset".
+    assert one(render(local_cluster, "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=0"),
+               "PodDisruptionBudget")["spec"]["minAvailable"] == 0  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 # sharing the venv does not reinstall, a dependency change does.
 PIP_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-16)
 CLUSTER_DIR ?= .cluster
+# How `make up` runs the operator: chart (helm install, as a user does) or process (a local
+# process with url webhooks: a quick edit-restart loop when working on the operator).
+OPERATOR ?= chart
 # The source folders first: a git worktree sharing .venv runs its own code, not the editable install's.
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/serving:$(CURDIR)/hack$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Ultralytics must never reach the network (weights, telemetry, pip auto-install).
@@ -16,8 +19,14 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 export ULTRALYTICS_SAFE_LOAD := 1
 PYTEST := $(PY) -m pytest
+# One version: pyproject.toml's. `overseer --version`, the chart's appVersion and the image tags
+# agree (tests/unit/test_versions.py).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_REGISTRY ?=
+OPERATOR_IMAGE := $(IMAGE_REGISTRY)$(if $(IMAGE_REGISTRY),/)schema-overseer-operator:$(VERSION)
+SERVING_IMAGE := $(IMAGE_REGISTRY)$(if $(IMAGE_REGISTRY),/)schema-overseer-serving:$(VERSION)
 
-.PHONY: help venv controlplane models up down status logs crds crds-check lint test test-unit test-cluster test-e2e demo bench clean
+.PHONY: help venv controlplane models up down status logs crds crds-check lint test test-unit test-cluster test-e2e demo bench images chart clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,9 +46,9 @@ controlplane: ## build etcd, kube-apiserver, kube-controller-manager from Go mod
 models: venv ## train the toy shape detectors once (cached in ~/.cache/schema-overseer/models); print NAME PATH DIGEST
 	$(PY) -m overseer_devtools.models
 
-up: venv controlplane ## start the local cluster and the operator in the background; kubeconfig in .cluster/kubeconfig
+up: venv controlplane ## start the local cluster and install the operator with its Helm chart (OPERATOR=process: a local process); kubeconfig in .cluster/kubeconfig
 	$(PY) -m localcluster up --dir $(CLUSTER_DIR)
-	$(PY) -m localcluster.overseer_operator up --dir $(CLUSTER_DIR)
+	$(PY) -m localcluster.overseer_operator up --dir $(CLUSTER_DIR) --mode $(OPERATOR)
 
 down: ## stop the operator, the local cluster and every process it started
 	@test -x $(PY) && $(PY) -m localcluster.overseer_operator down --dir $(CLUSTER_DIR) || true
@@ -51,12 +60,14 @@ status: ## is the local cluster running? the operator?
 logs: ## print pod process logs of the local cluster (POD=namespace/name prefix)
 	@$(PY) -m localcluster logs $(POD) --dir $(CLUSTER_DIR)
 
-crds: venv ## regenerate crds/ (and the chart's webhook template) from the Python sources
+crds: venv ## regenerate crds/ (and the chart's copy and webhook template) from the Python sources
 	$(PY) -m overseer.crdgen --out crds/
+	$(PY) -m overseer.crdgen --out charts/schema-overseer/files/crds/
 	$(PY) -m overseer.operator.chartgen
 
 crds-check: venv ## fail when crds/ (or the chart's webhook template) differs from what the sources generate
 	$(PY) -m overseer.crdgen --out crds/ --check
+	$(PY) -m overseer.crdgen --out charts/schema-overseer/files/crds/ --check
 	$(PY) -m overseer.operator.chartgen --check
 
 lint: venv ## ruff and mypy
@@ -77,6 +88,15 @@ test-e2e: venv controlplane models ## end-to-end tests with real serving process
 
 demo: up models ## bring the local cluster up and show it
 	@KUBECONFIG=$(abspath $(CLUSTER_DIR))/kubeconfig bash hack/demo.sh
+
+images: ## build the operator and serving images (needs a Docker engine; IMAGE_REGISTRY=host/path to prefix)
+	@command -v docker >/dev/null || { echo "images: no Docker engine here; build in CI: docker build --target operator|serving ." >&2; exit 2; }
+	docker build --target operator -t $(OPERATOR_IMAGE) .
+	docker build --target serving -t $(SERVING_IMAGE) .
+
+chart: ## lint the Helm chart and package it into dist/ (helm is built from its Go module once)
+	@helm=$$(bash hack/controlplane/build.sh helm | sed -n 's/^HELM=//p') \
+	  && $$helm lint charts/schema-overseer && $$helm package charts/schema-overseer --destination dist/
 
 bench: venv models ## run the benchmarks and print their figures
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

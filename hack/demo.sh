@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: the seed story through the cluster. `make up` has started the local control plane
-# and the operator (webhooks registered); this applies the example contract, brings a model up in
-# serving pods that answer /detect, and shows Case 1 and Case 2 refused by `kubectl apply`.
-# Expects KUBECONFIG and the venv from the Makefile.
+# `make demo`: the seed story through the cluster, on the user's path. `make up` has started the
+# local control plane and installed the operator with its Helm chart (`helm install`); this applies
+# the examples (`kubectl apply -f examples/...`): the contract, a model served by pods that answer
+# /detect, Case 1 and Case 2 refused by `kubectl apply`, and Case 3, a new model rolled into the
+# running pods. Expects KUBECONFIG and the venv from the Makefile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.cluster/bin:$PWD/.venv/bin:$PATH"
@@ -17,33 +18,44 @@ refused() {  # refused FILE: kubectl apply must fail; print the denial (kubectl 
 }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-step "The local control plane and the operator"
+step "The local control plane and the operator, installed with its Helm chart"
 kubectl version -o yaml | grep -E 'gitVersion' | sed 's/^/  /'
 kubectl get nodes
-"$PY" -m localcluster.overseer_operator status --dir .cluster
+helm list -n schema-overseer
+kubectl get deployment,pods,services -n schema-overseer
 kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations schema-overseer
+echo "  the webhooks are called through the Service:"
+kubectl get validatingwebhookconfiguration schema-overseer -o jsonpath='{range .webhooks[*]}    {.name} -> {.clientConfig.service.name}.{.clientConfig.service.namespace}.svc:{.clientConfig.service.port}{.clientConfig.service.path}{"\n"}{end}'
 # The OpenAPI of a new CRD is published a moment after it is Established.
 retry kubectl explain modeldeployment.spec.model > "$tmp/explain.txt"
 head -8 "$tmp/explain.txt"
 
-step "The example contract passes 'overseer validate' (what a GitOps CI job runs)"
-overseer validate examples/
+step "The example contract passes 'overseer validate' (what a GitOps CI job runs: examples/ci/)"
+overseer validate examples/*.yaml
+helm template cat-recognition examples/gitops-chart -n "$NS" | overseer validate - --schemas examples/object-detector.modelschema.yaml
 
-step "A model to serve: a small YOLO network built offline from Ultralytics' bundled yaml"
+step "Two models to serve: small YOLO networks built offline from Ultralytics' bundled yaml"
 mkdir -p .cluster/demo
-DIGEST=$("$PY" - <<'EOF'
+read -r DIGEST DIGEST2 < <("$PY" - <<'EOF'
 from pathlib import Path
 from overseer_devtools.toymodels import build_detector
-print(build_detector(Path(".cluster/demo/cat-20240103.pt").resolve(), seed=1, names=["cat", "dog", "bird"]))
+names = ["cat", "dog", "bird"]
+print(build_detector(Path(".cluster/demo/cat-20240103.pt").resolve(), seed=1, names=names),
+      build_detector(Path(".cluster/demo/cat-20240110.pt").resolve(), seed=2, names=names))
 EOF
 )
 MODEL_URI="file://$PWD/.cluster/demo/cat-20240103.pt"
 echo "  $MODEL_URI  $DIGEST"
+# The examples' uri and digest are placeholders: point them at the models just built.
 sed -e "s#uri: .*#uri: $MODEL_URI#" -e "s#digest: .*#digest: $DIGEST#" \
   examples/cat-recognition.modeldeployment.yaml > "$tmp/cat.yaml"
+sed -e "s#uri: .*#uri: file://$PWD/.cluster/demo/cat-20240110.pt#" -e "s#digest: .*#digest: $DIGEST2#" \
+  examples/seed-story/case3-new-model.modeldeployment.yaml > "$tmp/case3.yaml"
 
 step "Apply the contract and the deployment: the operator turns it into serving pods"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
+# A second run tells the story afresh (the promotion gate would refuse going back to the first model).
+kubectl delete mdep cat-recognition -n "$NS" --ignore-not-found --wait --timeout=120s
 kubectl apply -f examples/object-detector.modelschema.yaml
 kubectl apply -f "$tmp/cat.yaml"
 echo "  defaults filled in by the mutating webhook:"
@@ -68,26 +80,37 @@ done
 
 step "Case 1: a new model needs a new parameter and nobody tells prod"
 echo "  the training team registers version 3 with a required 'min_box_area' - existing configs lack it:"
-"$PY" - > "$tmp/case1-schema.yaml" <<'EOF'
-import copy, yaml
-schema = yaml.safe_load(open("examples/object-detector.modelschema.yaml"))
-v3 = copy.deepcopy(schema["spec"]["versions"][-1])
-v3.update(version=3, description="needs min_box_area")
-v3["customObjects"]["properties"]["min_box_area"] = {"type": "integer", "minimum": 0}
-v3["customObjects"]["required"] = ["conf", "min_box_area"]
-schema["spec"]["versions"].append(v3)
-print(yaml.safe_dump(schema, sort_keys=False))
-EOF
-refused "$tmp/case1-schema.yaml"
+echo "  \$ kubectl apply -f examples/seed-story/case1-new-required-parameter.modelschema.yaml"
+refused examples/seed-story/case1-new-required-parameter.modelschema.yaml
 echo "  and a model config missing a parameter its schema version requires ('conf'):"
-grep -v '^ *conf:' "$tmp/cat.yaml" > "$tmp/case1.yaml"
-refused "$tmp/case1.yaml"
+echo "  \$ kubectl apply -f examples/seed-story/case1-missing-parameter.modeldeployment.yaml"
+refused examples/seed-story/case1-missing-parameter.modeldeployment.yaml
 
-step "Case 2: 'conf' renamed 'confidence' in the model's config"
-sed 's/\bconf:/confidence:/' "$tmp/cat.yaml" > "$tmp/case2.yaml"
-refused "$tmp/case2.yaml"
+step "Case 2: 'conf' renamed 'confidence'"
+echo "  \$ kubectl apply -f examples/seed-story/case2-rename-conf.modelschema.yaml"
+refused examples/seed-story/case2-rename-conf.modelschema.yaml
+echo "  \$ kubectl apply -f examples/seed-story/case2-renamed-parameter.modeldeployment.yaml"
+refused examples/seed-story/case2-renamed-parameter.modeldeployment.yaml
 echo "  the pods keep serving what was admitted:"
 kubectl get mdep cat-recognition -n "$NS"
+
+step "Case 3: a new model without a redeploy (only spec.model changes)"
+pods_before=$(kubectl get pods -n "$NS" -l overseer.dev/deployment=cat-recognition -o jsonpath='{.items[*].metadata.name}')
+echo "  \$ kubectl apply -f examples/seed-story/case3-new-model.modeldeployment.yaml   # with the second model's uri and digest"
+kubectl apply -f "$tmp/case3.yaml"
+if "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("overseer.operator.rollout") is None)'; then
+  kubectl wait --for=jsonpath='{.status.model.version}'=20240110 mdep/cat-recognition -n "$NS" --timeout=300s
+  kubectl wait --for=condition=Ready mdep/cat-recognition -n "$NS" --timeout=120s
+  pods_after=$(kubectl get pods -n "$NS" -l overseer.dev/deployment=cat-recognition -o jsonpath='{.items[*].metadata.name}')
+  echo "  pods before: $pods_before"
+  echo "  pods after:  $pods_after   (the same pods: the model was swapped in place)"
+else
+  # This build has no hot swap yet (issue 9): the new model waits in the ConfigMap.
+  retry kubectl wait --for=jsonpath='{.status.conditions[?(@.type=="Ready")].reason}'=ModelChangePending \
+    mdep/cat-recognition -n "$NS" --timeout=30s >/dev/null
+  kubectl get mdep cat-recognition -n "$NS" -o jsonpath='  {.status.conditions[?(@.type=="Ready")].message}{"\n"}'
+fi
+kubectl get mdep,pods -n "$NS"
 
 step "Status and events"
 kubectl get mdep cat-recognition -n "$NS" -o jsonpath='{range .status.conditions[*]}  {.type}={.status} ({.reason}) {.message}{"\n"}{end}'
@@ -95,4 +118,4 @@ kubectl get events -n "$NS" --field-selector involvedObject.kind=ModelDeployment
 
 step "Done"
 echo "The cluster and the operator keep running: export KUBECONFIG=$KUBECONFIG PATH=$PWD/.cluster/bin:\$PATH"
-echo "Operator log: .cluster/logs/operator.log; stop everything with: make down"
+echo "Operator log: make logs POD=schema-overseer/schema-overseer; stop everything with: make down"

@@ -1,12 +1,19 @@
-"""Run the schema-overseer operator against a local stack: `make up` starts it in the background,
-`make down` stops it, tests start one per module (it dies with the test process).
+"""Run the schema-overseer operator on a local stack, the way a user runs it on a cluster:
+`make up` installs it with the project's Helm chart, `make status` shows it, `make down` stops the
+stack (and the operator pod with it).
 
-    python -m localcluster.overseer_operator up|down|status [--dir .cluster]
+    python -m localcluster.overseer_operator up|down|status [--dir .cluster] [--mode chart|process]
 
-`up` applies the CRDs, starts `python -m overseer.operator` in local mode (webhooks served on
-127.0.0.1 over HTTPS with a CA of its own, registered with a url clientConfig), waits until the
-liveness endpoint answers and the API server reaches the webhooks, and records the process in
-<dir>/operator/operator.json. Its log is <dir>/logs/operator.log.
+`up --mode chart` (the default) runs `helm upgrade --install` of charts/schema-overseer into the
+namespace `schema-overseer` (CRDs from the chart, the operator pod under its ServiceAccount and
+RBAC with in-cluster config, the webhooks called through their Service) with
+hack/localcluster/chart-values.yaml (`listenAddress: podIP`: pods of the local cluster share the
+host's network), and waits until the API server reaches the webhooks.
+
+`up --mode process` runs `python -m overseer.operator` as a local process instead (webhooks on
+127.0.0.1 with a url clientConfig; log <dir>/logs/operator.log): a fast edit-restart loop for the
+operator's own development, and what the operator's cluster tests start (one per module, dying
+with the test process).
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CRDS = ("modelschemas.overseer.dev", "modeldeployments.overseer.dev")
 WEBHOOK_CONFIGURATION = "schema-overseer"
 START_TIMEOUT = 90.0
+CHART = REPO_ROOT / "charts" / "schema-overseer"
+CHART_VALUES = Path(__file__).with_name("chart-values.yaml")
+RELEASE = "schema-overseer"
+RELEASE_NAMESPACE = "schema-overseer"
 
 
 class OperatorError(RuntimeError):
@@ -209,15 +220,151 @@ def stop_operator(stack_dir: Path, *, grace: float = 10.0) -> None:
         _record(stack_dir).unlink(missing_ok=True)
 
 
-def remove_webhooks(stack_dir: Path) -> None:
-    """Delete the webhook configurations (the operator's own registration)."""
+def remove_webhooks(stack_dir: Path, *, only_managed_by: str | None = None) -> None:
+    """Delete the webhook configurations (the operator's own registration); with `only_managed_by`,
+    only when they carry that app.kubernetes.io/managed-by label (never a Helm release's)."""
+    selector = ["-l", f"app.kubernetes.io/managed-by={only_managed_by}"] if only_managed_by else []
     for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        name = [] if only_managed_by else [WEBHOOK_CONFIGURATION]
         subprocess.run(
-            [*_kubectl(stack_dir), "delete", kind, WEBHOOK_CONFIGURATION, "--ignore-not-found"],
+            [*_kubectl(stack_dir), "delete", kind, *name, *selector, "--ignore-not-found"],
             capture_output=True,
             timeout=30,
             check=False,
         )
+
+
+# --- the operator installed with the Helm chart ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartRelease:
+    """A release of the chart on a local stack, and the helm and kubectl to reach it."""
+
+    stack_dir: Path
+    name: str = RELEASE
+    namespace: str = RELEASE_NAMESPACE
+
+    @property
+    def fullname(self) -> str:
+        """The chart's "schema-overseer.fullname" (no overrides): the name of its objects."""
+        return self.name if "schema-overseer" in self.name else f"{self.name}-schema-overseer"
+
+    @property
+    def service_account(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.fullname}"
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """helm of the stack (bin/helm), its state (cache, config, repositories) under <dir>/helm."""
+        home = self.stack_dir / "helm"
+        env = {**os.environ, "KUBECONFIG": str(self.stack_dir / "kubeconfig"), "HELM_NAMESPACE": self.namespace}
+        env.update({f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")})
+        result = subprocess.run(
+            [str(self.stack_dir / "bin" / "helm"), *args],
+            env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise OperatorError(f"helm {' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*_kubectl(self.stack_dir), *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and result.returncode != 0:
+            raise OperatorError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        return result
+
+
+def install_chart(
+    stack_dir: Path,
+    *,
+    release: str = RELEASE,
+    namespace: str = RELEASE_NAMESPACE,
+    values: tuple[Path, ...] = (CHART_VALUES,),
+    settings: tuple[str, ...] = (),
+    timeout: float = 180.0,
+) -> ChartRelease:
+    """`helm upgrade --install` the chart (`settings` are `--set` arguments) and wait until the
+    operator pod is Ready and the API server reaches its webhooks through the Service."""
+    chart = ChartRelease(stack_dir.resolve(), release, namespace)
+    # What an earlier local-process operator left: its process and its url-mode webhooks.
+    stop_operator(chart.stack_dir)
+    remove_webhooks(chart.stack_dir, only_managed_by="schema-overseer")
+    if "crds.enabled=false" not in settings:
+        adopt_crds(chart)
+    chart.helm(
+        "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
+        *(arg for path in values for arg in ("--values", str(path))),
+        *(arg for setting in settings for arg in ("--set", setting)),
+        "--wait", "--timeout", f"{int(timeout)}s",
+        timeout=timeout + 30,
+    )  # fmt: skip
+    wait_webhooks_reachable(chart, timeout=60)
+    return chart
+
+
+def adopt_crds(chart: ChartRelease) -> None:
+    """Let the release take over CRDs that exist without it (applied with kubectl, or kept by an
+    uninstalled release of another name): Helm adopts an object that carries its release's
+    ownership label and annotations (charts/schema-overseer/README.md, "CRDs")."""
+    for name in CRDS:
+        if chart.kubectl("get", "crd", name, "--ignore-not-found", "-o", "name").stdout.strip():
+            chart.kubectl("label", "--overwrite", "crd", name, "app.kubernetes.io/managed-by=Helm")
+            chart.kubectl(
+                "annotate", "--overwrite", "crd", name,
+                f"meta.helm.sh/release-name={chart.name}", f"meta.helm.sh/release-namespace={chart.namespace}",
+            )  # fmt: skip
+
+
+WEBHOOK_PROBE = """
+apiVersion: overseer.dev/v1alpha1
+kind: ModelSchema
+metadata: {name: webhook-probe}
+spec:
+  versions:
+  - version: 1
+    labels: {type: object}
+    metadata: {type: object}
+    customObjects: {type: object}
+"""
+
+
+def wait_webhooks_reachable(chart: ChartRelease, timeout: float) -> None:
+    """A server-side dry-run create passes the webhooks only when the API server reaches them
+    (failurePolicy Fail): the Service routes to a ready operator with the right certificate."""
+    deadline = time.monotonic() + timeout
+    while True:
+        probe = chart.kubectl(
+            "create", "--dry-run=server", "-n", chart.namespace, "-f", "-", stdin=WEBHOOK_PROBE, check=False
+        )
+        if probe.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise OperatorError(f"the API server does not reach the operator's webhooks: {probe.stderr.strip()}")
+        time.sleep(0.5)
+
+
+def uninstall_chart(chart: ChartRelease, timeout: float = 120.0) -> None:
+    chart.helm("uninstall", chart.name, "--namespace", chart.namespace, "--wait", "--timeout", f"{int(timeout)}s",
+               check=False, timeout=timeout + 30)  # fmt: skip
+
+
+def chart_status(chart: ChartRelease) -> str | None:
+    """One line on the release and its pod, or None when it is not installed."""
+    listed = chart.helm("list", "--namespace", chart.namespace, "--filter", f"^{chart.name}$", "-o", "json",
+                        check=False)  # fmt: skip
+    releases = json.loads(listed.stdout or "[]") if listed.returncode == 0 else []
+    if not releases:
+        return None
+    release = releases[0]
+    columns = "{range .items[*]}{.metadata.name} {.status.phase} ready={.status.containerStatuses[0].ready}{end}"
+    pods = chart.kubectl(
+        "get", "pods", "-n", chart.namespace, "-l", f"app.kubernetes.io/instance={chart.name}",
+        "-o", f"jsonpath={columns}", check=False,
+    ).stdout  # fmt: skip
+    return (f"operator: helm release {chart.name} ({release['chart']}, revision {release['revision']}, "
+            f"{release['status']}) in namespace {chart.namespace}; pod {pods or 'none'}")
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -231,31 +378,60 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster.overseer_operator")
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--dir", type=Path, default=Path(".cluster"))
+    parser.add_argument(
+        "--mode", choices=["chart", "process"], default="chart",
+        help="up: install the Helm chart (default), or run the operator as a local process",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    chart = ChartRelease(args.dir.resolve())
     if args.command == "up":
-        running = read_operator(args.dir)
-        if running is not None and running.alive():
-            print(f"operator already running (pid {running.pid}); log: {running.log}")
-            return 0
-        t0 = time.monotonic()
-        try:
-            process = start_operator(args.dir, webhook_port=running.webhook_port if running else None)
-        except (OperatorError, subprocess.CalledProcessError) as error:
-            print(f"operator: {error}", file=sys.stderr)
-            return 1
-        print(f"operator up in {time.monotonic() - t0:.1f}s (pid {process.pid}); log: {process.log}")
-        print(f"  webhooks: {process.webhook_url}  metrics: {process.metrics_url}")
-        return 0
+        return _up_chart(chart) if args.mode == "chart" else _up_process(args.dir)
     if args.command == "down":
+        # The operator pod stops with the stack; a local-process operator is stopped here.
         stop_operator(args.dir)
-        print("operator stopped")
         return 0
     found = read_operator(args.dir)
     if found is not None and found.alive():
-        print(f"operator running (pid {found.pid}); webhooks {found.webhook_url}; log: {found.log}")
+        print(f"operator: local process (pid {found.pid}); webhooks {found.webhook_url}; log: {found.log}")
         return 0
-    print("operator not running")
-    return 1
+    line = chart_status(chart)
+    print(line or "operator: not installed (make up)")
+    return 0 if line else 1
+
+
+def _up_chart(chart: ChartRelease) -> int:
+    t0 = time.monotonic()
+    try:
+        install_chart(chart.stack_dir, release=chart.name, namespace=chart.namespace)
+    except (OperatorError, subprocess.SubprocessError) as error:
+        print(f"operator: {error}", file=sys.stderr)
+        print(f"  pod log: make logs POD={chart.namespace}/{chart.fullname}", file=sys.stderr)
+        return 1
+    print(f"operator up in {time.monotonic() - t0:.1f}s: helm release {chart.name} in namespace {chart.namespace}, "
+          f"webhooks through Service {chart.fullname}-webhook")  # fmt: skip
+    print(f"  log: make logs POD={chart.namespace}/{chart.fullname}")
+    return 0
+
+
+def _up_process(stack_dir: Path) -> int:
+    chart = ChartRelease(stack_dir.resolve())
+    if chart_status(chart) is not None:
+        # One operator at a time; its webhook configurations have the release's name too.
+        print(f"operator: uninstalling helm release {chart.name} first (CRDs and objects stay)")
+        uninstall_chart(chart)
+    running = read_operator(stack_dir)
+    if running is not None and running.alive():
+        print(f"operator already running (pid {running.pid}); log: {running.log}")
+        return 0
+    t0 = time.monotonic()
+    try:
+        process = start_operator(stack_dir, webhook_port=running.webhook_port if running else None)
+    except (OperatorError, subprocess.CalledProcessError) as error:
+        print(f"operator: {error}", file=sys.stderr)
+        return 1
+    print(f"operator up in {time.monotonic() - t0:.1f}s (pid {process.pid}); log: {process.log}")
+    print(f"  webhooks: {process.webhook_url}  metrics: {process.metrics_url}")
+    return 0
 
 
 if __name__ == "__main__":

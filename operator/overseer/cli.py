@@ -38,6 +38,7 @@ from overseer.schema.compatibility import (
     check_history,
 )
 from overseer.text import one_line
+from overseer.version import version
 
 SERVING_EXTRA_HINT = "overseer serve needs the serving extra: pip install 'schema-overseer[serving]'"
 
@@ -56,6 +57,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="overseer", description="Model-config contracts for Kubernetes: validate, diff, serve.")
+    parser.add_argument("--version", action="version", version=f"overseer {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 

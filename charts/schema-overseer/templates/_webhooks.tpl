@@ -4,9 +4,11 @@ from operator/overseer/operator/webhooks.py: the same webhooks the operator regi
 with a service clientConfig. Do not edit; `make crds-check` fails when this file drifts.
 
 Usage (the chart defines "schema-overseer.fullname" and "schema-overseer.labels"):
-  {{ include "schema-overseer.webhookConfigurations" (dict "root" . "caBundle" $caBundle "annotations" $annotations) }}
+  {{ include "schema-overseer.webhookConfigurations" (dict "root" . "caBundle" $caBundle "annotations" $annotations
+     "namespaceSelector" $namespaceSelector) }}
 caBundle: base64 PEM of the CA that signed the webhook certificate, or empty when cert-manager's
 CA injector fills it (annotations: cert-manager.io/inject-ca-from: <namespace>/<certificate>).
+namespaceSelector: empty for every namespace, or a selector (the chart's watchNamespaces).
 The webhook Service is "<fullname>-webhook", port 443, in the release namespace.
 */ -}}
 {{- define "schema-overseer.webhookConfigurations" -}}
@@ -46,6 +48,9 @@ webhooks:
     scope: Namespaced
   sideEffects: None
   timeoutSeconds: 5
+  {{- with $.namespaceSelector }}
+  namespaceSelector: {{- toYaml . | nindent 4 }}
+  {{- end }}
 - name: validate-modelschema.overseer.dev
   admissionReviewVersions:
   - v1
@@ -74,6 +79,9 @@ webhooks:
     scope: Namespaced
   sideEffects: None
   timeoutSeconds: 5
+  {{- with $.namespaceSelector }}
+  namespaceSelector: {{- toYaml . | nindent 4 }}
+  {{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
@@ -112,4 +120,7 @@ webhooks:
   sideEffects: None
   timeoutSeconds: 5
   reinvocationPolicy: Never
+  {{- with $.namespaceSelector }}
+  namespaceSelector: {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}

@@ -7,22 +7,20 @@ embedded runner `python -m overseer.operator` (local mode; its flags override th
 from __future__ import annotations
 
 import ipaddress
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from overseer.version import version
+
 FIELD_MANAGER = "schema-overseer"
 """The server-side apply field manager and the Events' reporting component."""
 
 
 def package_version() -> str:
-    try:
-        return metadata.version("schema-overseer")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
+    return version()
 
 
 class OperatorSettings(BaseSettings):

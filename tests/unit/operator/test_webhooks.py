@@ -59,6 +59,7 @@ def _render_helm(template: str, fullname: str, namespace: str, ca_bundle: str) -
     body = template.split('{{- define "schema-overseer.webhookConfigurations" -}}\n', 1)[1].rsplit("{{- end }}", 1)[0]
     body = re.sub(r"\s*labels: \{\{- include .*? \}\}", "\n  labels: {app: overseer}", body)
     body = re.sub(r"\n\s*\{\{- with \$\.annotations \}\}.*?\{\{- end \}\}", "", body, flags=re.S)
+    body = re.sub(r"\n\s*\{\{- with \$\.namespaceSelector \}\}.*?\{\{- end \}\}", "", body, flags=re.S)
     # `{{-` trims the whitespace before it, newline included.
     with_ca = r"\n\s*\{\{- with \$\.caBundle \}\}\n(\s*)caBundle: \{\{ \. \}\}\n\s*\{\{- end \}\}"
     body = re.sub(with_ca, rf"\n\1caBundle: {ca_bundle}", body)

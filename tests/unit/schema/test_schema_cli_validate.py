@@ -73,7 +73,8 @@ def no_traceback(result: CliResult) -> None:
 
 
 def test_examples_pass(run_cli: Run) -> None:
-    result = run_cli("validate", str(EXAMPLES))
+    # The example manifests at the top of examples/ (its folders hold seed cases meant to fail, CI jobs).
+    result = run_cli("validate", *sorted(str(p) for p in EXAMPLES.glob("*.yaml")))
     assert result.code == 0, result.out
     assert result.out == ""
     assert "checked 1 ModelSchema and 1 ModelDeployment in 2 files: 0 errors" in result.err

@@ -23,13 +23,14 @@ schema unreadable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from overseer.sdk import ModelConfigError, check_model_config, create_model, load_schema
-from publish import PublishError, publish
+from publish import PublishError, publish, sha256_of
 
 DEFAULT_SCHEMA = "cluster:ml-serving/object-detector#2"
 
@@ -59,11 +60,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def read_config(path: Path) -> dict[str, Any]:
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: {error}") from None
+    except OSError as error:
+        raise ValueError(f"--config {path}: {error.strerror or error}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"--config {path}: {error}") from None
     unknown = set(config) - {"train", "labels", "metadata", "custom_objects"}
     if unknown:
-        raise ValueError(f"{path}: unknown sections {sorted(unknown)} (train, labels, metadata, custom_objects)")
+        raise ValueError(
+            f"--config {path}: unknown sections {sorted(unknown)} (train, labels, metadata, custom_objects)"
+        )
+    training = config.setdefault("train", {})
+    architecture = training.setdefault("architecture", "yolov8n.yaml")
+    classes = training.setdefault("classes", ["cat"])
+    if not isinstance(architecture, str) or not architecture.endswith((".yaml", ".yml")):
+        raise ValueError(f"--config {path}: train.architecture must name a network config such as yolov8n.yaml")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+        raise ValueError(f"--config {path}: train.classes must be a list of class names")
     return config
 
 
@@ -86,12 +98,25 @@ def log(message: str) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # stdout is for the result: what the libraries print (Ultralytics, BentoML) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        code, result = run(args)
+    if result is not None:
+        if args.output:
+            args.output.write_text(result, encoding="utf-8")
+        else:
+            sys.stdout.write(result)
+    return code
+
+
+def run(args: argparse.Namespace) -> tuple[int, str | None]:
+    """The job; returns the exit code and, when published, the MODEL_* lines."""
     try:
         config = read_config(args.config)
         schema = load_schema(args.schema, context=args.context)
-    except (OSError, ValueError) as error:  # SchemaLoadError is a ValueError: the file or cluster unreadable
+    except ValueError as error:  # the config; or SchemaLoadError: the schema file or the cluster unreadable
         log(f"{error}")
-        return 2
+        return 2, None
     sections = {key: config.get(key) or {} for key in ("labels", "metadata", "custom_objects")}
 
     # 1. Fail fast: before any GPU hour is spent, and before anything is saved or published.
@@ -100,12 +125,11 @@ def main(argv: list[str]) -> int:
     except ModelConfigError as error:
         log(f"{error}")
         log("nothing trained, saved or published")
-        return 1
+        return 1, None
     log(f"config matches {schema.name} version {schema.version} ({args.schema})")
 
     # 2. Train.
-    settings = config.get("train") or {}
-    yolo = train(settings.get("architecture", "yolov8n.yaml"), list(settings.get("classes") or ["cat"]))
+    yolo = train(config["train"]["architecture"], config["train"]["classes"])
 
     # 3. Save with the checked config (create_model checks again, against the same schema version).
     with create_model(args.name, schema=schema, **sections) as model:
@@ -122,18 +146,12 @@ def main(argv: list[str]) -> int:
         outcome = publish(weights, uri)
     except PublishError as error:
         log(f"{error}")
-        log(f"saved {stored.tag} but not published; retry with: python publish.py {weights} {uri}")
-        return 1
+        retry = f"python {Path(__file__).with_name('publish.py')} {weights} {uri}"
+        log(f"saved {stored.tag} but not published; retry with: {retry}")
+        return 1, None
     log(f"{uri}: {outcome}")
-
-    from overseer.deployment_new.saved_model import sha256_file
-
-    lines = f"MODEL_TAG={stored.tag}\nMODEL_URI={uri}\nMODEL_DIGEST={sha256_file(weights)}\n"
-    if args.output:
-        args.output.write_text(lines, encoding="utf-8")
-    else:
-        sys.stdout.write(lines)
-    return 0
+    digest = "sha256:" + sha256_of(weights).hex()
+    return 0, f"MODEL_TAG={stored.tag}\nMODEL_URI={uri}\nMODEL_DIGEST={digest}\n"
 
 
 if __name__ == "__main__":

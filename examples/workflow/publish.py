@@ -98,8 +98,11 @@ def _published_digest(s3: Any, bucket: str, key: str) -> str | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except botocore.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchKey", "NotFound"):
             return None
+        if code == "403":  # a HEAD answer has no body: ask again where the store can say why
+            s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)  # raises with the store's reason
         raise
     return str(head.get("Metadata", {}).get("sha256", ""))
 
@@ -107,7 +110,7 @@ def _published_digest(s3: Any, bucket: str, key: str) -> str | None:
 def _explain(error: Any, bucket: str, key: str) -> str:
     info = error.response.get("Error", {})
     code = str(info.get("Code", "?"))
-    if code in ("403", "AccessDenied"):  # a HEAD answer has no body: only the status code
+    if code in ("403", "AccessDenied"):
         return (
             f"access denied: the credentials need s3:GetObject and s3:PutObject on arn:aws:s3:::{bucket}/{key}"
             " (and s3:ListBucket on the bucket)"

@@ -15,11 +15,9 @@ or published; model v2 is swapped into the same two pods in place, under load, n
 from __future__ import annotations
 
 import base64
-import functools
 import itertools
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -31,13 +29,12 @@ from typing import Any
 
 import httpx
 import pytest
-from localcluster import procs
 from localcluster.overseer_operator import remove_webhooks, start_operator, stop_operator
 from localcluster.stack import Stack
 from support.cluster import REPO_ROOT, Kubectl
 from support.polling import wait_for
+from workflow_support import EXAMPLE, read_env
 
-EXAMPLE = REPO_ROOT / "examples" / "workflow"
 SCHEMA_FILE = REPO_ROOT / "examples" / "object-detector.modelschema.yaml"
 NAMESPACE = "ml-serving"
 NAME = "cat-detector"
@@ -88,7 +85,7 @@ class Story:
         )  # fmt: skip
 
     def published(self) -> Published:
-        values = dict(line.split("=", 1) for line in (self.work / "model.env").read_text().splitlines())
+        values = read_env(self.work / "model.env")
         return Published(values["MODEL_TAG"], values["MODEL_URI"], values["MODEL_DIGEST"])
 
     def overseer(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -107,40 +104,6 @@ def operator(local_cluster: Stack) -> Iterator[None]:
     finally:
         stop_operator(local_cluster.dir)
         remove_webhooks(local_cluster.dir)  # later modules run without an operator
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("story")
-
-
-@pytest.fixture(scope="module")
-def object_store(work: Path) -> Iterator[Path]:
-    """examples/workflow/local_s3.py as the README starts it; its .env files land in `work`.
-    It dies with this process (PR_SET_PDEATHSIG) even if pytest is killed."""
-    log = work / "s3.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(EXAMPLE / "local_s3.py"), "--env-dir", str(work)],  # a free port
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=functools.partial(procs.die_with_parent, os.getpid()),  # noqa: PLW1509
-        )
-    try:
-        wait_for(
-            lambda: process.poll() is None and log.read_text().startswith("ready "),
-            60,
-            f"the S3 server to be ready (exit code {process.poll()}, log {log})",
-        )
-        yield work
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +188,7 @@ def set_up_the_serving_side(story: Story) -> None:
     admin.run("create", "configmap", "model-store", f"--from-env-file={story.work / 'store.env'}")
     shutil.copytree(EXAMPLE / "gitops", story.work / "gitops")
     trainer = story.work / "trainer.env"
-    story.store_env = dict(line.split("=", 1) for line in trainer.read_text().splitlines())
+    story.store_env = read_env(trainer)
 
     # The read-only account, with the commands docs/workflow.md gives (the chart ships the ClusterRole).
     admin.run(

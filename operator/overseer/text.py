@@ -37,20 +37,30 @@ def _tokens(name: str) -> tuple[str, ...]:
     return tuple(t.lower() for t in _TOKEN_RE.findall(name))
 
 
-def _osa_distance(a: str, b: str) -> int:
-    """Edit distance counting a swap of two neighbours as one edit (typos like 'iuo' for 'iou')."""
-    rows = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
-    for i in range(len(a) + 1):
-        rows[i][0] = i
-    for j in range(len(b) + 1):
-        rows[0][j] = j
+def _osa_within(a: str, b: str, limit: int) -> bool:
+    """Is the edit distance of `a` and `b`, counting a swap of two neighbours as one edit (typos like
+    'iuo' for 'iou'), at most `limit`? Only the band of cells within `limit` of the diagonal can stay
+    within it, so the cost is len(a) * (2 * limit + 1), not len(a) * len(b)."""
+    if abs(len(a) - len(b)) > limit:
+        return False
+    far = limit + 1
+    before: list[int] = []
+    above = list(range(len(b) + 1))
     for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
+        row = [far] * (len(b) + 1)
+        row[0] = i if i <= limit else far
+        for j in range(max(1, i - limit), min(len(b), i + limit) + 1):
             cost = 0 if a[i - 1] == b[j - 1] else 1
-            rows[i][j] = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+            best = min(above[j] + 1, row[j - 1] + 1, above[j - 1] + cost)
             if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                rows[i][j] = min(rows[i][j], rows[i - 2][j - 2] + 1)
-    return rows[len(a)][len(b)]
+                best = min(best, before[j - 2] + 1)
+            row[j] = min(best, far)
+        before, above = above, row
+    return above[len(b)] <= limit
+
+
+_MAX_NAME = 64
+"""Names longer than this are never taken for typos of each other (and comparing them costs more)."""
 
 
 def similarity(a: str, b: str) -> float:
@@ -61,6 +71,8 @@ def similarity(a: str, b: str) -> float:
     """
     if a == b:
         return 1.0
+    if len(a) > _MAX_NAME or len(b) > _MAX_NAME:
+        return 0.0
     ta, tb = _tokens(a), _tokens(b)
     na, nb = "".join(ta), "".join(tb)
     if not na or not nb:
@@ -70,7 +82,7 @@ def similarity(a: str, b: str) -> float:
     short, long_ = sorted((na, nb), key=len)
     if len(short) >= 3 and long_.startswith(short):
         return 0.9
-    if len(short) >= 3 and _osa_distance(na, nb) <= (1 if len(short) <= 4 else 2):
+    if len(short) >= 3 and _osa_within(na, nb, 1 if len(short) <= 4 else 2):
         return 0.85
     # Word-wise abbreviation: every word of one is a prefix of the matching word of the other.
     if len(ta) == len(tb) and all(x.startswith(y) or y.startswith(x) for x, y in zip(ta, tb, strict=True)):
@@ -78,8 +90,14 @@ def similarity(a: str, b: str) -> float:
     sa, sb = set(ta), set(tb)
     if (sa < sb or sb < sa) and len(sa & sb) >= 1 and len("".join(sa & sb)) >= 4:
         return 0.75
-    ratio = difflib.SequenceMatcher(None, na, nb).ratio()
-    return ratio if ratio >= 0.8 else 0.0
+    if 2 * len(short) < 0.8 * (len(short) + len(long_)):
+        return 0.0  # ratio() cannot reach 0.8 with lengths this far apart
+    matcher = difflib.SequenceMatcher(None, na, nb)
+    if matcher.quick_ratio() < 0.8:
+        return 0.0  # an upper bound of ratio(), much cheaper to compute
+    ratio = matcher.ratio()
+    # A plain likeness ranks below every rule above (it said 'parameter_100' for 'paramter_0').
+    return 0.7 if ratio >= 0.8 else 0.0
 
 
 def most_similar(name: str, candidates: Iterable[str]) -> str | None:
@@ -147,11 +165,18 @@ def found(value: Any) -> str:
     return f"{kind} {show(value)}"
 
 
-def describe(schema: Any) -> str:
+_DESCRIBE_DEPTH = 3
+
+
+def describe(schema: Any, _depth: int = 0) -> str:
     """A short description of what a schema accepts: 'number between 0 and 1', 'one of 'a', 'b''.
 
-    `schema` is a JSON Schema, or a resolved schema node (anything with a `flat` mapping).
+    `schema` is a JSON Schema, or a resolved schema node (anything with a `flat` mapping). Nested
+    alternatives and item schemas are described three levels deep: a recursive schema (an array of
+    arrays of ...) would never end.
     """
+    if _depth > _DESCRIBE_DEPTH:
+        return "a value"
     schema = getattr(schema, "flat", schema)
     if schema is True or schema == {}:
         return "any value"
@@ -162,6 +187,8 @@ def describe(schema: Any) -> str:
     if "const" in schema:
         return f"exactly {show(schema['const'])}"
     if "enum" in schema and isinstance(schema["enum"], list):
+        if len(schema["enum"]) == 1:
+            return f"exactly {show(schema['enum'][0])}"
         return "one of " + ", ".join(show(v) for v in schema["enum"])
     types = schema.get("type")
     if isinstance(types, list):
@@ -172,12 +199,15 @@ def describe(schema: Any) -> str:
         text = "a value matching " + str(schema["$ref"])
     elif any(k in schema for k in ("anyOf", "oneOf")):
         branches = schema.get("anyOf") or schema.get("oneOf") or []
-        text = " or ".join(describe(b) for b in branches) if isinstance(branches, list) else "a value"
+        # Distinct descriptions only: alternatives that read the same are one for the user (also
+        # inside nested unions: "object or null" and "null" make "object or null").
+        described = [describe(b, _depth + 1) for b in branches] if isinstance(branches, list) else []
+        text = " or ".join(dict.fromkeys(part for d in described for part in d.split(" or "))) or "a value"
     else:
         text = "a value"
     items = getattr(schema.get("items"), "flat", schema.get("items"))
     if isinstance(types, str) and types == "array" and isinstance(items, Mapping):
-        text += " of " + describe(items)
+        text += " of " + describe(items, _depth + 1)
     numeric, other = _bounds(schema)
     return " ".join([text, *numeric]) + "".join(", " + part for part in other)
 
@@ -213,13 +243,16 @@ def _bounds(schema: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return numeric, other
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
 def field_path(section: str, parts: Iterable[Any]) -> str:
     """`customObjects.classes[0].name`; keys that are not identifiers are bracket-quoted."""
     out = section
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", str(part)):
+        elif _IDENTIFIER.fullmatch(str(part)):
             out += ("." if out else "") + str(part)
         else:
             out += f"[{json.dumps(str(part))}]"

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-HEAVY = ("torch", "ultralytics", "bentoml", "cv2", "numpy")
+# rfc3987_syntax/lark: jsonschema imports them when installed and they compile grammars for seconds
+# at import; the core checks iri itself and leaves them out of its dependencies.
+HEAVY = ("torch", "ultralytics", "bentoml", "cv2", "numpy", "rfc3987_syntax", "lark")
 
 
 def test_validate_and_schema_diff_import_no_serving_stack() -> None:

@@ -167,6 +167,11 @@ CODES: dict[str, tuple[Breaks, str]] = {
         "comparing the versions needs more than {limit} steps (see docs/schema.md, Bounds): "
         "split the schema into smaller sections, or use compatibility NONE",
     ),
+    "HISTORY_TOO_LARGE": (
+        "BOTH",
+        "the versions hold more than {limit} JSON values together (see docs/schema.md, Bounds): "
+        "make the sections smaller, or start a new ModelSchema for the next versions",
+    ),
     # Registered versions are immutable, whatever the mode (`schema diff` of two files, admission).
     "VERSION_REMOVED": (
         "BOTH",

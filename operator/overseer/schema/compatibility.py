@@ -21,13 +21,13 @@ Like Confluent's, the analysis is syntactic and conservative: keywords it does n
 The walk runs over the sections resolved once (overseer.schema.resolved): each pair of subschemas
 (writer node, reader node) is compared once, its changes reported at the first path that reaches
 it, so a recursive or heavily shared schema costs in proportion to its size, never to its paths; a
-comparison past limits.MAX_COMPARE_STEPS pairs stops with TOO_COMPLEX_TO_COMPARE.
+comparison past limits.MAX_COMPARE_STEPS steps stops with TOO_COMPLEX_TO_COMPARE. Nothing here
+recurses with the schema: the reporting walk is breadth-first and probes are solved on a work list.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +47,10 @@ from overseer.schema.jsonschema_walk import (
     types_of,
     undeclared,
 )
-from overseer.schema.limits import MAX_COMPARE_STEPS
+from overseer.schema.limits import MAX_COMPARE_STEPS, MAX_HISTORY_VALUES, MAX_SCHEMA_DEPTH, size_problem
 from overseer.schema.modes import COMPATIBILITY_MODES
 from overseer.schema.resolved import Node, ResolvedSection
-from overseer.schema.validation import SECTIONS, compile_section, sections_of
+from overseer.schema.validation import SECTIONS, CompiledSection, compile_section, sections_of
 
 MODES = COMPATIBILITY_MODES
 
@@ -80,6 +80,9 @@ class CompatibilityReport:
     """Compatible changes worth a look (a changed default silently changes configs that omit it)."""
     old_version: int | None = None
     new_version: int | None = None
+    relies_on_defaults: bool = False
+    """Some required property is only there because a `default` fills it in: configs are
+    compatible once filled in by the version that reads them, not as they are written."""
 
     @property
     def compatible(self) -> bool:
@@ -130,17 +133,29 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
     walks a whole version list. Never raises on bad schemas; bounded by MAX_COMPARE_STEPS.
     """
     mode = normalize_mode(mode)
-    budget = budget or _Budget()
-    old_sections, new_sections = sections_of(old), sections_of(new)
+    return _compare_versions(_compiled(old), _compiled(new), mode, budget or _Budget())
+
+
+_Compiled = tuple[int | None, dict[str, CompiledSection]]
+
+
+def _compiled(version: Any) -> _Compiled:
+    """A version's number and its three sections, compiled (once per version in check_history)."""
+    sections = sections_of(version)
+    return _version_number(version), {name: compile_section(sections[name]) for name, _ in SECTIONS}
+
+
+def _compare_versions(old: _Compiled, new: _Compiled, mode: str, budget: _Budget) -> CompatibilityReport:
     changes: list[BreakingChange] = []
     notices: list[BreakingChange] = []
+    relies_on_defaults = False
     for section, _ in SECTIONS:
-        compiled_new = compile_section(new_sections[section])
+        compiled_new = new[1][section]
         if compiled_new.problem is not None or compiled_new.resolved is None:
             problem = compiled_new.problem or "unusable schema"
             changes.append(BreakingChange("SCHEMA_INVALID", section, message("SCHEMA_INVALID", problem=problem)))
             continue
-        compiled_old = compile_section(old_sections[section])
+        compiled_old = old[1][section]
         if compiled_old.resolved is None or compiled_old.problem is not None:
             continue  # nothing reliable to compare with; the old version's own check reports it
         if compiled_old.key is not None and compiled_old.key == compiled_new.key:
@@ -149,7 +164,6 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
             changes.append(_too_complex(section, budget))  # spent on earlier pairs of this check
             continue
         walks: list[_Walk] = []
-        _ensure_stack()
         try:
             for direction in directions(mode) or (_BACKWARD,):
                 if direction == _BACKWARD:
@@ -164,6 +178,7 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
                 changes.append(_too_complex(section, budget))
             continue
         notices.extend(n for w in walks for n in w.notices)
+        relies_on_defaults |= any(w.relied_on_defaults for w in walks)
         if not directions(mode):
             continue  # NONE: the walk only collected notices for `schema diff`
         renames = {old_path: pair for w in walks for old_path, pair in w.renames.items()}
@@ -172,8 +187,9 @@ def check_compatibility(old: Any, new: Any, mode: str, *, budget: _Budget | None
         mode=mode,
         changes=_unique(changes),
         notices=_unique(notices),
-        old_version=_version_number(old),
-        new_version=_version_number(new),
+        old_version=old[0],
+        new_version=new[0],
+        relies_on_defaults=relies_on_defaults,
     )
 
 
@@ -228,40 +244,80 @@ def check_history(versions: Sequence[Any], mode: str, *, registered: Sequence[An
       (in version order) as `mode` requires: the previous one, or every earlier one under a
       _TRANSITIVE mode. Under NONE nothing breaks, but the previous version is still compared for
       notices (a changed default).
+    - Under a _TRANSITIVE mode a version is compared with the previous one first. When that passes
+      without a default filling in a required property, and the previous version is itself known
+      to accept every earlier version's configs as written (checked in this call, not merely
+      registered), the earlier pairs are not compared: such compatibility is inclusion of the sets
+      of valid configs, inclusion is transitive, and the checker only says "compatible" when it has
+      shown it. Defaults break the chain (a config is filled in by the version that reads it, not
+      by the versions in between), so then every earlier version is compared. A consistent history
+      of N versions costs N - 1 comparisons instead of N (N - 1) / 2.
 
     Versions are mappings with `version` and the three sections (a SchemaVersion works too).
     Pure, never raises on bad schemas, and bounded: all pairs together share MAX_COMPARE_STEPS.
     """
     mode = normalize_mode(mode)
     registered_changes = check_registered_versions(registered, versions) if registered else []
+    too_large = size_problem(
+        [sections_of(v) for v in versions], max_values=MAX_HISTORY_VALUES, max_depth=MAX_SCHEMA_DEPTH + 3
+    )
+    if too_large is not None and too_large.startswith("more than"):
+        # Everything else is each section's own problem (reported as SCHEMA_INVALID on compile).
+        text = message("HISTORY_TOO_LARGE", limit=f"{MAX_HISTORY_VALUES:,}")
+        change = BreakingChange("HISTORY_TOO_LARGE", "", text)
+        latest = max((n for n in map(_version_number, versions) if n is not None), default=None)
+        problems = [*_registration_problems(registered_changes), _problem(latest, change)]
+        return HistoryReport(mode, problems, [], registered_changes)
     known = {_version_number(v) for v in registered}
     ordered = sorted((v for v in versions if _version_number(v) is not None), key=lambda v: _version_number(v) or 0)
     budget = _Budget()
     reports: list[CompatibilityReport] = []
+    compiled: dict[int, _Compiled] = {}
+
+    def version_at(index: int) -> _Compiled:
+        if index not in compiled:
+            compiled[index] = _compiled(ordered[index])
+        return compiled[index]
+
+    transitive = mode.endswith("_TRANSITIVE")
+    proven: set[int] = set()
+    """Indexes of versions shown compatible with every version before them (in this call)."""
+    if ordered:
+        proven.add(0)
     for index, version in enumerate(ordered):
         if index == 0 or _version_number(version) in known:
             continue
-        earlier = ordered[:index]
-        if mode == "NONE":
-            targets = [earlier[-1]]
-        else:
-            targets = list(reversed(earlier)) if mode.endswith("_TRANSITIVE") else [earlier[-1]]
-        for old in targets:
+        targets = range(index - 1, -1, -1) if transitive else [index - 1]
+        compatible = True
+        for position, old in enumerate(targets):
             if budget.steps < 0:  # spent: one answer for the rest of this version, not one per pair
                 change = _too_complex("", budget)
-                reports.append(CompatibilityReport(mode, [change], [], _version_number(old), _version_number(version)))
+                numbers = _version_number(ordered[old]), _version_number(version)
+                reports.append(CompatibilityReport(mode, [change], [], *numbers))
+                compatible = False
                 break
-            reports.append(check_compatibility(old, version, mode, budget=budget))
-    problems = [
-        VersionProblem(_registered_number(c.path), _registered_section(c.path), c.code, c.message)
-        for c in registered_changes
-    ]
+            report = _compare_versions(version_at(old), version_at(index), mode, budget)
+            reports.append(report)
+            compatible = compatible and report.compatible and not report.relies_on_defaults
+            if position == 0 and compatible and index - 1 in proven:
+                break  # compatible with every earlier version through the previous one
+        if compatible and transitive:
+            proven.add(index)
+    problems = _registration_problems(registered_changes)
     problems.extend(
         VersionProblem(r.new_version, c.path, c.code, c.message, r.old_version, c.direction)
         for r in reports
         for c in r.changes
     )
     return HistoryReport(mode, problems, reports, registered_changes)
+
+
+def _registration_problems(changes: list[BreakingChange]) -> list[VersionProblem]:
+    return [VersionProblem(_registered_number(c.path), _registered_section(c.path), c.code, c.message) for c in changes]
+
+
+def _problem(version: int | None, change: BreakingChange) -> VersionProblem:
+    return VersionProblem(version, change.path, change.code, change.message)
 
 
 def _registered_number(path: str) -> int | None:
@@ -307,7 +363,7 @@ def _raw(value: Any) -> Any:
         return value.raw()
     if isinstance(value, list | tuple):
         return [_raw(v) for v in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {k: _raw(v) for k, v in value.items()}
     return value
 
@@ -436,26 +492,25 @@ _SIZE_CODES = {
 }
 
 
-# Nested pairs one probe may hold at once: a recursive union of 12 types, each referring back,
-# nests 144 pairs. Each costs about eight Python frames, so the walk needs more than Python's
-# default recursion limit of 1,000 frames; _ensure_stack raises it once (never lowers it).
-_MAX_PROBE_DEPTH = 400
-_FRAMES_NEEDED = _MAX_PROBE_DEPTH * 10 + 1_000
-
-
-def _ensure_stack() -> None:
-    if sys.getrecursionlimit() < _FRAMES_NEEDED:
-        sys.setrecursionlimit(_FRAMES_NEEDED)
+_Key = tuple[int, int]
+_PAIR_STEPS = 16
+"""Steps a comparison of one pair of subschemas costs (a property compared costs one)."""
 
 
 class _Walk:
     """Collects what the reader schema rejects among the values the writer schema accepts.
 
-    Each (writer node, reader node) pair is reported once, at the first (shortest) path that reaches
-    it (`_done`, `_queue`: breadth-first). Probes (does this pair break? for unions, `not`,
-    `contains`, dependencies) are depth-first and memoised in `_broken`; `_stack` holds the pairs
-    under a probe, and a recursive schema reaching the same pair again assumes it compatible (the
-    usual co-inductive reading of recursive types; _settle keeps the memo sound)."""
+    The reporting walk is breadth-first: each (writer node, reader node) pair is compared once and
+    its changes reported at the first (shortest) path that reaches it (`_done`, `_queue`).
+
+    Probes ask whether a pair breaks, for unions, `not`, `contains` and dependencies. A probe is a
+    fixpoint over the pairs it reaches, solved with a work list rather than recursion (so its depth
+    never depends on the schema): every pair starts assumed compatible, the usual co-inductive
+    reading of recursive types; a pair is evaluated with what is known of its sub-pairs, and is
+    evaluated again whenever one of them turns out to break. The answers only ever move from
+    compatible to broken, so the solution is reached after each pair has been evaluated at most
+    once per sub-pair that breaks, and when the list is empty every answer is final (memoised in
+    `_final` for the rest of the walk)."""
 
     def __init__(self, direction: str, writer: ResolvedSection, reader: ResolvedSection, budget: _Budget) -> None:
         self.direction = direction
@@ -465,16 +520,23 @@ class _Walk:
         self.changes: list[BreakingChange] = []
         self.notices: list[BreakingChange] = []
         self.renames: dict[str, _Rename] = {}
-        self._stack: dict[tuple[int, int], int] = {}
-        """Pairs under a probe, with their depth."""
-        self._low = 0
-        self._provisional: dict[tuple[int, int], int] = {}
-        """Probe answers "compatible" that assumed a pair still under comparison (at that depth)."""
-        self._done: set[tuple[int, int]] = set()
+        self.relied_on_defaults = False
+        """A default filled in a required property somewhere (see CompatibilityReport)."""
+        self._done: set[_Key] = set()
         self._queue: deque[tuple[Node, Node, str]] = deque()
-        self._broken: dict[tuple[int, int], bool] = {}
         self._probing = 0
         self._siblings: dict[tuple[int, str], Node] = {}
+        self._final: dict[_Key, bool] = {}
+        """Probe answers that are settled: True when the pair breaks."""
+        # The probe being solved: assumed answers, who depends on whom, what each pair emitted.
+        self._assumed: dict[_Key, bool] = {}
+        self._pairs: dict[_Key, tuple[Node, Node, str]] = {}
+        self._parents: dict[_Key, set[_Key]] = {}
+        self._children: dict[_Key, list[_Key]] = {}
+        self._emitted: dict[_Key, list[BreakingChange]] = {}
+        self._current: _Key | None = None
+        self._pending: list[_Key] = []
+        self._queued: set[_Key] = set()
 
     @property
     def backward(self) -> bool:
@@ -488,23 +550,96 @@ class _Walk:
         code = backward_code if self.backward else forward_code
         self.changes.append(BreakingChange(code, path, message(code, **fields), self.direction))
 
+    # Probes -------------------------------------------------------------------------------------
+
     def _probe(self, writer: Node, reader: Node, path: str) -> tuple[bool, list[BreakingChange]]:
-        """Whether a sub-comparison breaks, and the changes it would emit, without emitting them."""
-        known = self._broken.get((id(writer.flat), id(reader.flat)))
+        """Whether the reader rejects some value of the writer, and (for a probe solved here) the
+        changes found on the way, without emitting them."""
+        if _same(writer, reader):
+            return False, []
+        key = (id(writer.flat), id(reader.flat))
+        known = self._final.get(key)
         if known is not None:
             return known, []
-        saved = self.changes, self.notices, self.renames
-        self.changes, self.notices, self.renames = [], [], {}
-        self._probing += 1
-        try:
-            broken = self.compare(writer, reader, path)
-            return broken, self.changes
-        finally:
-            self._probing -= 1
-            self.changes, self.notices, self.renames = saved
+        if self._probing:
+            return self._depend(key, writer, reader, path), []
+        self._solve(key, writer, reader, path)
+        broken = self._final[key]
+        return broken, self._gather(key) if broken else []
 
     def _breaks(self, writer: Node, reader: Node) -> bool:
         return self._probe(writer, reader, "")[0]
+
+    def _depend(self, key: _Key, writer: Node, reader: Node, path: str) -> bool:
+        """Inside a probe: the current answer for a sub-pair (queued if new), noting who asked."""
+        assert self._current is not None
+        parents = self._parents.setdefault(key, set())
+        if self._current not in parents:
+            parents.add(self._current)
+            self._children.setdefault(self._current, []).append(key)
+        assumed = self._assumed.get(key)
+        if assumed is None:
+            self._assumed[key] = False
+            self._pairs[key] = (writer, reader, path)
+            self._queued.add(key)
+            self._pending.append(key)
+            return False
+        return assumed
+
+    def _solve(self, key: _Key, writer: Node, reader: Node, path: str) -> None:
+        """Settle the probe of one pair and of every pair it reaches. Depth-first with an explicit
+        stack: a pair that found new sub-pairs goes back under them, so it is evaluated again once
+        they are known (usually just once more), rather than once per sub-pair that breaks."""
+        self._assumed, self._parents, self._children, self._emitted = {key: False}, {}, {}, {}
+        self._pairs = {key: (writer, reader, path)}
+        self._pending = [key]
+        self._queued = queued = {key}
+        saved = self.changes, self.notices, self.renames
+        self._probing += 1
+        try:
+            while self._pending:
+                current = self._pending.pop()
+                queued.discard(current)
+                if self._assumed[current]:
+                    continue  # broken stays broken
+                self.budget.spend(_PAIR_STEPS)
+                self._current = current
+                self.changes, self.notices, self.renames = [], [], {}
+                mark = len(self._pending)
+                w, r, at = self._pairs[current]
+                broken = self._compare(w, r, at) or bool(self.changes)
+                self._emitted[current] = self.changes
+                if broken:
+                    self._assumed[current] = True
+                    for parent in self._parents.get(current, ()):
+                        if parent not in queued:
+                            queued.add(parent)
+                            self._pending.append(parent)
+                elif len(self._pending) > mark:
+                    found = self._pending[mark:]
+                    del self._pending[mark:]
+                    queued.add(current)
+                    self._pending.append(current)
+                    self._pending.extend(found)
+        finally:
+            self._probing -= 1
+            self._current = None
+            self.changes, self.notices, self.renames = saved
+        self._final.update(self._assumed)
+
+    def _gather(self, key: _Key) -> list[BreakingChange]:
+        """What a solved probe found: the changes of the pair and of the sub-pairs that break."""
+        found: list[BreakingChange] = []
+        seen = {key}
+        order = [key]
+        while order:
+            current = order.pop(0)
+            found.extend(self._emitted.get(current, ()))
+            for child in self._children.get(current, ()):
+                if child not in seen and self._final.get(child):
+                    seen.add(child)
+                    order.append(child)
+        return found
 
     # Entry --------------------------------------------------------------------------------------
 
@@ -513,19 +648,21 @@ class _Walk:
         self.compare(self._as_object(self.writer), self._as_object(self.reader), section)
         while self._queue:
             writer, reader, path = self._queue.popleft()
-            self.budget.spend()
+            self.budget.spend(_PAIR_STEPS)
             self._compare(writer, reader, path)
 
     def _as_object(self, section: ResolvedSection) -> Node:
         flat = section.root.flat
-        if isinstance(flat, Mapping) and "type" not in flat:
+        if isinstance(flat, dict) and "type" not in flat:
             return section.from_flat({**flat, "type": "object"}, ())
         return section.root
 
     def compare(self, writer: Node, reader: Node, path: str) -> bool:
-        """Compare a pair of subschemas. The reporting walk is breadth-first (a change in a shared
-        or recursive subschema is reported at its shortest path) and returns nothing useful; a
-        probe is depth-first and returns True when the reader rejects some writer value."""
+        """Compare a pair of subschemas. The reporting walk queues the pair (a change in a shared or
+        recursive subschema is reported at its shortest path) and returns nothing useful; inside a
+        probe it returns what is known so far of whether the pair breaks."""
+        if _same(writer, reader):
+            return False  # the same schema on both sides: nothing to find below
         # Keyed by the flat views: nodes that only refer to the same schema share one.
         key = (id(writer.flat), id(reader.flat))
         if not self._probing:
@@ -533,48 +670,10 @@ class _Walk:
                 self._done.add(key)
                 self._queue.append((writer, reader, path))
             return False
-        position = self._stack.get(key)
-        if position is not None:
-            # A recursive schema reached this pair again: assume it compatible (the co-inductive
-            # reading of recursive types) and remember that the caller's answer depends on it.
-            self._low = min(self._low, position)
-            return False
-        if key in self._broken:
-            return self._broken[key]
-        if key in self._provisional:
-            self._low = min(self._low, self._provisional[key])
-            return False
-        if len(self._stack) >= _MAX_PROBE_DEPTH:
-            raise _TooComplex  # a recursion this deep would overflow Python's stack
-        self.budget.spend()
-        depth = len(self._stack)
-        self._stack[key] = depth
-        outer_low, self._low = self._low, depth
-        before = len(self.changes)
-        try:
-            broken = self._compare(writer, reader, path) or len(self.changes) > before
-        finally:
-            del self._stack[key]
-        low, self._low = self._low, min(outer_low, self._low)
-        self._settle(key, broken, depth, low)
-        return broken
-
-    def _settle(self, key: tuple[int, int], broken: bool, depth: int, low: int) -> None:
-        """Memoise a probe's answer soundly. "Breaks" is final (found under optimistic assumptions).
-        "Compatible" is final only when it assumed nothing about pairs still under comparison
-        further up; otherwise it stays provisional until that pair is settled: confirmed when the
-        pair is compatible, dropped (and so recomputed) when it breaks."""
-        if broken:
-            self._broken[key] = True
-            for other in [k for k, at in self._provisional.items() if at >= depth]:
-                del self._provisional[other]
-        elif low >= depth:
-            self._broken[key] = False
-            for other in [k for k, at in self._provisional.items() if at >= depth]:
-                self._broken[other] = False
-                del self._provisional[other]
-        else:
-            self._provisional[key] = low
+        known = self._final.get(key)
+        if known is not None:
+            return known
+        return self._depend(key, writer, reader, path)
 
     def _compare(self, writer_node: Node, reader_node: Node, path: str) -> bool:
         """Returns True when a sub-comparison found a break it did not emit here (reported elsewhere)."""
@@ -756,6 +855,8 @@ class _Walk:
         self.budget.spend(len(w_props) + len(r_props))  # the work here grows with the properties
         hidden = False
         for name in w_props:
+            if name in r_props and _same(w_props[name], r_props[name]):
+                continue  # the usual case between two versions: nothing to find
             child = hints.field_path(path, [name])
             if name in r_props:
                 hidden |= self.compare(w_props[name], r_props[name], child)
@@ -766,13 +867,15 @@ class _Walk:
             hidden |= self._reader_only(writer, r_props[name], name, hints.field_path(path, [name]))
         for name in sorted(r_required - w_required, key=_order(r_props)):
             if has_default(r_props.get(name)):
+                self.relied_on_defaults = True
                 continue  # the default fills the gap (Confluent: ..._WITH_DEFAULT_ADDED is compatible)
             child = hints.field_path(path, [name])
             if name in w_props:
                 self.emit(child, "PROPERTY_MADE_REQUIRED", "PROPERTY_MADE_OPTIONAL")
             else:
                 self.emit(child, "REQUIRED_PROPERTY_ADDED", "REQUIRED_PROPERTY_REMOVED")
-        self._record_renames(path, [n for n in w_props if n not in r_props], reader_only)
+        if not self._probing:  # a probe only asks whether the pair breaks
+            self._record_renames(path, [n for n in w_props if n not in r_props], reader_only)
         hidden |= self._compare_additional(writer, reader, path)
         self._compare_sizes(writer, reader, path, ("minProperties", "maxProperties"))
         hidden |= self._compare_property_names(writer, reader, path)
@@ -833,7 +936,9 @@ class _Walk:
         for name, needed in r_required.items():
             demanded = set(needed) if isinstance(needed, list) else set()
             granted = always | set(w_required.get(name, []) if isinstance(w_required.get(name), list) else [])
-            lacking = [n for n in demanded - granted if not has_default(properties(reader).get(n))]
+            missing = demanded - granted
+            lacking = [n for n in missing if not has_default(properties(reader).get(n))]
+            self.relied_on_defaults |= len(lacking) < len(missing)
             if lacking and self._may_hold(writer, name):
                 self.emit(hints.field_path(path, [name]), "DEPENDENCY_ADDED", "DEPENDENCY_REMOVED", key=name)
         w_schemas, r_schemas = _mapping(writer.get("dependentSchemas")), _mapping(reader.get("dependentSchemas"))
@@ -866,7 +971,7 @@ class _Walk:
         if w_types is not None and x_types is not None and not (expand_types(w_types) & expand_types(x_types)):
             return True
         w_values, x_flat = _enum(writer), excluded.flat
-        if w_values is not None and isinstance(x_flat, Mapping) and _enum(x_flat) is not None:
+        if w_values is not None and isinstance(x_flat, dict) and _enum(x_flat) is not None:
             excluded_values = {_canonical_value(v) for v in _enum(x_flat) or []}
             return all(_canonical_value(v) not in excluded_values for v in w_values)
         return False
@@ -886,14 +991,21 @@ class _Walk:
     def _compare_unions(self, writer_node: Node, reader_node: Node, path: str) -> bool:
         """Every writer alternative must be accepted by some reader alternative."""
         writer, reader = writer_node.flat, reader_node.flat
-        assert isinstance(writer, Mapping) and isinstance(reader, Mapping)
+        assert isinstance(writer, dict) and isinstance(reader, dict)
         w_branches = self._branches(self.writer, writer_node)
         r_branches = self._branches(self.reader, reader_node)
         keyword = next((k for k in _UNION if k in writer or k in reader), "anyOf")
+        self.budget.spend(len(w_branches) * len(r_branches))  # a look-up per pair of alternatives
         hidden = False
         for index, w_branch in enumerate(w_branches):
             attempts: list[list[BreakingChange]] = []
-            for r_branch in r_branches:
+            if self._probing:
+                # Every pair at once: a sub-pair not known yet counts as accepting, and stopping at
+                # it would find the next alternatives one re-evaluation at a time.
+                if not all([self._probe(w_branch, r_branch, path)[0] for r_branch in r_branches]):
+                    continue
+                attempts = [[] for _ in r_branches]
+            for r_branch in r_branches if not self._probing else ():
                 broken, found = self._probe(w_branch, r_branch, path)
                 if not broken:
                     break
@@ -924,7 +1036,7 @@ class _Walk:
         """Union alternatives with the schema's sibling keywords folded into each (one node per
         alternative, cached, so a recursive union meets the same nodes again)."""
         flat = node.flat
-        if not isinstance(flat, Mapping):
+        if not isinstance(flat, dict):
             return [node]
         for keyword in _UNION:
             branches = flat.get(keyword)
@@ -945,6 +1057,15 @@ class _Walk:
 
 # --- helpers -------------------------------------------------------------------------------------
 
+
+def _same(writer: Node, reader: Node) -> bool:
+    """The same schema on both sides (the usual case for most of two versions)."""
+    if writer is reader:
+        return True
+    fingerprint = writer.fingerprint
+    return fingerprint is not None and fingerprint == reader.fingerprint
+
+
 _ANY: Mapping[str, Any] = {}
 
 
@@ -953,7 +1074,7 @@ def _union(schema: Mapping[str, Any]) -> bool:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _canonical_value(value: Any) -> str:
@@ -964,7 +1085,7 @@ def _canonical_value(value: Any) -> str:
 
 
 def _only_annotations(schema: Any) -> bool:
-    return isinstance(schema, Mapping) and set(schema) <= _ANNOTATIONS
+    return isinstance(schema, dict) and set(schema) <= _ANNOTATIONS
 
 
 def _list(value: Any) -> list[Any]:

@@ -25,7 +25,7 @@ def types_of(schema: Any) -> frozenset[str] | None:
     schema = flat_of(schema)
     if schema is False:
         return frozenset()
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return None
     declared = schema.get("type")
     if isinstance(declared, str):
@@ -59,13 +59,13 @@ def expand_types(types: frozenset[str]) -> frozenset[str]:
 
 def properties(schema: Any) -> Mapping[str, Any]:
     schema = flat_of(schema)
-    props = schema.get("properties") if isinstance(schema, Mapping) else None
-    return props if isinstance(props, Mapping) else {}
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    return props if isinstance(props, dict) else {}
 
 
 def required(schema: Any) -> frozenset[str]:
     schema = flat_of(schema)
-    req = schema.get("required") if isinstance(schema, Mapping) else None
+    req = schema.get("required") if isinstance(schema, dict) else None
     return frozenset(str(r) for r in req) if isinstance(req, list) else frozenset()
 
 
@@ -73,7 +73,7 @@ def undeclared(schema: Any) -> Any:
     """The schema of properties neither declared nor matched by a pattern: additionalProperties, else
     unevaluatedProperties (the same set once allOf is merged and no union applies), else True."""
     schema = flat_of(schema)
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return schema
     for keyword in ("additionalProperties", "unevaluatedProperties"):
         if keyword in schema:
@@ -84,7 +84,7 @@ def undeclared(schema: Any) -> Any:
 def is_open(schema: Any) -> bool:
     """Open content model: undeclared properties may carry any value."""
     schema = flat_of(schema)
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return schema is not False
     extra = flat_of(undeclared(schema))
     return not schema.get("patternProperties") and (extra is True or extra == {})
@@ -93,10 +93,10 @@ def is_open(schema: Any) -> bool:
 def schema_for_undeclared(schema: Any, name: str) -> Any:
     """The schema an undeclared property `name` is checked against (patternProperties first)."""
     schema = flat_of(schema)
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return schema
     patterns = schema.get("patternProperties")
-    if isinstance(patterns, Mapping):
+    if isinstance(patterns, dict):
         for pattern, sub in patterns.items():
             if regex.search(pattern, name):
                 return sub
@@ -105,7 +105,7 @@ def schema_for_undeclared(schema: Any, name: str) -> Any:
 
 def has_default(schema: Any) -> bool:
     schema = flat_of(schema)
-    return isinstance(schema, Mapping) and "default" in schema
+    return isinstance(schema, dict) and "default" in schema
 
 
 def json_pointer(parts: list[str]) -> str:

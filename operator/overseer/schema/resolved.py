@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
 import referencing
 import referencing.exceptions
@@ -60,6 +61,7 @@ _MANY = ("allOf", "anyOf", "oneOf", "prefixItems")
 _MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 # Keywords applied to the same value (not to a part of it): a cycle through them never ends.
 _IN_PLACE = ("allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies")
+_IN_PLACE_SET = frozenset(_IN_PLACE)
 
 
 class SchemaProblem(ValueError):
@@ -75,7 +77,7 @@ def dialect_of(schema: Any) -> str | None:
     return declared if declared in SUPPORTED_DIALECTS else None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     """One subschema. Identity matters: one Node per subschema of the section."""
 
@@ -92,7 +94,12 @@ class Node:
     """For merged nodes: the conjuncts."""
     external: bool = False
     """A bundled metaschema: opaque to the walks."""
+    base: str = ""
+    """The base URI references in this subschema resolve against (from the enclosing `$id`s)."""
     _flat: Any = field(default=None, repr=False)
+    plan: Any = field(default=None, repr=False)
+    """The validator's compiled keyword list (overseer.schema.engine), built on first use."""
+    _fingerprint: Any = field(default=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -103,6 +110,15 @@ class Node:
         if self._flat is None:
             self._flat = _flatten(self)
         return self._flat  # type: ignore[no-any-return]
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Canonical JSON of the subschema (with its dialect) when nothing in it or below it refers
+        elsewhere, else None: two nodes with the same fingerprint accept exactly the same values,
+        whichever sections they are in (the compatibility walk skips such pairs)."""
+        if self._fingerprint is False:
+            self._fingerprint = _fingerprint(self)
+        return self._fingerprint  # type: ignore[no-any-return]
 
     def raw(self) -> Any:
         """The JSON this node stands for (merged nodes: an allOf of their parts), for equality tests."""
@@ -121,23 +137,31 @@ class ResolvedSection:
     registry: referencing.Registry[Any] = field(default_factory=lambda: METASCHEMAS)
     nodes: dict[int, Node] = field(default_factory=dict)
     """id(raw subschema) -> its Node; also how an error's schema from jsonschema finds its node."""
+    dynamic_anchors: dict[tuple[str, str], Node] = field(default_factory=dict)
+    """(base URI of a schema resource, name) -> the node declaring `$dynamicAnchor: name` in it."""
+    dynamic: bool = False
+    """Some `$dynamicRef` may resolve by the dynamic scope: a subschema's result depends on the
+    path that reached it, so the validator does not memoise."""
     _merged: dict[tuple[int, ...], Node] = field(default_factory=dict)
-    _constants: dict[Any, Node] = field(default_factory=dict)
+    _constants: dict[bool | str, Node] = field(default_factory=dict)
 
     def node_for(self, schema: Any) -> Node | None:
         return self.nodes.get(id(schema))
 
     def constant(self, schema: Any) -> Node:
         """A node for a schema that is not in the section (True, False, {"type": "string"})."""
-        key = json.dumps(schema, sort_keys=True)
+        key = schema if isinstance(schema, bool) else json.dumps(schema, sort_keys=True)
         node = self._constants.get(key)
         if node is None:
             node = self._constants[key] = Node(schema, (), self)
         return node
 
     def merge(self, nodes: list[Node]) -> Node:
-        """The node that accepts what all of `nodes` accept (cached: same parts, same node)."""
-        unique = list({id(n): n for n in nodes}.values())
+        """The node that accepts what all of `nodes` accept (cached: same parts, same node). A merged
+        node's parts are taken in, so merging conjunct after conjunct (an allOf of a thousand schemas
+        with `items`) stays one level deep, not a thousand."""
+        spliced = [part for n in nodes for part in (n.parts if n.parts and n.schema is None else (n,))]
+        unique = list({id(n): n for n in spliced}.values())
         if len(unique) == 1:
             return unique[0]
         if not unique:
@@ -157,7 +181,9 @@ class ResolvedSection:
 
 
 def resolve_section(schema: Any) -> ResolvedSection:
-    """Resolve one section; raises SchemaProblem when it cannot be used."""
+    """Resolve one section; raises SchemaProblem when it cannot be used. The section must already
+    be within the size bounds and plain JSON (dicts, lists, scalars: validation.compile_section
+    measures it first)."""
     dialect = dialect_of(schema)
     if dialect is None:
         found = text.show(schema.get("$schema")) if isinstance(schema, Mapping) else "?"
@@ -165,102 +191,82 @@ def resolve_section(schema: Any) -> ResolvedSection:
             f"at $schema: unsupported {found}: expected {DRAFT_2020_12} (the default) or {DRAFT_07}#; "
             "other metaschemas are never fetched"
         )
-    _check_document(schema, dialect)  # before the referencing library walks it
-    # jsonschema picks a validator class by `$schema` each time it enters a subschema that has one
-    # (a `$ref` to the root, say), which would leave the safe classes of engine.py. The dialect is
-    # chosen here once, so the graph and the validator work on a copy without `$schema`.
-    schema = _without_dialect(schema)
-    specification = SUPPORTED_DIALECTS[dialect]
-    resource = specification.create_resource(schema)
-    registry = METASCHEMAS.combine(referencing.Registry().with_resource("", resource)).crawl()
-    section = ResolvedSection(dialect=dialect, registry=registry)
-    builder = _Builder(section, specification)
-    section.root = builder.build(schema, (), registry.resolver_with_root(resource))
+    section = ResolvedSection(dialect=dialect)
+    builder = _Builder(section, SUPPORTED_DIALECTS[dialect])
+    section.root = builder.build(schema)
     builder.link()
     _check_in_place(section)
     return section
 
 
-def _check_document(schema: Any, dialect: str) -> None:
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(schema, ())]
-    while stack:
-        raw, where = stack.pop()
-        if isinstance(raw, Mapping):
-            check_keywords(raw, where, dialect)
-            if where and "$schema" in raw and dialect_of(raw) != dialect:
-                found = text.show(raw["$schema"])
-                at = text.field_path("", (*where, "$schema"))
-                raise SchemaProblem(f"at {at}: a section uses one dialect; {found} differs from the top")
-            stack.extend((sub, (*where, *at)) for _, at, sub in _subschemas(raw, dialect))
-
-
-def _without_dialect(schema: Any) -> Any:
-    """A copy of the section with `$schema` removed from every subschema (iterative)."""
-    if not isinstance(schema, Mapping):
-        return schema
-    dialect = dialect_of(schema) or DRAFT_2020_12
-
-    def shallow(raw: Mapping[str, Any]) -> dict[str, Any]:
-        copy = {k: v for k, v in raw.items() if k != "$schema"}
-        for keyword in (*_MANY, *_MAP, "dependencies", "items"):
-            value = copy.get(keyword)
-            if isinstance(value, list):
-                copy[keyword] = list(value)
-            elif isinstance(value, Mapping) and keyword != "items":
-                copy[keyword] = dict(value)
-        return copy
-
-    root = shallow(schema)
-    stack = [root]
-    while stack:
-        copy = stack.pop()
-        for keyword, at, sub in list(_subschemas(copy, dialect)):
-            if isinstance(sub, Mapping):
-                child = shallow(sub)
-                if len(at) == 1:
-                    copy[keyword] = child
-                else:
-                    copy[keyword][at[1]] = child
-                stack.append(child)
-    return root
-
-
 class _Builder:
+    """Reads a section in one pass: checks each keyword's shape and makes one Node per subschema;
+    then resolves the references."""
+
     def __init__(self, section: ResolvedSection, specification: Any) -> None:
         self.section = section
         self.specification = specification
-        self.pending: list[tuple[Node, Any]] = []
-        """(node, resolver at the node) whose references are still to be resolved."""
+        self.pending: list[Node] = []
+        """Nodes with a $ref or $dynamicRef still to resolve."""
+        self.resolvers: dict[str, Any] = {}
+        self.registry: Any = None
 
-    def build(self, schema: Any, pointer: tuple[str | int, ...], resolver: Any) -> Node:
-        """Nodes for `schema` and every subschema under it, iteratively (depth is bounded earlier)."""
-        root: Node | None = None
-        stack: list[tuple[Any, tuple[str | int, ...], Any, Node | None, tuple[Any, ...]]] = [
-            (schema, pointer, resolver, None, ())
-        ]
+    def build(self, schema: Any) -> Node:
+        """The root node of the section, and one node per subschema under it. Iterative: depth is
+        bounded by the size check before. The section is the compiler's own copy (never the
+        caller's document), so nodes may point into it."""
+        dialect = self.section.dialect
+        resource = self.specification.create_resource(schema)
+        root_uri = resource.id() or ""
+        needs_crawl = False
+        root = Node(schema, (), self.section, base=root_uri)
+        stack: list[tuple[Any, Node]] = [(schema, root)] if isinstance(schema, dict) else []
         while stack:
-            raw, where, outer, parent, slot = stack.pop()
-            node = self.section.nodes.get(id(raw)) if isinstance(raw, Mapping) else None
-            if node is None:
-                node = Node(raw, where, self.section)
-                if isinstance(raw, Mapping):
-                    self.section.nodes[id(raw)] = node
-                    here = outer.in_subresource(self.specification.create_resource(raw))
-                    self.pending.append((node, here))
-                    for keyword, sub_where, sub in _subschemas(raw, self.section.dialect):
-                        stack.append((sub, (*where, *sub_where), here, node, (keyword, *sub_where[1:])))
-            if parent is None:
-                root = node
-            else:
-                _attach(parent, slot, node)
-        assert root is not None
+            raw, node = stack.pop()
+            where = node.pointer
+            check_keywords(raw, where, dialect)
+            if where and "$schema" in raw and dialect_of(raw) != dialect:
+                found = text.show(raw["$schema"])
+                place = text.field_path("", (*where, "$schema"))
+                raise SchemaProblem(f"at {place}: a section uses one dialect; {found} differs from the top")
+            self.section.nodes[id(raw)] = node
+            if "$anchor" in raw or "$dynamicAnchor" in raw or ("$id" in raw and where):
+                needs_crawl = True
+            anchor = raw.get("$dynamicAnchor")
+            if isinstance(anchor, str):
+                self.section.dynamic_anchors.setdefault((node.base, anchor), node)
+            if "$ref" in raw or "$dynamicRef" in raw:
+                self.pending.append(node)
+            for keyword, at, sub in _subschemas(raw, dialect):
+                sub_where = (*where, *at)
+                base = node.base
+                if isinstance(sub, dict) and "$id" in sub:
+                    # The draft's own rules (draft-07 ignores $id next to $ref) decide the base.
+                    sub_id = self.specification.id_of(sub)
+                    if sub_id is not None:
+                        base = urljoin(base, sub_id)
+                child = Node(sub, sub_where, self.section, base=base)
+                if isinstance(sub, dict):
+                    stack.append((sub, child))
+                _attach(node, (keyword, *at[1:]), child)
+        registry = METASCHEMAS.combine(referencing.Registry().with_resource("", resource))
+        registry = registry.with_resource(root_uri, resource)
+        # Anchors and embedded $ids are found by crawling the copy; plain pointers need no crawl.
+        self.registry = registry.crawl() if needs_crawl else registry
+        self.section.registry = self.registry
         return root
+
+    def resolver(self, base: str) -> Any:
+        found = self.resolvers.get(base)
+        if found is None:
+            found = self.resolvers[base] = self.registry.resolver(base_uri=base)
+        return found
 
     def link(self) -> None:
         """Resolve every $ref and $dynamicRef to its node (building nodes for targets outside the
         keyword structure, such as a pointer into an unknown keyword)."""
         while self.pending:
-            node, resolver = self.pending.pop()
+            node = self.pending.pop()
             raw = node.schema
             for keyword in ("$ref", "$dynamicRef"):
                 ref = raw.get(keyword)
@@ -268,11 +274,14 @@ class _Builder:
                     continue
                 if not isinstance(ref, str):
                     raise SchemaProblem(f"at {_where(node, keyword)}: expected a string, found {text.found(ref)}")
-                target = self._target(node, keyword, ref, resolver)
+                target = self._target(node, keyword, ref, self.resolver(node.base))
                 if keyword == "$ref":
                     node.ref = target
                 else:
                     node.dynamic_refs = (target, *self._dynamic_anchors(ref))
+                    name = ref.rpartition("#")[2]
+                    if isinstance(target.schema, Mapping) and target.schema.get("$dynamicAnchor") == name:
+                        self.section.dynamic = True
 
     def _target(self, node: Node, keyword: str, ref: str, resolver: Any) -> Node:
         try:
@@ -289,8 +298,29 @@ class _Builder:
             return external
         if not isinstance(resolved.contents, Mapping | bool):
             raise SchemaProblem(f"at {_where(node, keyword)}: {text.show(ref)} points to a value that is not a schema")
-        # Inside the section, but not where a keyword puts a subschema (an unknown keyword, say).
-        return self.build(resolved.contents, node.pointer, resolved.resolver)
+        # Inside the copy, but not where a keyword puts a subschema (an unknown keyword, say): its
+        # subschemas are left as they are (read-only), and references in it are not followed.
+        target = Node(resolved.contents, node.pointer, self.section, base=str(resolved.resolver._base_uri))
+        if isinstance(resolved.contents, Mapping):
+            self.section.nodes[id(resolved.contents)] = target
+            self._adopt(target)
+        return target
+
+    def _adopt(self, top: Node) -> None:
+        """Nodes for a subschema found only through a reference (its subschemas included)."""
+        stack = [top]
+        while stack:
+            node = stack.pop()
+            raw = node.schema
+            if "$ref" in raw or "$dynamicRef" in raw:
+                self.pending.append(node)
+            for keyword, at, sub in _subschemas(raw, self.section.dialect):
+                known = self.section.nodes.get(id(sub)) if isinstance(sub, dict) else None
+                child = known or Node(sub, (*node.pointer, *at), self.section, base=node.base)
+                if known is None and isinstance(sub, dict):
+                    self.section.nodes[id(sub)] = child
+                    stack.append(child)
+                _attach(node, (keyword, *at[1:]), child)
 
     def _dynamic_anchors(self, ref: str) -> list[Node]:
         name = ref.rpartition("#")[2]
@@ -370,7 +400,7 @@ def check_keywords(raw: Mapping[str, Any], where: tuple[str | int, ...], dialect
             if not _is_schema(value):
                 fail(keyword, "a schema (an object or a boolean)")
         elif keyword in _MAP:
-            if not isinstance(value, Mapping) or not all(_is_schema(v) for v in value.values()):
+            if not isinstance(value, dict) or not all(_is_schema(v) for v in value.values()):
                 fail(keyword, "an object whose values are schemas")
             if keyword == "patternProperties":
                 for pattern in value:
@@ -381,7 +411,7 @@ def check_keywords(raw: Mapping[str, Any], where: tuple[str | int, ...], dialect
                             f"at {at}: {text.show(pattern)} is not a valid regular expression: {problem}"
                         )
         elif keyword == "dependentRequired" or (keyword == "dependencies" and dialect == DRAFT_07):
-            if not isinstance(value, Mapping):
+            if not isinstance(value, dict):
                 fail(keyword, "an object")
             for name, needed in value.items():
                 names_ok = isinstance(needed, list) and all(isinstance(n, str) for n in needed)
@@ -415,33 +445,35 @@ def _where(node: Node, keyword: str) -> str:
     return node.where
 
 
+_ONE_SET = frozenset(_ONE)
+_MANY_SET = frozenset(_MANY)
+_MAP_SET = frozenset((*_MAP, "dependencies"))
+
+
 def _subschemas(raw: Mapping[str, Any], dialect: str) -> Iterator[tuple[str, tuple[str | int, ...], Any]]:
-    """(keyword, pointer suffix, subschema) for each subschema directly under `raw`."""
-    for keyword in _ONE:
-        if keyword in raw and _is_schema(raw[keyword]):
-            yield keyword, (keyword,), raw[keyword]
-    for keyword in _MANY:
-        value = raw.get(keyword)
-        if keyword == "items" or not isinstance(value, list):
-            continue
-        for index, sub in enumerate(value):
-            if _is_schema(sub):
-                yield keyword, (keyword, index), sub
-    if dialect == DRAFT_07 and isinstance(raw.get("items"), list):
-        for index, sub in enumerate(raw["items"]):
-            if _is_schema(sub):
-                yield "items", ("items", index), sub
-    for keyword in (*_MAP, "dependencies"):
-        value = raw.get(keyword)
-        if not isinstance(value, Mapping):
-            continue
-        for name, sub in value.items():
-            if _is_schema(sub) and not (keyword == "dependencies" and isinstance(sub, list)):
-                yield keyword, (keyword, name), sub
+    """(keyword, pointer suffix, subschema) for each subschema directly under `raw`, in document
+    order (a schema object has a handful of keys; the keywords that hold subschemas are many)."""
+    for keyword, value in raw.items():
+        if keyword in _ONE_SET:
+            if isinstance(value, dict | bool):
+                yield keyword, (keyword,), value
+            elif keyword == "items" and dialect == DRAFT_07 and isinstance(value, list):
+                for index, sub in enumerate(value):
+                    if isinstance(sub, dict | bool):
+                        yield "items", ("items", index), sub
+        elif keyword in _MANY_SET:
+            if isinstance(value, list):
+                for index, sub in enumerate(value):
+                    if isinstance(sub, dict | bool):
+                        yield keyword, (keyword, index), sub
+        elif keyword in _MAP_SET and isinstance(value, dict):
+            for name, sub in value.items():
+                if isinstance(sub, dict | bool):  # not a draft-07 `dependencies` list of names
+                    yield keyword, (keyword, name), sub
 
 
 def _is_schema(value: Any) -> bool:
-    return isinstance(value, Mapping | bool)
+    return isinstance(value, dict | bool)
 
 
 def _attach(parent: Node, slot: tuple[Any, ...], child: Node) -> None:
@@ -454,16 +486,33 @@ def _attach(parent: Node, slot: tuple[Any, ...], child: Node) -> None:
         parent.children.setdefault(keyword, {})[slot[1]] = child
 
 
-def _in_place_edges(node: Node) -> Iterator[Node]:
-    if node.ref is not None:
-        yield node.ref
-    yield from node.dynamic_refs
-    for keyword in _IN_PLACE:
-        value = node.children.get(keyword)
-        if isinstance(value, Node):
-            yield value
-        elif isinstance(value, dict):
-            yield from value.values()
+def _fingerprint(top: Node) -> str | None:
+    if top.external or top.schema is None:
+        return None  # a metaschema, or a merged view: no raw JSON of its own
+    stack = [top]
+    while stack:  # iterative: no recursion over the schema's depth
+        node = stack.pop()
+        if node.ref is not None or node.dynamic_refs:
+            return None
+        for value in node.children.values():
+            stack.extend(value.values() if isinstance(value, dict) else (value,))
+    return top.graph.dialect + _CANONICAL.encode(top.schema)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""One encoder for every fingerprint: json.dumps with options builds a new one per call."""
+
+
+def _in_place_edges(node: Node) -> list[Node]:
+    edges = [node.ref] if node.ref is not None else []
+    edges.extend(node.dynamic_refs)
+    for keyword, value in node.children.items():
+        if keyword in _IN_PLACE_SET:
+            if type(value) is dict:
+                edges.extend(value.values())
+            else:
+                edges.append(value)
+    return edges
 
 
 def _check_in_place(section: ResolvedSection) -> None:
@@ -474,7 +523,7 @@ def _check_in_place(section: ResolvedSection) -> None:
     for start in list(section.nodes.values()):
         if id(start) in depth:
             continue
-        stack: list[tuple[Node, Iterator[Node]]] = [(start, _in_place_edges(start))]
+        stack: list[tuple[Node, Iterator[Node]]] = [(start, iter(_in_place_edges(start)))]
         on_path.add(id(start))
         while stack:
             node, edges = stack[-1]
@@ -497,7 +546,7 @@ def _check_in_place(section: ResolvedSection) -> None:
                     "a property or an item: no value could ever be checked against it"
                 )
             on_path.add(id(child))
-            stack.append((child, _in_place_edges(child)))
+            stack.append((child, iter(_in_place_edges(child))))
 
 
 # --- flat views ---------------------------------------------------------------------------------------
@@ -682,7 +731,6 @@ def undeclared_or_declared(graph: ResolvedSection, flat: Mapping[str, Any], name
     patterns = flat.get("patternProperties")
     matched = []
     if isinstance(patterns, Mapping):
-
         matched = [node for pattern, node in patterns.items() if search(pattern, name)]
     if matched:
         return graph.merge(matched)

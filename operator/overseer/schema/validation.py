@@ -1,7 +1,7 @@
 """Checks a model's labels, metadata and customObjects against one ModelSchema version.
 
-Pure and cheap: validators are compiled once per distinct schema section and cached, so the
-admission webhook and the serving pod can call this on every request.
+Pure and cheap: each distinct schema section is compiled once and cached, so the admission
+webhook and the serving pod can call this on every request; every check is bounded (limits.py).
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import referencing.exceptions
-from jsonschema.exceptions import ValidationError
-from jsonschema.protocols import Validator
-
 from overseer import text as hints
-from overseer.schema import engine, regex
-from overseer.schema.jsonschema_walk import flat_of, json_pointer, properties
+from overseer.schema import engine
+from overseer.schema.engine import Evaluation, Failure
+from overseer.schema.jsonschema_walk import flat_of, json_pointer, properties, required
 from overseer.schema.limits import (
     MAX_CONFIG_CHARS,
     MAX_CONFIG_DEPTH,
     MAX_CONFIG_VALUES,
+    MAX_EVALUATION_DEPTH,
+    MAX_PROBLEMS,
     MAX_SCHEMA_DEPTH,
     MAX_SCHEMA_VALUES,
     MAX_VALIDATION_STEPS,
+    count_values,
     size_problem,
 )
 from overseer.schema.resolved import Node, ResolvedSection, SchemaProblem, resolve_section
@@ -69,13 +69,13 @@ class ConfigValidation:
 
 @dataclass(frozen=True)
 class CompiledSection:
-    """One section's JSON Schema, checked once: either a ready validator or the reason it is unusable."""
+    """One section's JSON Schema, checked once: either resolved and ready, or the reason it is unusable."""
 
     schema: Any
-    validator: Validator | None
     problem: str | None
     resolved: ResolvedSection | None = None
-    """The section resolved once: what the default filler, the messages and the compatibility walk use."""
+    """The section resolved once: what the validator, the default filler, the messages and the
+    compatibility walk use (None when the section is unusable)."""
     key: str | None = None
     """Canonical JSON of the schema (equal keys, equal sections); None when it is not JSON."""
 
@@ -87,45 +87,28 @@ _cache: OrderedDict[str, CompiledSection] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-# The same section object checked again (a version compared with each earlier one): no re-measuring.
-_by_identity: dict[int, tuple[Any, CompiledSection]] = {}
-
-
 def compile_section(schema: Any) -> CompiledSection:
-    """Check a section's JSON Schema and build its validator; cached by content."""
-    known = _by_identity.get(id(schema))
-    if known is not None and known[0] is schema:
-        return known[1]
-    compiled = _compile_by_content(schema)
-    with _cache_lock:
-        if len(_by_identity) >= 2 * _CACHE_SIZE:
-            _by_identity.clear()
-        _by_identity[id(schema)] = (schema, compiled)  # holds the object, so its id stays its own
-    return compiled
-
-
-def _compile_by_content(schema: Any) -> CompiledSection:
+    """Check a section's JSON Schema and resolve it; cached by content (its JSON text)."""
     if not isinstance(schema, Mapping | bool):
-        return CompiledSection(
-            schema, None, f"not a valid JSON Schema: expected an object, found {hints.found(schema)}"
-        )
+        return CompiledSection(schema, f"not a valid JSON Schema: expected an object, found {hints.found(schema)}")
     # Measured before anything recursive touches it (json.dumps, the metaschema check).
     too_big = size_problem(schema, max_values=MAX_SCHEMA_VALUES, max_depth=MAX_SCHEMA_DEPTH)
     if too_big is not None:
-        return CompiledSection(schema, None, f"not a usable JSON Schema: {too_big} (see docs/schema.md, Bounds)")
+        return CompiledSection(schema, f"not a usable JSON Schema: {too_big} (see docs/schema.md, Bounds)")
     try:
-        key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+        key = json.dumps(schema, separators=(",", ":"))
     except (TypeError, ValueError):
         # Non-JSON values such as NaN-free floats that json refuses: not cacheable, and not valid.
-        return CompiledSection(schema, None, "not a valid JSON Schema: keys must be strings and values JSON")
+        return CompiledSection(schema, "not a valid JSON Schema: keys must be strings and values JSON")
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
     # Compile outside the lock: it is the slow part, and two threads compiling the same section
-    # at once only waste a little work.
-    compiled = dataclasses.replace(_compile(schema), key=key)
+    # at once only waste a little work. It works on its own copy (read back from the key, faster
+    # than copying in Python), so a caller changing its document later cannot change the cache.
+    compiled = dataclasses.replace(_compile(json.loads(key)), key=key)
     with _cache_lock:
         _cache[key] = compiled
         if len(_cache) > _CACHE_SIZE:
@@ -141,9 +124,9 @@ def schema_problem(schema: Any) -> str | None:
 def _compile(schema: Any) -> CompiledSection:
     try:
         return _compile_checked(schema)
-    except (RecursionError, engine.WorkLimitExceeded, referencing.exceptions.Unresolvable) as error:
-        # Bounds above make these unreachable for what we know of; a schema must still never crash us.
-        return CompiledSection(schema, None, f"not a usable JSON Schema: {_failure(error)}")
+    except RecursionError:
+        # Bounds above make this unreachable for what we know of; a schema must still never crash us.
+        return CompiledSection(schema, "not a usable JSON Schema: nested too deeply to check")
 
 
 def _compile_checked(schema: Any) -> CompiledSection:
@@ -152,44 +135,46 @@ def _compile_checked(schema: Any) -> CompiledSection:
         if declared is not None and "object" not in (declared if isinstance(declared, list) else [declared]):
             return CompiledSection(
                 schema,
-                None,
                 f"must describe an object (type: object), found type {hints.show(declared)}",
             )
     try:
         section = resolve_section(schema)
     except SchemaProblem as error:
-        return CompiledSection(schema, None, "not a valid JSON Schema: " + str(error))
-    validator = engine.build_validator(section, section.root.schema)
+        return CompiledSection(schema, "not a valid JSON Schema: " + str(error))
     try:
-        with engine.budget(MAX_VALIDATION_STEPS):
-            problem = _check_defaults(validator, section)
+        problem = _check_defaults(section)
+    except engine.EvaluationTooDeep:
+        problem = f"checking the defaults nested more than {MAX_EVALUATION_DEPTH} subschemas: the schema is too deep"
     except engine.WorkLimitExceeded:
         problem = f"checking the defaults took more than {MAX_VALIDATION_STEPS:,} steps: the schema is too complex"
     if problem:
-        return CompiledSection(schema, None, problem, section)
-    return CompiledSection(schema, validator, None, section)
+        return CompiledSection(schema, problem, None)
+    return CompiledSection(schema, None, section)
 
 
-def _failure(error: BaseException) -> str:
-    if isinstance(error, RecursionError):
-        return "nested too deeply to check"
-    if isinstance(error, engine.WorkLimitExceeded):
-        return f"too complex: more than {MAX_VALIDATION_STEPS:,} steps"
-    return f"unresolvable reference ({error})"
-
-
-def _check_defaults(validator: Validator, section: ResolvedSection) -> str | None:
-    """A default that violates its own schema would make every defaulted config invalid."""
+def _check_defaults(section: ResolvedSection) -> str | None:
+    """A default that violates its own schema would make every defaulted config invalid. One budget
+    and one memo for all the defaults of the section."""
+    evaluation = Evaluation(section, MAX_VALIDATION_STEPS)
     for node in list(section.nodes.values()):
         for name, child in properties(node.schema).items():
             sub = section.node_for(child)
-            flat = sub.flat if sub is not None else child
-            if not isinstance(flat, Mapping) or "default" not in flat or not isinstance(child, Mapping):
+            if sub is None:
                 continue
-            error = next(iter(validator.descend(flat["default"], child)), None)  # type: ignore[attr-defined]
-            if error is not None:
+            # The default the filler applies (the flat view's); a plain subschema is its own flat view.
+            if sub.ref is None and not sub.dynamic_refs and "allOf" not in child:
+                if "default" not in child:
+                    continue
+                default = child["default"]
+            else:
+                flat = sub.flat
+                if not isinstance(flat, Mapping) or "default" not in flat:
+                    continue
+                default = flat["default"]
+            failures = evaluation.failures(sub, default)
+            if failures:
                 path = hints.field_path("", [*_property_path(node.pointer), name])
-                return f"default of {path} is invalid: {_explain_one(error, section)}"
+                return f"default of {path} is invalid: {_explain_one(failures[0])}"
     return None
 
 
@@ -206,9 +191,9 @@ def _property_path(pointer: tuple[str | int, ...]) -> list[str | int]:
     return out
 
 
-def _explain_one(error: ValidationError, section: ResolvedSection) -> str:
-    messages = list(_messages(error, section))
-    return messages[0][1] if messages else error.message
+def _explain_one(failure: Failure) -> str:
+    messages = list(_messages(failure))
+    return messages[0][1] if messages else f"not allowed by {failure.keyword}"
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -267,20 +252,39 @@ def validate_model_config(
             problems.append(FieldProblem(section, f"too large to check: {too_big} (see docs/schema.md, Bounds)"))
             defaulted[section] = dict(value)
             continue
-        if compiled.validator is None or compiled.resolved is None:
+        if compiled.resolved is None:
             problems.append(FieldProblem(f"schema.{section}", compiled.problem or "unusable schema"))
             defaulted[section] = dict(value)
             continue
         ops: list[dict[str, Any]] = []
-        filled = _apply_defaults(compiled.resolved.root, value, [section], ops)
+        try:
+            filled = _Filler().fill(compiled.resolved.root, value, [section], ops)
+        except _FillLimit:
+            problems.append(
+                FieldProblem(
+                    section,
+                    f"filling in the schema's defaults would add more than {MAX_CONFIG_VALUES:,} values or take "
+                    f"more than {MAX_VALIDATION_STEPS:,} steps: the schema's defaults are too large "
+                    "(see docs/schema.md, Bounds)",
+                )
+            )
+            defaulted[section] = dict(value)
+            continue
         if ops and not value:
             # The section may be absent from the model object: add it whole rather than per key.
             ops = [{"op": "add", "path": json_pointer([section]), "value": copy.deepcopy(filled)}]
         patch.extend(ops)
         defaulted[section] = filled
         try:
-            with engine.budget(MAX_VALIDATION_STEPS):
-                found = list(_problems(section, compiled.validator, compiled.resolved, filled, value))
+            found = list(_problems(section, compiled.resolved, filled, value))
+        except engine.EvaluationTooDeep:
+            found = [
+                FieldProblem(
+                    section,
+                    f"checking this config against the schema nested more than {MAX_EVALUATION_DEPTH} subschemas "
+                    "one inside another: the schema is too deep (see docs/schema.md, Bounds)",
+                )
+            ]
         except engine.WorkLimitExceeded:
             found = [
                 FieldProblem(
@@ -289,123 +293,210 @@ def validate_model_config(
                     "the schema is too complex (nested alternatives multiply the work; see docs/schema.md, Bounds)",
                 )
             ]
-        except (RecursionError, referencing.exceptions.Unresolvable) as error:
-            found = [FieldProblem(section, f"cannot be checked: {_failure(error)}")]
-        problems.extend(sorted(found, key=lambda p: p.path))
+        except RecursionError:  # unreachable under the depth bound; never a crash all the same
+            found = [FieldProblem(section, "cannot be checked: nested too deeply to check")]
+        found.sort(key=lambda p: p.path)
+        if len(found) > MAX_PROBLEMS:
+            more = len(found) - MAX_PROBLEMS
+            found[MAX_PROBLEMS:] = [FieldProblem(section, f"{more:,} more problems not listed")]
+        problems.extend(found)
     return ConfigValidation(problems=tuple(problems), defaulted=defaulted, patch=patch)
 
 
-def _apply_defaults(
-    node: Node, instance: Mapping[str, Any], where: list[str], ops: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """A copy of `instance` with missing properties that have a default filled in, recursively
-    inside objects that are present. Combinators are not entered: which branch applies is
-    ambiguous before validation. Terminates on recursive schemas: it descends with the value."""
-    out = dict(instance)
-    for name, child in properties(node).items():
-        sub = flat_of(child)
-        if not isinstance(sub, Mapping):
-            continue
-        if name not in out:
-            if "default" in sub:
-                value = copy.deepcopy(sub["default"])
-                if isinstance(value, Mapping):
-                    # A defaulted object gets its own properties' defaults too, as if the user had
-                    # written it: omitting `c` and writing `c: {}` must give the same config. The
-                    # patch adds the filled object whole, so the inner operations are not needed.
-                    value = _apply_defaults(child, value, [*where, name], [])
-                out[name] = value
-                ops.append({"op": "add", "path": json_pointer([*where, name]), "value": copy.deepcopy(value)})
-        elif isinstance(out[name], Mapping) and properties(sub):
-            out[name] = _apply_defaults(child, out[name], [*where, name], ops)
-    return out
+class _FillLimit(Exception):
+    """Filling in the defaults would add too much or take too long."""
+
+
+class _Filler:
+    """Fills in the schema's defaults: missing properties that have a default, inside objects that
+    are present too. Combinators are not entered: which branch applies is ambiguous before
+    validation. Bounded: the values it adds (limits.MAX_CONFIG_VALUES) and its work (the same steps
+    as validation), so a schema whose defaults refer back to themselves (a property defaulting to
+    `{}` whose schema is the object itself) ends instead of expanding forever."""
+
+    def __init__(self) -> None:
+        self.steps = MAX_VALIDATION_STEPS * 8  # cheap operations: a step scans eight values
+        self.added = 0
+        self._plans: dict[int, tuple[list[tuple[str, Node, Any]], dict[str, Node]]] = {}
+
+    def _spend(self, operations: int) -> None:
+        self.steps -= operations
+        if self.steps < 0:
+            raise _FillLimit
+
+    def _plan(self, node: Node) -> tuple[list[tuple[str, Node, Any]], dict[str, Node]]:
+        """(properties with a default, properties whose schema has properties) of a node, once."""
+        known = self._plans.get(id(node))
+        if known is None:
+            props = properties(node)
+            self._spend(len(props))
+            defaulted: list[tuple[str, Node, Any]] = []
+            nested: dict[str, Node] = {}
+            for name, child in props.items():
+                sub = flat_of(child)
+                if isinstance(sub, Mapping):
+                    if "default" in sub:
+                        defaulted.append((name, child, sub["default"]))
+                    if properties(sub):
+                        nested[name] = child
+            known = self._plans[id(node)] = (defaulted, nested)
+        return known
+
+    def fill(
+        self,
+        node: Node,
+        instance: Mapping[str, Any],
+        where: list[str],
+        ops: list[dict[str, Any]],
+        expanding: frozenset[int] = frozenset(),
+    ) -> dict[str, Any]:
+        """A copy of `instance` with the defaults filled in; `ops` gets the patch operations.
+        `expanding`: nodes whose default is being filled in further up (not expanded again)."""
+        defaulted, nested = self._plan(node)
+        out = dict(instance)
+        self._spend(len(out) + len(defaulted))
+        for name, child, default in defaulted:
+            if name in out:
+                continue
+            value = copy.deepcopy(default)
+            self.added += count_values(value)
+            if self.added > MAX_CONFIG_VALUES:
+                raise _FillLimit
+            if isinstance(value, dict) and id(child) not in expanding and len(where) < MAX_CONFIG_DEPTH:
+                # A defaulted object gets its own properties' defaults too, as if the user had
+                # written it: omitting `c` and writing `c: {}` must give the same config. The
+                # patch adds the filled object whole, so the inner operations are not needed.
+                value = self.fill(child, value, [*where, name], [], expanding | {id(child)})
+            out[name] = value
+            ops.append({"op": "add", "path": json_pointer([*where, name]), "value": copy.deepcopy(value)})
+        present = [n for n in nested if n in instance] if len(nested) <= len(instance) else list(instance)
+        for name in present:
+            schema = nested.get(name)
+            if schema is not None and isinstance(out[name], dict):
+                out[name] = self.fill(schema, out[name], [*where, name], ops, expanding)
+        return out
 
 
 def _problems(
     section: str,
-    validator: Validator,
     resolved: ResolvedSection,
     instance: Mapping[str, Any],
     given: Mapping[str, Any],
 ) -> Iterator[FieldProblem]:
     """Problems of `instance` (defaults filled in); `given` is what the user wrote, for hints."""
     seen: set[tuple[str, str]] = set()
+    similar = _Similar()
+    failures = Evaluation(resolved, MAX_VALIDATION_STEPS).failures(resolved.root, instance)
     # A value of the wrong type also fails its enum/bounds; the type error alone says it best.
-    errors = list(validator.iter_errors(instance))
-    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
-    for error in errors:
-        if error.validator != "type" and tuple(error.absolute_path) in mistyped:
+    mistyped = {f.path for f in failures if f.keyword == "type"}
+    for failure in failures:
+        if failure.keyword != "type" and failure.path in mistyped:
             continue
-        for parts, message in _messages(error, resolved, given):
+        for parts, message in _messages(failure, given, similar):
             path = hints.field_path(section, parts)
             if (path, message) not in seen:
                 seen.add((path, message))
                 yield FieldProblem(path, message)
 
 
-def _messages(error: ValidationError, section: ResolvedSection, given: Any = None) -> Iterator[tuple[list[Any], str]]:
-    """(instance path parts, message) pairs for one jsonschema error, in user words."""
-    parts = list(error.absolute_path)
-    keyword = error.validator
-    value: Any = error.validator_value
-    instance: Any = error.instance
-    if keyword == "required" and isinstance(instance, Mapping):
-        node = section.node_for(error.schema)
-        props = properties(node if node is not None else error.schema)
+_HINT_COMPARISONS = 500
+"""Name comparisons for "did you mean" hints in one check (each costs up to tens of microseconds):
+enough for a handful of misspelt keys against a schema of a hundred properties; a config with
+hundreds of unknown keys gets plain messages past this."""
+
+
+class _Similar:
+    """hints.most_similar within a budget of comparisons per check."""
+
+    def __init__(self) -> None:
+        self.left = _HINT_COMPARISONS
+
+    def __call__(self, name: str, candidates: list[str]) -> str | None:
+        if len(candidates) > self.left:
+            return None  # too many to compare within what is left: a plain message
+        self.left -= len(candidates)
+        return hints.most_similar(name, candidates)
+
+
+def _messages(failure: Failure, given: Any = None, similar: _Similar | None = None) -> Iterator[tuple[list[Any], str]]:
+    """(instance path parts, message) pairs for one failure, in user words."""
+    keyword, instance = failure.keyword, failure.instance
+    if keyword in ("required", "dependentRequired", "additionalProperties", "unevaluatedProperties"):
+        if isinstance(instance, Mapping):
+            yield from _object_messages(failure, instance, given, similar or _Similar())
+        return
+    if keyword == "unevaluatedItems" and isinstance(instance, list | tuple):
+        for index in failure.keys:
+            message = f"{hints.show(instance[index])} is not allowed here (no subschema allows this item)"
+            yield [*failure.path, index], message
+        return
+    yield list(failure.path), _value_message(failure)
+
+
+def _object_messages(
+    failure: Failure, instance: Mapping[str, Any], given: Any, similar: _Similar
+) -> Iterator[tuple[list[Any], str]]:
+    """Missing and undeclared properties, each at its own path, with rename hints."""
+    parts, keyword, value, node = list(failure.path), failure.keyword, failure.value, failure.node
+    if keyword == "required":
+        props = properties(node)
         undeclared = [k for k in instance if k not in props]
         for name in value:
             if name in instance:
                 continue
             expected = hints.describe(props.get(name, True))
             message = f"required property missing (expected {expected})"
-            alias = hints.most_similar(name, undeclared)
+            alias = similar(name, undeclared)
             if alias is not None:
                 message += f"; {alias!r} is set instead"
             yield [*parts, name], message
-    elif keyword == "additionalProperties" and isinstance(instance, Mapping):
-        yield from _undeclared(error, parts, instance, _at(given, parts))
-    elif keyword == "type":
-        yield (
-            parts,
-            f"expected {' or '.join(value) if isinstance(value, list) else value}, found {hints.found(instance)}",
-        )
-    elif keyword == "enum":
-        yield (
-            parts,
-            f"expected one of {', '.join(hints.show(v) for v in value)}, found {hints.show(instance)}",
-        )
-    elif keyword == "const":
-        yield parts, f"expected exactly {hints.show(value)}, found {hints.show(instance)}"
-    elif keyword in _BOUNDS:
-        yield (
-            parts,
-            f"expected {_BOUNDS[keyword]} {hints.show(value)}, found {hints.show(instance)}",
-        )
-    elif keyword in _SIZES:
-        noun, size_of = _SIZES[keyword]
-        yield parts, f"expected {noun.format(value)}, found {size_of(instance)}"
-    elif keyword == "pattern":
-        yield parts, f"expected a string matching {hints.show(value)}, found {hints.show(instance)}"
-    elif keyword == "format":
-        yield parts, f"expected a valid {value}, found {hints.show(instance)}"
-    elif keyword == "multipleOf":
-        yield parts, f"expected a multiple of {hints.show(value)}, found {hints.show(instance)}"
-    elif keyword == "uniqueItems":
-        yield parts, "expected unique items, found duplicates"
-    elif keyword in ("anyOf", "oneOf"):
-        if keyword == "oneOf" and not error.context:
-            yield (
-                parts,
-                f"{hints.show(instance)} matches more than one of the alternatives, expected exactly one",
-            )
-        else:
-            yield parts, f"expected {hints.describe(error.schema)}, found {hints.found(instance)}"
-    elif keyword in (None, "not", "false"):
-        yield parts, f"{hints.show(instance)} is not allowed here"
+    elif keyword == "dependentRequired":
+        props = properties(node)
+        for name, needed in value.items():
+            for other in needed:
+                if other not in instance:
+                    expected = hints.describe(props.get(other, True))
+                    yield [*parts, other], f"required property missing when {name!r} is set (expected {expected})"
     else:
-        yield parts, error.message
+        yield from _undeclared(failure, parts, instance, _at(given, parts), similar)
 
 
+def _value_message(failure: Failure) -> str:
+    """What one keyword expected of a value, and what it found."""
+    keyword, value, instance = failure.keyword, failure.value, failure.instance
+    if keyword == "type":
+        return f"expected {' or '.join(value) if isinstance(value, list) else value}, found {hints.found(instance)}"
+    if keyword == "enum":
+        return f"expected one of {', '.join(hints.show(v) for v in value)}, found {hints.show(instance)}"
+    if keyword == "const":
+        return f"expected exactly {hints.show(value)}, found {hints.show(instance)}"
+    if keyword in _BOUNDS:
+        return f"expected {_BOUNDS[keyword]} {hints.show(value)}, found {hints.show(instance)}"
+    if keyword in _SIZES:
+        noun, size_of = _SIZES[keyword]
+        return f"expected {noun.format(value)}, found {size_of(instance)}"
+    if keyword in _STRING_WORDS:
+        return f"expected {_STRING_WORDS[keyword]} {hints.show(value)}, found {hints.show(instance)}"
+    if keyword == "format":
+        return f"expected a valid {value}, found {hints.show(instance)}"
+    if keyword == "uniqueItems":
+        return "expected unique items, found duplicates"
+    if keyword in ("items", "additionalItems"):
+        return f"expected at most {_count(value, 'item')}, found {_len_text(instance, 'item')}"
+    if keyword in ("contains", "maxContains"):
+        bound = "at least" if keyword == "contains" else "at most"
+        matching = hints.describe(failure.node.children.get("contains"))
+        return f"expected {bound} {_count(value, 'item')} matching {matching}, found {failure.matches}"
+    if keyword in ("anyOf", "oneOf"):
+        if keyword == "oneOf" and failure.matches > 1:
+            return f"{hints.show(instance)} matches more than one of the alternatives, expected exactly one"
+        return f"expected {hints.describe(failure.node)}, found {hints.found(instance)}"
+    if keyword == "metaschema":
+        return f"expected a valid JSON Schema here: {hints.one_line(str(value))}"
+    return f"{hints.show(instance)} is not allowed here"  # not, false
+
+
+_STRING_WORDS = {"pattern": "a string matching", "multipleOf": "a multiple of"}
 _BOUNDS = {
     "minimum": "a value >=",
     "maximum": "a value <=",
@@ -415,7 +506,11 @@ _BOUNDS = {
 
 
 def _len_text(value: Any, unit: str) -> str:
-    size = len(value) if hasattr(value, "__len__") else 0
+    return _count(len(value) if hasattr(value, "__len__") else 0, unit)
+
+
+def _count(size: Any, unit: str) -> str:
+    size = int(size) if isinstance(size, float) and size.is_integer() else size
     return f"{size} {unit}{'' if size == 1 else 's'}"
 
 
@@ -436,27 +531,29 @@ _SIZES: dict[str, tuple[str, Any]] = {
 
 
 def _undeclared(
-    error: ValidationError, parts: list[Any], instance: Mapping[str, Any], given: Any
+    failure: Failure, parts: list[Any], instance: Mapping[str, Any], given: Any, similar: _Similar
 ) -> Iterator[tuple[list[Any], str]]:
-    schema = error.schema
-    props = properties(schema)
-    patterns = schema.get("patternProperties", {}) if isinstance(schema, Mapping) else {}
-    missing_required = [
-        r for r in (schema.get("required", []) if isinstance(schema, Mapping) else []) if r not in instance
-    ]
+    node = failure.node
+    if failure.keyword == "additionalProperties":
+        # additionalProperties sees the properties of its own schema object only (not those of an
+        # allOf next to it): listing others as allowed would be wrong.
+        raw = node.schema if isinstance(node.schema, Mapping) else {}
+        declared = raw.get("properties")
+        props: Mapping[str, Any] = declared if isinstance(declared, Mapping) else {}
+        demanded = raw.get("required")
+        needed = demanded if isinstance(demanded, list) else []
+    else:
+        props, needed = properties(node), sorted(required(node))
+    missing_required = [r for r in needed if r not in instance]
     # A property filled in from its default was not set by the user: it may be what they meant.
     user_keys = given if isinstance(given, Mapping) else instance
     unset_optional = [p for p in props if p not in user_keys and p not in missing_required]
-    for key in instance:
-        if key in props or any(_matches(p, key) for p in patterns):
-            continue
-        if _raw_undeclared(schema, key) is not False:
-            continue
-        hint = hints.most_similar(key, missing_required)
+    for key in failure.keys:
+        hint = similar(key, missing_required)
         if hint is not None:
             yield [*parts, key], f"not allowed; did you mean {hint!r} (required)?"
             continue
-        hint = hints.most_similar(key, unset_optional)
+        hint = similar(key, unset_optional)
         if hint is not None:
             yield [*parts, key], f"not allowed; did you mean {hint!r}?"
         elif props and len(props) <= 12:
@@ -475,22 +572,6 @@ def _at(value: Any, parts: list[Any]) -> Any:
         else:
             return None
     return value
-
-
-def _matches(pattern: str, key: str) -> bool:
-    return regex.search(pattern, key)
-
-
-def _raw_undeclared(schema: Any, name: str) -> Any:
-    """The raw schema jsonschema checked an undeclared property `name` with."""
-    if not isinstance(schema, Mapping):
-        return schema
-    patterns = schema.get("patternProperties")
-    if isinstance(patterns, Mapping):
-        for pattern, sub in patterns.items():
-            if regex.search(pattern, name):
-                return sub
-    return schema.get("additionalProperties", True)
 
 
 __all__ = [

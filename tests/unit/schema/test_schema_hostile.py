@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 import yaml
 from overseer.schema import check_compatibility, check_history, validate_model_config
-from overseer.schema.limits import MAX_COMPARE_STEPS, MAX_VALIDATION_STEPS
+from overseer.schema.limits import (
+    MAX_COMPARE_STEPS,
+    MAX_CONFIG_DEPTH,
+    MAX_CONFIG_VALUES,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_VALUES,
+    MAX_VALIDATION_STEPS,
+)
 from overseer.sdk import ModelConfigError, check_model_config
 from schema_testing import CliResult
 
@@ -138,7 +145,7 @@ def circular_graph(schemas: int = 12, properties: int = 5) -> dict[str, Any]:
         (ROOT_CHILD, {"child": {"child": {"n": "x"}}}, "customObjects.child.child.n: expected integer"),
         (ANCHOR_LOOP, {"a": {"next": {"n": "x"}}}, "customObjects.a.next.n: expected integer"),
         (MUTUAL, {"a": {"b": {"a": {"n": "x"}}}}, "customObjects.a.b.a.n: expected integer"),
-        (ARRAY_LOOP, {"list": [1, [2, ["x"]]]}, "customObjects.list[1]: expected integer or"),
+        (ARRAY_LOOP, {"list": [1, [2, ["x"]]]}, "customObjects.list[1][1][0]: expected integer or array of"),
         (ID_SCOPED, {"p": {"again": {"n": "x"}}}, "customObjects.p.again.n: expected integer"),
         (recursive_union(12), {"root": {"k0": 1, "next": {"k1": "x"}}}, "customObjects.root: expected"),
     ],
@@ -328,20 +335,42 @@ def test_ecma_dialect_is_translated_for_re2() -> None:
         assert not validate_model_config({"customObjects": schema}, {}, {}, {"s": bad}).ok, pattern
 
 
-def test_nested_alternatives_stop_at_the_work_bound(run_cli: Run, tmp_path: Path) -> None:
+def nested_alternatives(levels: int) -> dict[str, Any]:
+    """2**levels paths through the schema, but only `levels` distinct subschemas."""
     defs: dict[str, Any] = {
-        f"n{i}": {"anyOf": [{"$ref": f"#/$defs/n{i + 1}"}, {"$ref": f"#/$defs/n{i + 1}"}]} for i in range(15)
+        f"n{i}": {"anyOf": [{"$ref": f"#/$defs/n{i + 1}"}, {"$ref": f"#/$defs/n{i + 1}"}]} for i in range(levels)
     }
-    defs["n15"] = {"type": "string"}
-    schema = {"type": "object", "properties": {"x": {"$ref": "#/$defs/n0"}}, "$defs": defs}
-    started = time.monotonic()
+    defs[f"n{levels}"] = {"type": "string"}
+    return {"type": "object", "properties": {"x": {"$ref": "#/$defs/n0"}}, "$defs": defs}
+
+
+def test_nested_alternatives_cost_their_size_not_their_paths(run_cli: Run, tmp_path: Path) -> None:
+    # Each (subschema, value) pair is checked once: 2**15 paths (the most the in-place bound
+    # allows), 31 subschemas, an answer rather than the work bound.
+    schema = nested_alternatives(15)
     with pytest.raises(ModelConfigError) as raised:
         check_model_config(schema_body(schema), custom_objects={"x": 1})
+    assert "customObjects.x: expected a value, found integer 1" in str(raised.value)
+    assert check_model_config(schema_body(schema), custom_objects={"x": "a"}).custom_objects == {"x": "a"}
+    path = write(tmp_path, "all.yaml", schema_body(schema), deployment_body({"x": 1}))
+    result = run_cli("validate", path)
+    assert result.code == 1
+    assert "spec.model.customObjects.x: expected a value, found integer 1" in result.out
+
+
+def test_wide_alternatives_over_many_items_stop_at_the_work_bound(run_cli: Run, tmp_path: Path) -> None:
+    # 500 alternatives, each failing, for each of 2,000 items: a million distinct checks.
+    branches = [{"type": "object", "required": [f"k{i}"]} for i in range(500)]
+    schema = {"type": "object", "properties": {"items": {"type": "array", "items": {"anyOf": branches}}}}
+    config = {"items": [{"x": i} for i in range(2_000)]}
+    started = time.monotonic()
+    with pytest.raises(ModelConfigError) as raised:
+        check_model_config(schema_body(schema), custom_objects=config)
     assert (
         f"customObjects: checking this config against the schema took more than {MAX_VALIDATION_STEPS:,} steps"
         in str(raised.value)
     )
-    path = write(tmp_path, "all.yaml", schema_body(schema), deployment_body({"x": 1}))
+    path = write(tmp_path, "all.yaml", schema_body(schema), deployment_body(config))
     result = run_cli("validate", path)
     assert result.code == 1
     assert "spec.model.customObjects: checking this config against the schema took more than" in result.out
@@ -356,16 +385,20 @@ def nested(depth: int, leaf: Any) -> Any:
 
 def test_huge_and_deep_documents_are_refused_by_their_size(run_cli: Run, tmp_path: Path) -> None:
     deep_schema = nested(100_000, {"type": "integer"})
-    with pytest.raises(ModelConfigError, match="nested more than 64 levels deep"):
+    with pytest.raises(ModelConfigError, match=f"nested more than {MAX_SCHEMA_DEPTH} levels deep"):
         check_model_config(schema_body(deep_schema), custom_objects={})
-    wide = {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(10_001)}}
-    with pytest.raises(ModelConfigError, match="more than 20,000 values"):
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(MAX_SCHEMA_VALUES // 2)}}
+    with pytest.raises(ModelConfigError, match=f"more than {MAX_SCHEMA_VALUES:,} values"):
         check_model_config(schema_body(wide), custom_objects={})
     deep_config: Any = 1
     for _ in range(100_000):
         deep_config = {"a": deep_config}
-    with pytest.raises(ModelConfigError, match="customObjects: too large to check: nested more than 32 levels deep"):
+    with pytest.raises(
+        ModelConfigError, match=f"customObjects: too large to check: nested more than {MAX_CONFIG_DEPTH}"
+    ):
         check_model_config(schema_body(OBJECT), custom_objects=deep_config)
+    with pytest.raises(ModelConfigError, match=f"customObjects: too large to check: more than {MAX_CONFIG_VALUES:,}"):
+        check_model_config(schema_body(OBJECT), custom_objects={"classes": [f"c{i}" for i in range(MAX_CONFIG_VALUES)]})
 
     path = write(tmp_path, "deep.yaml", schema_body(nested(40, {"type": "integer"})))
     result = run_cli("validate", path)

@@ -311,7 +311,7 @@ def test_the_validator_cache_is_safe_across_threads(monkeypatch: pytest.MonkeyPa
         try:
             for round_ in range(25):
                 schema = schemas[(offset + round_) % len(schemas)]
-                assert validation.compile_section(schema).validator is not None
+                assert validation.compile_section(schema).resolved is not None
         except BaseException as error:
             errors.append(error)
 
@@ -322,3 +322,57 @@ def test_the_validator_cache_is_safe_across_threads(monkeypatch: pytest.MonkeyPa
         thread.join()
     assert errors == []
     assert len(validation._cache) <= 2
+
+
+NULLABLE_NMS = {
+    "customObjects": {
+        "type": "object",
+        "properties": {"nms": {"anyOf": [{"$ref": "#/$defs/nms"}, {"type": "null"}]}},
+        "$defs": {
+            "nms": {
+                "type": "object",
+                "properties": {"iou": {"type": "number", "maximum": 1}},
+                "additionalProperties": False,
+            }
+        },
+    }
+}
+HEADS = {
+    "customObjects": {
+        "type": "object",
+        "properties": {
+            "head": {
+                "oneOf": [
+                    {"type": "object", "properties": {"kind": {"const": "yolo"}, "anchors": {"type": "integer"}}},
+                    {"type": "object", "properties": {"kind": {"const": "detr"}, "queries": {"type": "integer"}}},
+                ]
+            }
+        },
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "custom", "expected"),
+    [
+        # An optional nested model (pydantic writes anyOf [$ref, null]): the field inside is named.
+        (NULLABLE_NMS, {"nms": {"iou": "high"}}, "customObjects.nms.iou: expected number, found string 'high'"),
+        (NULLABLE_NMS, {"nms": {"iuo": 0.5}}, "customObjects.nms.iuo: not allowed; did you mean 'iou'?"),
+        (NULLABLE_NMS, {"nms": 3}, "customObjects.nms: expected object or null, found integer 3"),
+        # Alternatives told apart by a constant: the matching one speaks, or all the constants do.
+        (
+            HEADS,
+            {"head": {"kind": "detr", "queries": "many"}},
+            "customObjects.head.queries: expected integer, found string 'many'",
+        ),
+        (
+            HEADS,
+            {"head": {"kind": "rtdetr"}},
+            "customObjects.head.kind: expected one of 'yolo', 'detr', found 'rtdetr'",
+        ),
+    ],
+)
+def test_a_wrong_field_inside_an_alternative_is_named(
+    schema: dict[str, Any], custom: dict[str, Any], expected: str
+) -> None:
+    assert messages(validate_model_config(schema, {}, {}, custom)) == [expected]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,6 @@ def s3_client() -> Any:
 
 
 def _endpoint_from_env() -> str | None:
-    import os
-
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
 

@@ -16,8 +16,8 @@ save the model with BentoML, publish its weights to the object store.
 
 For the next step, --output FILE (or stdout) gets shell lines: MODEL_TAG=name:version,
 MODEL_URI=s3://..., MODEL_DIGEST=sha256:... (like a CI job's output file). Progress and errors go
-to stderr. Exit 0 done, 1 config refused or publishing failed, 2 usage or
-schema unreadable.
+to stderr. Exit 0 done; 1 the config refused by the schema, or publishing failed; 2 usage, the
+config file or the schema unreadable.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Publish a weights file to an object store: `s3://BUCKET/KEY`, the standard AWS way (botocore: the
 credential chain, endpoint and region from the environment, SigV4), as the serving pods read it.
 
-    python examples/workflow/publish.py model.pt s3://models/cat_recognition/v1/model.pt
+    python examples/workflow/publish.py model.pt s3://models/cat_detector/v1/model.pt
 
 Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, web identity, instance role...
 S3-compatible stores (MinIO, Ceph, R2, the local moto server): AWS_ENDPOINT_URL_S3.

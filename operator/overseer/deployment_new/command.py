@@ -42,7 +42,7 @@ def add_parser(commands: Any) -> None:
     new.add_argument(
         "--schema", required=True, metavar="REF", help="FILE[#N] or cluster:NAMESPACE/NAME[#N] (default: the highest N)"
     )
-    new.add_argument("--uri", required=True, help="where the weights will be published (file://, http(s)://)")
+    new.add_argument("--uri", required=True, help="where the weights will be published (file://, http(s)://, s3://)")
     source = new.add_mutually_exclusive_group(required=True)
     source.add_argument("--from-bento", metavar="TAG", help="BentoML model NAME[:VERSION] (needs the serving extra)")
     source.add_argument("--weights", metavar="FILE", help="a weights file; give the config with the value options")

@@ -11,7 +11,6 @@ uninstall it.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -37,7 +36,6 @@ from support.cluster import REPO_ROOT, Kubectl
 from support.polling import wait_for
 
 SEED = REPO_ROOT / "examples" / "seed-story"
-HOT_SWAP_LANDED = importlib.util.find_spec("overseer.operator.rollout") is not None
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +149,6 @@ def test_argocd_shows_the_live_deployment_healthy(serving: dict[str, Any]) -> No
     assert modeldeployment_health(pending)["status"] == "Progressing"
 
 
-@pytest.mark.skipif(not HOT_SWAP_LANDED, reason="the operator's hot swap (overseer.operator.rollout) is not merged yet")
 def test_a_new_model_is_hot_swapped_into_the_same_pods(
     ml: Kubectl, serving: dict[str, Any], models: list[tuple[str, str]]
 ) -> None:

@@ -94,7 +94,8 @@ def test_the_operator_reconciles_the_served_namespace_under_its_roles(
     live = wait_for(reconciled, 60, "the operator to reconcile cat-recognition")
     # It got as far as the pods (which this test keeps from being scheduled): no RBAC or apply error.
     assert condition(live, "Degraded").get("reason") in ("AsExpected", "PodsFailing"), live["status"]
-    assert condition(live, "Ready")["reason"] in ("PodsNotReady", "PodsFailing"), live["status"]
+    # (The first rollout waits for pods: RolloutInProgress, "0/0 pods on 20240103".)
+    assert condition(live, "Ready")["reason"] in ("PodsNotReady", "PodsFailing", "RolloutInProgress"), live["status"]
     for kind, name in (("configmap", "cat-recognition-model"), ("secret", "cat-recognition-admin"),
                        ("deployment", "cat-recognition"), ("service", "cat-recognition")):  # fmt: skip
         assert kubectl.run("get", kind, name, "-o", "name").stdout.strip()

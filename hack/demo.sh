@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.cluster/bin:$PWD/.venv/bin:$PATH"
 PY="$PWD/.venv/bin/python"
+export PYTHONPATH="$PWD/operator:$PWD/serving:$PWD/hack${PYTHONPATH:+:$PYTHONPATH}"
 NS=ml-serving
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Poll a command until it succeeds or the deadline passes (no fixed sleeps).
@@ -40,10 +41,12 @@ read -r _ MODEL_PATH DIGEST < <("$PY" -m overseer_devtools.models shapes-v1)
 read -r _ MODEL_PATH2 DIGEST2 < <("$PY" -m overseer_devtools.models shapes-v2)
 MODEL_URI="file://$MODEL_PATH"
 echo "  $MODEL_URI  $DIGEST"
-# The examples' uri and digest are placeholders: point them at the models just built.
-sed -e "s#uri: .*#uri: $MODEL_URI#" -e "s#digest: .*#digest: $DIGEST#" \
+# The examples' uri and digest are placeholders: point them at the models just made. These detectors
+# know squares and circles (not cats) and were trained on 160x160 pictures: the config says so.
+toy=(-e 's#resize_resolution: .*#resize_resolution: 160#' -e 's#classes: \[cat\]#classes: [square, circle]#')
+sed -e "s#uri: .*#uri: $MODEL_URI#" -e "s#digest: .*#digest: $DIGEST#" "${toy[@]}" \
   examples/cat-recognition.modeldeployment.yaml > "$tmp/cat.yaml"
-sed -e "s#uri: .*#uri: file://$MODEL_PATH2#" -e "s#digest: .*#digest: $DIGEST2#" \
+sed -e "s#uri: .*#uri: file://$MODEL_PATH2#" -e "s#digest: .*#digest: $DIGEST2#" "${toy[@]}" \
   examples/seed-story/case3-new-model.modeldeployment.yaml > "$tmp/case3.yaml"
 
 step "Apply the contract and the deployment: the operator turns it into serving pods"

@@ -77,13 +77,13 @@ class Release(_Record):
     @model_validator(mode="after")
     def _a_model_document_of_its_key(self) -> Release:
         # A record read back from the ConfigMap is untrusted (anyone may edit a ConfigMap): its
-        # documents must be model documents of the model the key names, or the whole record is
-        # refused (the planner then starts from what the pods serve). Structural checks only - no
-        # JSON Schema is compiled here.
+        # documents must be model documents whose key is the one recorded - the same model and the
+        # same schema-defaulted config, recomputed here - or the whole record is refused (the
+        # planner then starts from what the pods serve). The config check is the bounded one
+        # admission runs (its compiled sections are cached).
         document = ModelDocument.model_validate_json(self.document_json)
-        model = document.model
-        if not self.key.same_model(model.name, model.version, model.digest):
-            raise ValueError("the document is not of the model its key names")
+        if key_of(document) != self.key:
+            raise ValueError("the document is not of the model and config its key names")
         return self
 
     @property
@@ -97,13 +97,17 @@ class Release(_Record):
         return version if isinstance(version, int) else None
 
 
-def release_of(document: ModelDocument) -> Release:
-    """The release of a validated model document (spec.model with its schema snapshot)."""
+def key_of(document: ModelDocument) -> ModelKey:
+    """The key of a model document: its model's identity and its schema-defaulted config."""
     model = document.model
     config = validate_model_config(document.schema_, model.labels, model.metadata, model.custom_objects).defaulted
-    key = ModelKey(name=model.name, version=model.version, digest=model.digest, config=config_fingerprint(config))
+    return ModelKey(name=model.name, version=model.version, digest=model.digest, config=config_fingerprint(config))
+
+
+def release_of(document: ModelDocument) -> Release:
+    """The release of a validated model document (spec.model with its schema snapshot)."""
     wire = document.to_wire()
-    return Release(key=key, document_json=json.dumps(wire, sort_keys=True, separators=(",", ":")))
+    return Release(key=key_of(document), document_json=json.dumps(wire, sort_keys=True, separators=(",", ":")))
 
 
 # --- observations: what a pod's admin API answered ---------------------------------------------------
@@ -260,6 +264,14 @@ class RolloutState(_Record):
         default=(), description="Targets this rollout replaced before they were fully served."
     )
 
+    @model_validator(mode="after")
+    def _a_phase_with_what_it_needs(self) -> RolloutState:
+        # A rollback, rolled back or refused rollback is of a stable model: a record of one
+        # without it (hand-edited, or from a broken writer) is not trusted.
+        if self.phase in ("RollingBack", "RolledBack", "RollbackFailed") and self.stable is None:
+            raise ValueError(f"phase {self.phase} without a stable model to go back to")
+        return self
+
     @property
     def wanted(self) -> Release:
         """The model pods should serve in this phase; also what the ConfigMap holds."""
@@ -282,6 +294,6 @@ class RolloutState(_Record):
             return None
         try:
             state = cls.model_validate_json(text)
-        except ValidationError:
+        except (ValidationError, ValueError, RecursionError):
             return None
         return state if state.format == STATE_FORMAT else None

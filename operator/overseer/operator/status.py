@@ -66,6 +66,8 @@ class DeploymentObservation:
     pods: Sequence[Mapping[str, Any]] = ()
     url: str | None = None
     previous: Mapping[str, Any] = field(default_factory=dict)
+    internal_error: str | None = None
+    """The rollout step failed on an error of the operator's own (no traceback): Degraded says so."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def deployment_status(observed: DeploymentObservation, now: dt.datetime) -> Stat
         last_rollout = previous.get("lastRollout")
     if observed.blocked is not None:
         conditions = _blocked_conditions(observed, served)
+    elif observed.internal_error is not None:
+        conditions = _internal_error_conditions(observed)
     elif report is None:
         conditions = _waiting_conditions()
     else:
@@ -168,6 +172,19 @@ def _blocked_conditions(observed: DeploymentObservation, served: Any) -> list[Co
         Condition("Progressing", "False", blocked.reason, "nothing new is rolled out until the spec is fixed"),
         Condition("Degraded", "True", blocked.reason, blocked.message),
     ]  # fmt: skip
+
+
+def _internal_error_conditions(observed: DeploymentObservation) -> list[Condition]:
+    """The step could not tell what the pods do: Ready and Progressing keep what they said,
+    Degraded says why (the pods keep serving what they served; the step is retried)."""
+    assert observed.internal_error is not None
+    before = {c.get("type"): c for c in observed.previous.get("conditions") or [] if isinstance(c, Mapping)}
+    kept = []
+    for kind in ("Ready", "Progressing"):
+        old = before.get(kind) or {}
+        status = old.get("status") if old.get("status") in ("True", "False") else "Unknown"
+        kept.append(Condition(kind, status, str(old.get("reason") or "InternalError"), str(old.get("message") or "")))
+    return [*kept, Condition("Degraded", "True", "InternalError", observed.internal_error)]
 
 
 def _waiting_conditions() -> list[Condition]:
@@ -260,6 +277,7 @@ _OWN_DEGRADED = {
     "InvalidSchemaRef",
     "OwnedObjectConflict",
     "ApplyFailed",
+    "InternalError",
 }
 
 

@@ -650,3 +650,30 @@ def test_a_refused_stable_model_holds_and_says_so() -> None:
     assert q.state is not None and q.state.phase == "Halted"
     assert isinstance(q.verdict, Fail) and q.verdict.reason == "FetchFailed"
     assert q.verdict.message.endswith("holding (the refused model is the last one every pod served)")
+
+
+@pytest.mark.parametrize("phase", ["RollingBack", "RolledBack", "RollbackFailed"])
+def test_a_record_of_a_rollback_without_a_stable_model_is_no_state(phase: str) -> None:
+    """A rollback needs the model it goes back to: such a record is not trusted (it would stop every
+    plan), and the planner starts from what the pods serve, as for a lost record."""
+    record = json.loads(complete(V1, *PODS).to_json())
+    record.update(phase=phase, stable=None)
+    assert RolloutState.from_json(json.dumps(record)) is None
+    p = step(V1, pods_on(V1, *PODS), RolloutState.from_json(json.dumps(record)))
+    assert p.state is not None and p.state.phase == "Complete" and p.swaps == ()
+
+
+def test_a_record_whose_key_is_not_the_config_of_its_document_is_no_state() -> None:
+    """The key's config fingerprint is recomputed from the document: an edited config (or key) is
+    caught, not only an edited name, version or digest."""
+    record = json.loads(complete(V1, *PODS).to_json())
+    other_config = release(V1.key.version, digit="1", conf=0.9)
+    assert other_config.key.same_model(V1.key.name, V1.key.version, V1.key.digest)
+    assert other_config.key.config != V1.key.config
+    edited = copy.deepcopy(record)
+    edited["target"]["document_json"] = other_config.document_json
+    forged_key = copy.deepcopy(record)
+    forged_key["stable"]["key"]["config"] = "0" * 16
+    for bad in (edited, forged_key):
+        assert RolloutState.from_json(json.dumps(bad)) is None
+    assert RolloutState.from_json(json.dumps(record)) is not None

@@ -61,9 +61,9 @@ class PodView:
     """Pending: not started yet (no IP, containers not running); Terminating: deletionTimestamp set."""
     ready: bool = False
     restarts: int = 0
-    """Sum of the pod's container restart counts: a change means the serving process restarted."""
+    """The serving container's restart count: a change means the serving process restarted."""
     crash_looping: bool = False
-    """Its serving container keeps exiting (CrashLoopBackOff, or a last exit with an error)."""
+    """Its serving container keeps exiting (pods.py: at least two restarts, the last exit an error)."""
     crashed_at: datetime | None = None
     """When the serving container last exited with an error."""
     crash_message: str = ""
@@ -122,6 +122,8 @@ class Swap:
     uid: str
     release: Release
     purpose: SwapPurpose
+    restarts: int = 0
+    """The pod's restart count when sent: its outcome carries it back (`SwapOutcome.restarts`)."""
 
 
 @dataclass(frozen=True)
@@ -353,8 +355,14 @@ class _Run:
         pods = {p.name: p for p in self.inp.pods}
         for outcome in sorted(self.inp.outcomes, key=lambda o: o.pod):
             flight = next((f for f in state.in_flight if f.pod == outcome.pod), None)
-            if flight is None or flight.key != outcome.key:
-                continue  # the pod is gone, or the answer is older than the PUT on record
+            if flight is None or (flight.key, flight.uid, flight.restarts) != (
+                outcome.key,
+                outcome.uid,
+                outcome.restarts,
+            ):
+                # The pod is gone, or the answer is older than the PUT on record (another model,
+                # or sent to the pod's serving process before it restarted): stale.
+                continue
             pod = pods.get(outcome.pod)
             result = outcome.result
             rest = tuple(f for f in state.in_flight if f.pod != outcome.pod)
@@ -547,11 +555,13 @@ class _Run:
             pod = pods[flight.pod]
             reachable = isinstance(pod.observed, PodAnswer) and pod.observed.served is not None
             if flight.pod not in self.inp.running and reachable and flight.pod not in self.cooldown:
-                swaps.append(Swap(pod.name, pod.uid, wanted, purpose))
+                swaps.append(Swap(pod.name, pod.uid, wanted, purpose, flight.restarts))
                 flights.append(flight.model_copy(update={"key": wanted.key, "earlier": True}))
             else:
                 flights.append(flight)
-        busy = {f.pod for f in flights}
+        # A pod whose PUT task still runs is not sent another (the executor would not start it):
+        # e.g. one that restarted while its PUT's connection is not dropped yet.
+        busy = {f.pod for f in flights} | set(self.inp.running)
         budget = 0 if by_replacement else self.inp.settings.max_unavailable - len(flights)
         candidates = [
             c
@@ -564,7 +574,7 @@ class _Run:
         # Pods that serve no traffic first (a swap there costs nothing), then by name.
         candidates.sort(key=lambda c: (c.pod.ready, c.pod.name))
         for c in candidates[: max(budget, 0)]:
-            swaps.append(Swap(c.pod.name, c.pod.uid, wanted, purpose))
+            swaps.append(Swap(c.pod.name, c.pod.uid, wanted, purpose, c.pod.restarts))
             flights.append(InFlight(pod=c.pod.name, uid=c.pod.uid, restarts=c.pod.restarts, key=wanted.key))
             if purpose == "repair":
                 served = c.served.label if c.served else "no model"

@@ -186,11 +186,18 @@ SwapResult = Swapped | SwapRefused | SwapUndelivered | SwapLost
 
 @dataclass(frozen=True)
 class SwapOutcome:
-    """The end of one PUT the operator sent: which pod, which model it was asked to take, the result."""
+    """The end of one PUT the operator sent: which pod, which model it was asked to take, the result.
+
+    `uid` and `restarts` say which run of the pod's serving process the PUT was sent to (the
+    executor copies them from the `Swap`): an answer of a PUT sent before the pod restarted is
+    stale, and is matched to no later PUT to the same pod.
+    """
 
     pod: str
     key: ModelKey
     result: SwapResult
+    uid: str = ""
+    restarts: int = 0
 
 
 # --- persisted state ----------------------------------------------------------------------------------

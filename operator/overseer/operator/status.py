@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from overseer.operator.plan import StatusReport
-from overseer.operator.pods import last_words
+from overseer.operator.pods import last_words, serving_container_status
 
 JSONObject = dict[str, Any]
 MESSAGE_LIMIT = 2000
@@ -249,10 +249,9 @@ def failing_pod(pods: Sequence[Mapping[str, Any]]) -> str | None:
         for condition in status.get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
                 return f"pod {name}: {condition.get('reason') or 'Unschedulable'}: {condition.get('message') or ''}"
-        statuses = status.get("containerStatuses") or []
-        if not statuses:
+        container = serving_container_status(pod)  # a sidecar's restarts are not the model's
+        if not container:
             continue
-        container = statuses[0]
         waiting = (container.get("state") or {}).get("waiting") or {}
         restarts = int(container.get("restartCount") or 0)
         bad_wait = waiting.get("reason") in _BAD_WAITING

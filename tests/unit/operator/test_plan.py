@@ -11,6 +11,7 @@ from overseer.operator.plan import HISTORY_LIMIT, Done, Fail, Wait, WriteConfigM
 from overseer.operator.rollout_state import (
     RolloutState,
     SwapLost,
+    SwapOutcome,
     Swapped,
     SwapRefused,
     SwapUndelivered,
@@ -677,3 +678,28 @@ def test_a_record_whose_key_is_not_the_config_of_its_document_is_no_state() -> N
     for bad in (edited, forged_key):
         assert RolloutState.from_json(json.dumps(bad)) is None
     assert RolloutState.from_json(json.dumps(record)) is not None
+
+
+def test_a_pod_restarted_while_its_put_still_runs_is_not_refused_by_the_stale_answer() -> None:
+    """The serving process restarted (it now loads the ConfigMap's model) while the operator still
+    waits on the PUT sent to the process that died: no second PUT meanwhile, and that PUT's lost
+    connection is the old process's answer, not a refusal of the model."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods))
+    sent = first.swaps[0]
+    assert (sent.pod, sent.restarts) == ("pod-a", 0)
+    restarted = [serving("pod-a", V1, restarts=1), serving("pod-b", V1)]  # restarted on the old model
+    waiting = step(V2, restarted, first.state, running=["pod-a"])
+    assert swapped_pods(waiting) == ["pod-b"]  # the PUT to pod-a died with its process; pod-a still busy
+    lost = SwapOutcome("pod-a", V2.key, SwapLost("connection_lost", "reset by peer"), uid="uid-pod-a", restarts=0)
+    after = step(V2, restarted, waiting.state, outcomes=[lost], running=["pod-b"])
+    assert after.state is not None and after.state.phase == "Rolling" and after.state.failure is None
+    assert [(f.pod, f.restarts) for f in after.state.in_flight] == [("pod-b", 0)]
+
+
+def test_an_answer_to_the_put_on_record_is_still_taken() -> None:
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods))
+    refused = SwapOutcome("pod-a", V2.key, SwapRefused("load_failed", "oom", 500), uid="uid-pod-a", restarts=0)
+    p = step(V2, pods_on(V1, *pods), first.state, outcomes=[refused])
+    assert p.state is not None and p.state.phase == "RolledBack"

@@ -266,7 +266,13 @@ class _Run:
             # The same weights and config in another document (a new URI, a schema snapshot): no
             # pod changes, but new pods must start from the new document.
             stable = desired if state.stable is not None and state.stable.key == desired.key else state.stable
-            return state.model_copy(update={"target": desired, "stable": stable})
+            state = state.model_copy(update={"target": desired, "stable": stable})
+            if state.phase in _FAILED_PHASES:
+                # A failed model's document changed (its URI fixed, say): it may load now - tried
+                # again, as a retry would.
+                self.event("Normal", "RolloutRetried", f"retrying {desired.key.label}: spec.model changed")
+                return self._again(state)
+            return state
         stable = state.target if state.phase == "Complete" else state.stable
         wanted = state.wanted.key
         from_key = stable.key if stable is not None and stable.key != desired.key else wanted
@@ -300,21 +306,10 @@ class _Run:
 
     def _retry_or_rollback_held(self, state: RolloutState) -> RolloutState:
         inp = self.inp
-        failed = state.phase in ("RolledBack", "Halted", "RollbackFailed")
+        failed = state.phase in _FAILED_PHASES
         if failed and inp.desired is not None and inp.attempt != state.attempt:
             self.event("Normal", "RolloutRetried", f"retrying {state.target.key.label} (attempt {inp.attempt!r})")
-            return state.model_copy(
-                update={
-                    "phase": "Rolling",
-                    "started_at": self.now,
-                    "finished_at": None,
-                    "attempt": inp.attempt,
-                    "strategy": inp.settings.strategy,
-                    "failure": None,
-                    "rollback_failure": None,
-                    "superseded": (),
-                }
-            )
+            return self._again(state)
         if state.phase == "Halted" and inp.settings.auto_rollback and _can_roll_back(state):
             assert state.stable is not None
             self.event("Warning", "RollingBack", f"autoRollback is on: rolling back to {state.stable.key.label}")
@@ -323,6 +318,21 @@ class _Run:
             # A retry asked for while nothing failed is taken as done: it must not retry a later failure.
             return state.model_copy(update={"attempt": inp.attempt})
         return state
+
+    def _again(self, state: RolloutState) -> RolloutState:
+        """The failed rollout's target, rolled out again from where the pods are."""
+        return state.model_copy(
+            update={
+                "phase": "Rolling",
+                "started_at": self.now,
+                "finished_at": None,
+                "attempt": self.inp.attempt,
+                "strategy": self.inp.settings.strategy,
+                "failure": None,
+                "rollback_failure": None,
+                "superseded": (),
+            }
+        )
 
     # -- 2. what happened since the last plan ---------------------------------------------------------
 
@@ -696,6 +706,8 @@ class _Run:
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+_FAILED_PHASES = ("RolledBack", "Halted", "RollbackFailed")
 
 
 def _can_roll_back(state: RolloutState) -> bool:

@@ -703,3 +703,24 @@ def test_an_answer_to_the_put_on_record_is_still_taken() -> None:
     refused = SwapOutcome("pod-a", V2.key, SwapRefused("load_failed", "oom", 500), uid="uid-pod-a", restarts=0)
     p = step(V2, pods_on(V1, *pods), first.state, outcomes=[refused])
     assert p.state is not None and p.state.phase == "RolledBack"
+
+
+@pytest.mark.parametrize("auto_rollback", [True, False])
+def test_a_failed_models_fixed_document_is_tried_again(auto_rollback: bool) -> None:
+    """fetch_failed: the user fixes spec.model.uri (same digest, so the same key). That is a spec
+    change a user expects to act on, as the retry annotation does."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods), auto_rollback=auto_rollback)
+    refused = outcome(first.swaps[0].pod, V2, SwapRefused("fetch_failed", "404 from the weights server", 502))
+    failed = step(V2, pods_on(V1, *pods), first.state, outcomes=[refused], auto_rollback=auto_rollback)
+    assert failed.state is not None and failed.state.phase == ("RolledBack" if auto_rollback else "Halted")
+    fixed = release(V2.key.version, digit="2", uri="https://weights.example/cat/20240202.pt")
+    assert fixed.key == V2.key and fixed != V2
+    p = step(fixed, pods_on(V1, *pods), failed.state, auto_rollback=auto_rollback, now=T0 + timedelta(seconds=5))
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    assert p.state.target == fixed and p.state.started_at == T0 + timedelta(seconds=5)
+    assert [s.release for s in p.swaps] == [fixed]
+    assert ("Normal", "RolloutRetried") in [(e.type, e.reason) for e in p.events]
+    # The same document again is no change: nothing more starts.
+    again = step(fixed, pods_on(V1, *pods), p.state, running=swapped_pods(p), auto_rollback=auto_rollback)
+    assert again.state is not None and again.state.started_at == p.state.started_at and again.swaps == ()

@@ -564,7 +564,9 @@ class _Run:
         for flight in state.in_flight:
             pod = pods[flight.pod]
             reachable = isinstance(pod.observed, PodAnswer) and pod.observed.served is not None
-            if flight.pod not in self.inp.running and reachable and flight.pod not in self.cooldown:
+            # A repair that timed out is a failed repair: it waits for its back-off like any other.
+            resend = reachable and flight.pod not in self.inp.running and flight.pod not in self.cooldown
+            if resend and not self._backing_off(state, pod):
                 swaps.append(Swap(pod.name, pod.uid, wanted, purpose, flight.restarts))
                 flights.append(flight.model_copy(update={"key": wanted.key, "earlier": True}))
             else:
@@ -579,7 +581,7 @@ class _Run:
             if c.kind == "off"
             and c.pod.name not in busy
             and c.pod.name not in self.cooldown
-            and not self._backing_off(state, c)
+            and not self._backing_off(state, c.pod)
         ]
         # Pods that serve no traffic first (a swap there costs nothing), then by name.
         candidates.sort(key=lambda c: (c.pod.ready, c.pod.name))
@@ -597,11 +599,11 @@ class _Run:
             state = state.model_copy(update={"in_flight": new_flights})
         return state, swaps
 
-    def _backing_off(self, state: RolloutState, c: _PodClass) -> bool:
-        failure = next((f for f in state.repairs_failed if f.pod == c.pod.name), None)
+    def _backing_off(self, state: RolloutState, pod: PodView) -> bool:
+        failure = next((f for f in state.repairs_failed if f.pod == pod.name), None)
         return (
             failure is not None
-            and failure.uid == c.pod.uid
+            and failure.uid == pod.uid
             and failure.key == state.wanted.key
             and failure.retry_at is not None
             and self.now < failure.retry_at

@@ -495,6 +495,23 @@ def test_drift_is_repaired_with_back_off_when_refused() -> None:
     assert isinstance(fixed.verdict, Done)
 
 
+def test_a_repair_that_timed_out_waits_for_its_back_off_too() -> None:
+    """A timeout keeps the PUT on record (it may still run on the pod); re-sending it at every plan
+    would hammer a pod that cannot take the model, back-off or not."""
+    state = complete(V1, *PODS)
+    drifted = [serving("pod-a", V1), serving("pod-b", V3), serving("pod-c", V1)]
+    p = step(V1, drifted, state)
+    timed_out = outcome("pod-b", V1, SwapLost("timeout", "no answer in 300 s"))
+    q = step(V1, drifted, p.state, outcomes=[timed_out], now=T0 + timedelta(seconds=10))
+    assert q.state is not None and [f.pod for f in q.state.repairs_failed] == ["pod-b"]
+    assert q.swaps == ()
+    for seconds in (12, 20, 39):
+        waiting = step(V1, drifted, q.state, now=T0 + timedelta(seconds=seconds))
+        assert waiting.swaps == (), seconds
+    later = step(V1, drifted, q.state, now=T0 + timedelta(seconds=41))
+    assert swapped_pods(later) == ["pod-b"]
+
+
 def test_drift_back_off_doubles() -> None:
     state = complete(V1, "pod-a")
     drifted = [serving("pod-a", V3)]

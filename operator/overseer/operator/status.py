@@ -182,7 +182,9 @@ def _internal_error_conditions(observed: DeploymentObservation) -> list[Conditio
     kept = []
     for kind in ("Ready", "Progressing"):
         old = before.get(kind) or {}
-        status = old.get("status") if old.get("status") in ("True", "False") else "Unknown"
+        status: Literal["True", "False", "Unknown"] = (
+            "True" if old.get("status") == "True" else "False" if old.get("status") == "False" else "Unknown"
+        )
         kept.append(Condition(kind, status, str(old.get("reason") or "InternalError"), str(old.get("message") or "")))
     return [*kept, Condition("Degraded", "True", "InternalError", observed.internal_error)]
 

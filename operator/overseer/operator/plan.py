@@ -44,6 +44,7 @@ from overseer.operator.rollout_state import (
 
 HISTORY_LIMIT = 10
 POLL_S = 2.0  # re-plan interval while pods start, settle or cannot be reached
+STUCK_POLL_S = 30.0  # the same, once past the progress deadline
 MESSAGE_LIMIT = 1024  # pod-provided text kept in status and Events
 
 JSONObject = dict[str, Any]
@@ -80,6 +81,8 @@ class RolloutSettings:
     auto_rollback: bool = True
     repair_backoff_s: float = 30.0
     repair_backoff_max_s: float = 600.0
+    progress_deadline_s: float = 600.0
+    """HotSwap: an active rollout with no progress this long, waiting on pods: ProgressDeadlineExceeded."""
     strategy: Strategy = "HotSwap"
     """Rolling: a rollout or rollback reaches the pods by replacement (the pod template carries
     the wanted model), never by a PUT; drift repair still swaps in place."""
@@ -207,6 +210,8 @@ def plan(inp: PlanInput) -> Plan:
     state = run.react_to_crash_loops(state)
     state = run.finish_if_done(state)
     state, swaps = run.schedule(state)
+    if state != inp.state and state.phase in ("Rolling", "RollingBack"):
+        state = state.model_copy(update={"progressed_at": inp.now})  # the progress deadline starts again
     actions: list[Action] = []
     if state != inp.state:
         actions.append(WriteConfigMap(state))
@@ -624,7 +629,7 @@ class _Run:
         ]
         if state.phase in ("Rolling", "RollingBack"):
             why = "; ".join(pending + off) or "no pods yet"
-            return Wait(why, POLL_S)
+            return Wait(why, STUCK_POLL_S if self.stuck(state) else POLL_S)
         if off:
             retry = [f.retry_at for f in state.repairs_failed if f.retry_at is not None]
             after = max((min(retry) - self.now).total_seconds(), POLL_S) if retry else POLL_S
@@ -696,9 +701,25 @@ class _Run:
         reason = {"RolledBack": "RolledBack", "Halted": "RolloutHalted", "RollbackFailed": "RollbackFailed"}
         return _condition("Progressing", False, reason[state.phase], count + detail)
 
+    def stuck(self, state: RolloutState) -> list[str]:
+        """HotSwap, rolling out or back, no swap outstanding and no progress within the deadline:
+        the pods it waits for (not answering, starting, settling, crash-looping). Not a refusal:
+        nothing is rolled back; the user is told which pods to look at."""
+        if state.phase not in ("Rolling", "RollingBack") or state.strategy != "HotSwap" or state.in_flight:
+            return []
+        since = state.progressed_at or state.started_at
+        if (self.now - since).total_seconds() < self.inp.settings.progress_deadline_s:
+            return []
+        return [c.note for c in self.classify(state) if c.kind in ("starting", "settling", "unknown", "crash_looping")]
+
     def _degraded(self, state: RolloutState) -> Condition:
         if state.failure is not None and state.phase in ("RollingBack", "RolledBack", "Halted", "RollbackFailed"):
             return _condition("Degraded", True, _degraded_reason(state), _failure_message(state))
+        if stuck := self.stuck(state):
+            since = state.progressed_at or state.started_at
+            minutes = (self.now - since).total_seconds() / 60
+            message = f"no progress for {minutes:.0f} min, waiting on: " + "; ".join(stuck)
+            return _condition("Degraded", True, "ProgressDeadlineExceeded", _clip(message))
         if state.repairs_failed:
             message = "; ".join(
                 f"pod {f.pod} refused {f.key.label}: {f.reason}: {f.message}" for f in state.repairs_failed

@@ -377,6 +377,7 @@ class Reconciler:
                     max_unavailable=rollout.max_unavailable,
                     auto_rollback=rollout.auto_rollback,
                     strategy=rollout.strategy,
+                    progress_deadline_s=self.settings.rollout_progress_deadline_s,
                 ),
                 now=_now(),
                 outcomes=outcomes,

@@ -258,6 +258,10 @@ class RolloutState(_Record):
     )
     from_key: ModelKey | None = Field(default=None, description="The model the rollout moves away from.")
     started_at: datetime
+    progressed_at: datetime | None = Field(
+        default=None,
+        description="The last step that changed this record while rolling out or back (the progress deadline).",
+    )
     finished_at: datetime | None = None
     attempt: str = Field(default="", description="The retry token the rollout was started with.")
     strategy: Strategy = Field(default="HotSwap", description="spec.rollout.strategy when the rollout started.")

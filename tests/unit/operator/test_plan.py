@@ -741,3 +741,47 @@ def test_a_failed_models_fixed_document_is_tried_again(auto_rollback: bool) -> N
     # The same document again is no change: nothing more starts.
     again = step(fixed, pods_on(V1, *pods), p.state, running=swapped_pods(p), auto_rollback=auto_rollback)
     assert again.state is not None and again.state.started_at == p.state.started_at and again.swaps == ()
+
+
+def test_a_hot_swap_waiting_on_a_silent_pod_past_the_progress_deadline_is_degraded_not_rolled_back() -> None:
+    """pod-b never answers (a network policy, a wedged process): the rollout cannot finish. Past
+    the deadline (600 s without progress) the user is told which pod, the operator polls slower,
+    and nothing is rolled back: the pods that took the model keep it."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, [serving("pod-a", V1), unreachable("pod-b")], complete(V1, *pods))
+    assert swapped_pods(first) == ["pod-a"]
+    done_at = T0 + timedelta(seconds=10)
+    silent = [serving("pod-a", V2), unreachable("pod-b")]
+    confirmed = step(V2, silent, first.state, outcomes=[outcome("pod-a", V2, Swapped(V2.key, True))], now=done_at)
+    assert confirmed.state is not None and confirmed.state.progressed_at == done_at
+
+    before = step(V2, silent, confirmed.state, now=done_at + timedelta(seconds=599))
+    assert before.status is not None and before.status.condition("Degraded").status == "False"
+    assert isinstance(before.verdict, Wait) and before.verdict.after_s == 2.0
+
+    past = step(V2, silent, confirmed.state, now=done_at + timedelta(seconds=601))
+    assert past.state is not None and past.state.phase == "Rolling" and past.swaps == ()
+    assert past.status is not None
+    degraded = past.status.condition("Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "ProgressDeadlineExceeded")
+    assert "no progress for 10 min" in degraded.message and "pod pod-b: unreachable" in degraded.message
+    assert "pod-a" not in degraded.message
+    assert isinstance(past.verdict, Wait) and past.verdict.after_s == 30.0
+
+    answered = step(V2, pods_on(V2, *pods), past.state, now=done_at + timedelta(seconds=700))
+    assert answered.state is not None and answered.state.phase == "Complete"
+    assert answered.status is not None and answered.status.condition("Degraded").status == "False"
+
+
+def test_a_slow_rollout_that_keeps_progressing_is_not_past_its_deadline() -> None:
+    """The deadline is since the last progress (a swap sent or answered), not since the start."""
+    pods = ("pod-a", "pod-b", "pod-c")
+    p = step(V2, pods_on(V1, *pods), complete(V1, *pods))
+    now, on_v2 = T0, set()
+    for name in pods:
+        now += timedelta(seconds=500)
+        on_v2.add(name)
+        views = [serving(n, V2 if n in on_v2 else V1) for n in pods]
+        p = step(V2, views, p.state, outcomes=[outcome(name, V2, Swapped(V2.key, True))], now=now)
+        assert p.status is not None and p.status.condition("Degraded").status == "False"
+    assert p.state is not None and p.state.phase == "Complete"

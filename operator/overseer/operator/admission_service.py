@@ -42,10 +42,11 @@ class CheckTimeout(Exception):
 
 
 def _size(*objects: Any) -> int | None:
-    """Bytes of JSON the check reads; None when not JSON (the check then says what is wrong)."""
+    """Bytes of JSON the check reads; None when not JSON, or nested too deep for `json` (the
+    check, off the event loop, then says what is wrong: its walks are bounded in depth)."""
     try:
         return sum(len(json.dumps(obj, separators=(",", ":"))) for obj in objects if obj is not None)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 

@@ -36,6 +36,8 @@ DEPLOYMENTS = (GROUP, VERSION, "modeldeployments")
 SCHEMAS = (GROUP, VERSION, "modelschemas")
 PREFIX = "overseer.dev"
 
+log = logging.getLogger("overseer.operator.handlers")
+
 
 def runtime_of(memo: Any) -> Runtime:
     runtime = memo.get("runtime")
@@ -209,14 +211,24 @@ async def validate_schema(
 # --- reconciliation -------------------------------------------------------------------------------------
 
 
-async def _reconciled(run: Awaitable[Outcome]) -> Outcome:
+async def _reconciled(run: Awaitable[Outcome], what: str = "") -> Outcome:
+    """A reconcile's outcome as Kopf needs it. Every failure is a retry with a one-line reason:
+    an unexpected error (a bug of ours) is logged once here and retried, never a traceback that
+    Kopf would print at every retry."""
     try:
         outcome = await run
     except KubeError as error:
         delay = 30 if error.status in (401, 403) else 5
         raise kopf.TemporaryError(f"API error, retrying: {error}", delay=delay) from error
+    except Exception as error:
+        # One line per retry; the traceback only at debug level (it would repeat every 30 s).
+        log.error("%s: internal error, retrying: %s: %s", what or "reconcile", type(error).__name__, error)  # noqa: TRY400
+        log.debug("%s: internal error", what or "reconcile", exc_info=error)
+        raise kopf.TemporaryError(f"internal error, retrying: {type(error).__name__}: {error}", delay=30) from error
     if outcome.result == "blocked":
         raise kopf.PermanentError(outcome.message)
+    if outcome.result == "failed":  # reported in Degraded and logged by the reconciler
+        raise kopf.TemporaryError(outcome.message, delay=30)
     return outcome
 
 
@@ -234,7 +246,7 @@ async def reconcile_deployment(namespace: str | None, name: str, old: Any, new: 
     # The schemas' status lists which deployments use which version: refresh both ends of a change.
     for schema in {_schema_name(old), _schema_name(new)} - {None}:
         runtime.reconciler.trigger("ModelSchema", namespace or "", str(schema))
-    await _reconciled(runtime.reconciler.deployment(namespace or "", name))
+    await _reconciled(runtime.reconciler.deployment(namespace or "", name), f"ModelDeployment {namespace}/{name}")
 
 
 def _deleted(type: str, **_: Any) -> bool:
@@ -255,4 +267,6 @@ async def deployment_deleted(namespace: str | None, name: str, body: kopf.Body, 
 @kopf.on.update(*SCHEMAS, id="schema-update")
 async def reconcile_schema(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     # Deployments that waited for this schema (or a version of it) are reconciled again.
-    await _reconciled(runtime_of(memo).reconciler.schema(namespace or "", name, dependents=True))
+    await _reconciled(
+        runtime_of(memo).reconciler.schema(namespace or "", name, dependents=True), f"ModelSchema {namespace}/{name}"
+    )

@@ -44,6 +44,7 @@ from overseer.operator.rollout_state import (
 
 HISTORY_LIMIT = 10
 POLL_S = 2.0  # re-plan interval while pods start, settle or cannot be reached
+STUCK_POLL_S = 30.0  # the same, once past the progress deadline
 MESSAGE_LIMIT = 1024  # pod-provided text kept in status and Events
 
 JSONObject = dict[str, Any]
@@ -61,9 +62,9 @@ class PodView:
     """Pending: not started yet (no IP, containers not running); Terminating: deletionTimestamp set."""
     ready: bool = False
     restarts: int = 0
-    """Sum of the pod's container restart counts: a change means the serving process restarted."""
+    """The serving container's restart count: a change means the serving process restarted."""
     crash_looping: bool = False
-    """Its serving container keeps exiting (CrashLoopBackOff, or a last exit with an error)."""
+    """Its serving container keeps exiting (pods.py: at least two restarts, the last exit an error)."""
     crashed_at: datetime | None = None
     """When the serving container last exited with an error."""
     crash_message: str = ""
@@ -80,6 +81,8 @@ class RolloutSettings:
     auto_rollback: bool = True
     repair_backoff_s: float = 30.0
     repair_backoff_max_s: float = 600.0
+    progress_deadline_s: float = 600.0
+    """HotSwap: an active rollout with no progress this long, waiting on pods: ProgressDeadlineExceeded."""
     strategy: Strategy = "HotSwap"
     """Rolling: a rollout or rollback reaches the pods by replacement (the pod template carries
     the wanted model), never by a PUT; drift repair still swaps in place."""
@@ -122,6 +125,8 @@ class Swap:
     uid: str
     release: Release
     purpose: SwapPurpose
+    restarts: int = 0
+    """The pod's restart count when sent: its outcome carries it back (`SwapOutcome.restarts`)."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,8 @@ def plan(inp: PlanInput) -> Plan:
     state = run.react_to_crash_loops(state)
     state = run.finish_if_done(state)
     state, swaps = run.schedule(state)
+    if state != inp.state and state.phase in ("Rolling", "RollingBack"):
+        state = state.model_copy(update={"progressed_at": inp.now})  # the progress deadline starts again
     actions: list[Action] = []
     if state != inp.state:
         actions.append(WriteConfigMap(state))
@@ -264,7 +271,13 @@ class _Run:
             # The same weights and config in another document (a new URI, a schema snapshot): no
             # pod changes, but new pods must start from the new document.
             stable = desired if state.stable is not None and state.stable.key == desired.key else state.stable
-            return state.model_copy(update={"target": desired, "stable": stable})
+            state = state.model_copy(update={"target": desired, "stable": stable})
+            if state.phase in _FAILED_PHASES:
+                # A failed model's document changed (its URI fixed, say): it may load now - tried
+                # again, as a retry would.
+                self.event("Normal", "RolloutRetried", f"retrying {desired.key.label}: spec.model changed")
+                return self._again(state)
+            return state
         stable = state.target if state.phase == "Complete" else state.stable
         wanted = state.wanted.key
         from_key = stable.key if stable is not None and stable.key != desired.key else wanted
@@ -298,21 +311,10 @@ class _Run:
 
     def _retry_or_rollback_held(self, state: RolloutState) -> RolloutState:
         inp = self.inp
-        failed = state.phase in ("RolledBack", "Halted", "RollbackFailed")
+        failed = state.phase in _FAILED_PHASES
         if failed and inp.desired is not None and inp.attempt != state.attempt:
             self.event("Normal", "RolloutRetried", f"retrying {state.target.key.label} (attempt {inp.attempt!r})")
-            return state.model_copy(
-                update={
-                    "phase": "Rolling",
-                    "started_at": self.now,
-                    "finished_at": None,
-                    "attempt": inp.attempt,
-                    "strategy": inp.settings.strategy,
-                    "failure": None,
-                    "rollback_failure": None,
-                    "superseded": (),
-                }
-            )
+            return self._again(state)
         if state.phase == "Halted" and inp.settings.auto_rollback and _can_roll_back(state):
             assert state.stable is not None
             self.event("Warning", "RollingBack", f"autoRollback is on: rolling back to {state.stable.key.label}")
@@ -321,6 +323,21 @@ class _Run:
             # A retry asked for while nothing failed is taken as done: it must not retry a later failure.
             return state.model_copy(update={"attempt": inp.attempt})
         return state
+
+    def _again(self, state: RolloutState) -> RolloutState:
+        """The failed rollout's target, rolled out again from where the pods are."""
+        return state.model_copy(
+            update={
+                "phase": "Rolling",
+                "started_at": self.now,
+                "finished_at": None,
+                "attempt": self.inp.attempt,
+                "strategy": self.inp.settings.strategy,
+                "failure": None,
+                "rollback_failure": None,
+                "superseded": (),
+            }
+        )
 
     # -- 2. what happened since the last plan ---------------------------------------------------------
 
@@ -353,8 +370,14 @@ class _Run:
         pods = {p.name: p for p in self.inp.pods}
         for outcome in sorted(self.inp.outcomes, key=lambda o: o.pod):
             flight = next((f for f in state.in_flight if f.pod == outcome.pod), None)
-            if flight is None or flight.key != outcome.key:
-                continue  # the pod is gone, or the answer is older than the PUT on record
+            if flight is None or (flight.key, flight.uid, flight.restarts) != (
+                outcome.key,
+                outcome.uid,
+                outcome.restarts,
+            ):
+                # The pod is gone, or the answer is older than the PUT on record (another model,
+                # or sent to the pod's serving process before it restarted): stale.
+                continue
             pod = pods.get(outcome.pod)
             result = outcome.result
             rest = tuple(f for f in state.in_flight if f.pod != outcome.pod)
@@ -546,12 +569,16 @@ class _Run:
         for flight in state.in_flight:
             pod = pods[flight.pod]
             reachable = isinstance(pod.observed, PodAnswer) and pod.observed.served is not None
-            if flight.pod not in self.inp.running and reachable and flight.pod not in self.cooldown:
-                swaps.append(Swap(pod.name, pod.uid, wanted, purpose))
+            # A repair that timed out is a failed repair: it waits for its back-off like any other.
+            resend = reachable and flight.pod not in self.inp.running and flight.pod not in self.cooldown
+            if resend and not self._backing_off(state, pod):
+                swaps.append(Swap(pod.name, pod.uid, wanted, purpose, flight.restarts))
                 flights.append(flight.model_copy(update={"key": wanted.key, "earlier": True}))
             else:
                 flights.append(flight)
-        busy = {f.pod for f in flights}
+        # A pod whose PUT task still runs is not sent another (the executor would not start it):
+        # e.g. one that restarted while its PUT's connection is not dropped yet.
+        busy = {f.pod for f in flights} | set(self.inp.running)
         budget = 0 if by_replacement else self.inp.settings.max_unavailable - len(flights)
         candidates = [
             c
@@ -559,12 +586,12 @@ class _Run:
             if c.kind == "off"
             and c.pod.name not in busy
             and c.pod.name not in self.cooldown
-            and not self._backing_off(state, c)
+            and not self._backing_off(state, c.pod)
         ]
         # Pods that serve no traffic first (a swap there costs nothing), then by name.
         candidates.sort(key=lambda c: (c.pod.ready, c.pod.name))
         for c in candidates[: max(budget, 0)]:
-            swaps.append(Swap(c.pod.name, c.pod.uid, wanted, purpose))
+            swaps.append(Swap(c.pod.name, c.pod.uid, wanted, purpose, c.pod.restarts))
             flights.append(InFlight(pod=c.pod.name, uid=c.pod.uid, restarts=c.pod.restarts, key=wanted.key))
             if purpose == "repair":
                 served = c.served.label if c.served else "no model"
@@ -577,11 +604,11 @@ class _Run:
             state = state.model_copy(update={"in_flight": new_flights})
         return state, swaps
 
-    def _backing_off(self, state: RolloutState, c: _PodClass) -> bool:
-        failure = next((f for f in state.repairs_failed if f.pod == c.pod.name), None)
+    def _backing_off(self, state: RolloutState, pod: PodView) -> bool:
+        failure = next((f for f in state.repairs_failed if f.pod == pod.name), None)
         return (
             failure is not None
-            and failure.uid == c.pod.uid
+            and failure.uid == pod.uid
             and failure.key == state.wanted.key
             and failure.retry_at is not None
             and self.now < failure.retry_at
@@ -602,7 +629,7 @@ class _Run:
         ]
         if state.phase in ("Rolling", "RollingBack"):
             why = "; ".join(pending + off) or "no pods yet"
-            return Wait(why, POLL_S)
+            return Wait(why, STUCK_POLL_S if self.stuck(state) else POLL_S)
         if off:
             retry = [f.retry_at for f in state.repairs_failed if f.retry_at is not None]
             after = max((min(retry) - self.now).total_seconds(), POLL_S) if retry else POLL_S
@@ -674,9 +701,25 @@ class _Run:
         reason = {"RolledBack": "RolledBack", "Halted": "RolloutHalted", "RollbackFailed": "RollbackFailed"}
         return _condition("Progressing", False, reason[state.phase], count + detail)
 
+    def stuck(self, state: RolloutState) -> list[str]:
+        """HotSwap, rolling out or back, no swap outstanding and no progress within the deadline:
+        the pods it waits for (not answering, starting, settling, crash-looping). Not a refusal:
+        nothing is rolled back; the user is told which pods to look at."""
+        if state.phase not in ("Rolling", "RollingBack") or state.strategy != "HotSwap" or state.in_flight:
+            return []
+        since = state.progressed_at or state.started_at
+        if (self.now - since).total_seconds() < self.inp.settings.progress_deadline_s:
+            return []
+        return [c.note for c in self.classify(state) if c.kind in ("starting", "settling", "unknown", "crash_looping")]
+
     def _degraded(self, state: RolloutState) -> Condition:
         if state.failure is not None and state.phase in ("RollingBack", "RolledBack", "Halted", "RollbackFailed"):
             return _condition("Degraded", True, _degraded_reason(state), _failure_message(state))
+        if stuck := self.stuck(state):
+            since = state.progressed_at or state.started_at
+            minutes = (self.now - since).total_seconds() / 60
+            message = f"no progress for {minutes:.0f} min, waiting on: " + "; ".join(stuck)
+            return _condition("Degraded", True, "ProgressDeadlineExceeded", _clip(message))
         if state.repairs_failed:
             message = "; ".join(
                 f"pod {f.pod} refused {f.key.label}: {f.reason}: {f.message}" for f in state.repairs_failed
@@ -686,6 +729,8 @@ class _Run:
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+_FAILED_PHASES = ("RolledBack", "Halted", "RollbackFailed")
 
 
 def _can_roll_back(state: RolloutState) -> bool:

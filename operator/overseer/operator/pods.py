@@ -21,25 +21,31 @@ SERVING_CONTAINER = "serving"
 PORT_NAME = "http"
 _LAST_WORDS = re.compile(r"^overseer serve: .*$", re.MULTILINE)
 _MESSAGE_LIMIT = 512
+CRASH_LOOP_RESTARTS = 2
+"""Restarts of the serving container, the last exit an error, before it counts as crash-looping:
+one exit (an OOM kill during a swap, a node hiccup) is a restart, not a refusal of the model."""
 
 
 def pod_view(pod: Mapping[str, Any]) -> PodView:
     """A pod as the planner sees it, before its admin API is asked (`observed` is None)."""
     meta = _mapping(pod.get("metadata"))
     status = _mapping(pod.get("status"))
-    container = _serving_status(pod)
+    container = serving_container_status(pod)
     waiting = _mapping(_mapping(container.get("state")).get("waiting"))
     last = _mapping(_mapping(container.get("lastState")).get("terminated"))
     terminated_now = _mapping(_mapping(container.get("state")).get("terminated"))
     crashed = terminated_now or last
     failed_exit = bool(crashed) and _int(crashed.get("exitCode")) != 0
-    crash_looping = failed_exit and (waiting.get("reason") == "CrashLoopBackOff" or bool(terminated_now))
+    restarts = _int(container.get("restartCount"))
+    # Down now (backing off, or just exited) after an error exit, and not for the first time.
+    down = waiting.get("reason") == "CrashLoopBackOff" or bool(terminated_now)
+    crash_looping = failed_exit and down and restarts >= CRASH_LOOP_RESTARTS
     return PodView(
         name=str(meta.get("name") or ""),
         uid=str(meta.get("uid") or ""),
         phase=_phase(meta, status),
         ready=_ready(status),
-        restarts=sum(_int(c.get("restartCount")) for c in _statuses(status)),
+        restarts=restarts,
         crash_looping=crash_looping,
         crashed_at=_time(crashed.get("finishedAt")) if failed_exit else None,
         crash_message=last_words(str(crashed.get("message") or "")) if failed_exit else "",
@@ -102,7 +108,8 @@ def _statuses(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in status.get("containerStatuses") or [] if isinstance(c, Mapping)]
 
 
-def _serving_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+def serving_container_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The status of the `serving` container (the first one if none has the name; {} if none)."""
     statuses = _statuses(_mapping(pod.get("status")))
     return next((c for c in statuses if c.get("name") == SERVING_CONTAINER), statuses[0] if statuses else {})
 
@@ -134,4 +141,13 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-__all__ = ["askable", "last_words", "observed", "pod_address", "pod_view", "views_by_name"]
+__all__ = [
+    "CRASH_LOOP_RESTARTS",
+    "askable",
+    "last_words",
+    "observed",
+    "pod_address",
+    "pod_view",
+    "serving_container_status",
+    "views_by_name",
+]

@@ -61,7 +61,8 @@ CHILD_RESOURCES = (("apps/v1", "deployments"), ("v1", "pods"), ("v1", "configmap
 
 @dataclass(frozen=True)
 class Outcome:
-    result: Literal["ok", "blocked", "gone"]
+    result: Literal["ok", "blocked", "gone", "failed"]
+    """failed: the step hit an error of the operator's own; reported in Degraded, to be retried."""
     message: str = ""
 
 
@@ -102,6 +103,7 @@ class Reconciler:
         self._scheduled: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[Key, int] = {}
+        self._internal_errors: dict[Key, str] = {}  # the last one logged with its traceback, per object
         self._written: dict[tuple[str, str], str] = {}  # ConfigMap -> the resourceVersion we wrote
         self._instance = socket.gethostname()
         self.rollouts = RolloutExecutor(
@@ -162,9 +164,13 @@ class Reconciler:
         kind, namespace, name = key
         try:
             if kind == "ModelDeployment":
-                await self.deployment(namespace, name)
+                outcome = await self.deployment(namespace, name)
             else:
-                await self.schema(namespace, name)
+                outcome = await self.schema(namespace, name)
+            if outcome.result == "failed":  # logged and reported already
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                self.trigger(kind, namespace, name, min(60.0, 2.0**failures))
+                return
             self._failures.pop(key, None)
         except Exception as error:
             failures = self._failures[key] = self._failures.get(key, 0) + 1
@@ -291,6 +297,7 @@ class Reconciler:
             desired = release_of(render.model_document(parsed, version))
             url = render.service_url(body, parsed)
         step: _Step | None = None
+        internal: str | None = None
         # An invalid spec starts nothing new, but a rollout already under way goes on (its record
         # is in the ConfigMap); a name taken by a foreign object stops everything.
         if conflict is None and (parsed is not None or live.configmap is not None):
@@ -300,6 +307,10 @@ class Reconciler:
                 if error.transient or error.status in (401, 403):
                     raise
                 blocked = Blocked("ApplyFailed", f"the API server refused an owned object: {error.message}")
+            except Exception as error:  # a bug of ours: reported and retried, no traceback to the user
+                internal = self._internal_error(("ModelDeployment", namespace, name), error)
+        if internal is None:
+            self._internal_errors.pop(("ModelDeployment", namespace, name), None)
         replicas = parsed.spec.replicas if parsed is not None else _int(spec.get("replicas"), 1)
         update = deployment_status(
             DeploymentObservation(
@@ -312,6 +323,7 @@ class Reconciler:
                 pods=step.pods if step is not None else [],
                 url=url,
                 previous=body.get("status") or {},
+                internal_error=internal,
             ),
             _now(),
         )
@@ -320,7 +332,21 @@ class Reconciler:
             self._schedule_next(namespace, name, step)
         if blocked is not None:
             return Outcome("blocked", f"{blocked.reason}: {blocked.message}")
+        if internal is not None:
+            return Outcome("failed", internal)
         return Outcome("ok")
+
+    def _internal_error(self, key: Key, error: Exception) -> str:
+        """The Degraded message of an unexpected error in a rollout step (no traceback); the
+        traceback goes to the operator's log once per distinct error, not at every retry."""
+        message = f"internal error in the rollout step, retrying: {type(error).__name__}: {error}"[:1024]
+        kind, namespace, name = key
+        if self._internal_errors.get(key) != message:
+            self._internal_errors[key] = message
+            log.error("%s %s/%s: %s", kind, namespace, name, message, exc_info=error)
+        else:
+            log.error("%s %s/%s: %s", kind, namespace, name, message)
+        return message
 
     async def _roll(
         self, body: Mapping[str, Any], parsed: ModelDeployment | None, desired: Release | None, live: _Live
@@ -351,6 +377,7 @@ class Reconciler:
                     max_unavailable=rollout.max_unavailable,
                     auto_rollback=rollout.auto_rollback,
                     strategy=rollout.strategy,
+                    progress_deadline_s=self.settings.rollout_progress_deadline_s,
                 ),
                 now=_now(),
                 outcomes=outcomes,

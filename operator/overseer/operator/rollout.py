@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -197,6 +198,9 @@ class RolloutExecutor:
         except Exception as error:  # the pod client never raises; if it did, the swap's fate is unknown
             log.exception("swap of %s/%s pod %s failed unexpectedly", key[0], key[1], swap.pod)
             outcome = SwapOutcome(swap.pod, swap.release.key, SwapLost("connection_lost", f"internal error: {error}"))
+        # Which run of the pod's serving process it was sent to: an answer of a PUT sent before a
+        # restart is stale, whatever is sent to the pod afterwards.
+        outcome = dataclasses.replace(outcome, uid=swap.uid, restarts=swap.restarts)
         result, seconds = _result(outcome), time.monotonic() - started
         self.metrics.pod_swaps.labels(purpose=swap.purpose, result=result).inc()
         self.metrics.pod_swap_duration.labels(purpose=swap.purpose).observe(seconds)

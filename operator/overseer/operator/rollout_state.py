@@ -77,13 +77,13 @@ class Release(_Record):
     @model_validator(mode="after")
     def _a_model_document_of_its_key(self) -> Release:
         # A record read back from the ConfigMap is untrusted (anyone may edit a ConfigMap): its
-        # documents must be model documents of the model the key names, or the whole record is
-        # refused (the planner then starts from what the pods serve). Structural checks only - no
-        # JSON Schema is compiled here.
+        # documents must be model documents whose key is the one recorded - the same model and the
+        # same schema-defaulted config, recomputed here - or the whole record is refused (the
+        # planner then starts from what the pods serve). The config check is the bounded one
+        # admission runs (its compiled sections are cached).
         document = ModelDocument.model_validate_json(self.document_json)
-        model = document.model
-        if not self.key.same_model(model.name, model.version, model.digest):
-            raise ValueError("the document is not of the model its key names")
+        if key_of(document) != self.key:
+            raise ValueError("the document is not of the model and config its key names")
         return self
 
     @property
@@ -97,13 +97,17 @@ class Release(_Record):
         return version if isinstance(version, int) else None
 
 
-def release_of(document: ModelDocument) -> Release:
-    """The release of a validated model document (spec.model with its schema snapshot)."""
+def key_of(document: ModelDocument) -> ModelKey:
+    """The key of a model document: its model's identity and its schema-defaulted config."""
     model = document.model
     config = validate_model_config(document.schema_, model.labels, model.metadata, model.custom_objects).defaulted
-    key = ModelKey(name=model.name, version=model.version, digest=model.digest, config=config_fingerprint(config))
+    return ModelKey(name=model.name, version=model.version, digest=model.digest, config=config_fingerprint(config))
+
+
+def release_of(document: ModelDocument) -> Release:
+    """The release of a validated model document (spec.model with its schema snapshot)."""
     wire = document.to_wire()
-    return Release(key=key, document_json=json.dumps(wire, sort_keys=True, separators=(",", ":")))
+    return Release(key=key_of(document), document_json=json.dumps(wire, sort_keys=True, separators=(",", ":")))
 
 
 # --- observations: what a pod's admin API answered ---------------------------------------------------
@@ -182,11 +186,18 @@ SwapResult = Swapped | SwapRefused | SwapUndelivered | SwapLost
 
 @dataclass(frozen=True)
 class SwapOutcome:
-    """The end of one PUT the operator sent: which pod, which model it was asked to take, the result."""
+    """The end of one PUT the operator sent: which pod, which model it was asked to take, the result.
+
+    `uid` and `restarts` say which run of the pod's serving process the PUT was sent to (the
+    executor copies them from the `Swap`): an answer of a PUT sent before the pod restarted is
+    stale, and is matched to no later PUT to the same pod.
+    """
 
     pod: str
     key: ModelKey
     result: SwapResult
+    uid: str = ""
+    restarts: int = 0
 
 
 # --- persisted state ----------------------------------------------------------------------------------
@@ -247,6 +258,10 @@ class RolloutState(_Record):
     )
     from_key: ModelKey | None = Field(default=None, description="The model the rollout moves away from.")
     started_at: datetime
+    progressed_at: datetime | None = Field(
+        default=None,
+        description="The last step that changed this record while rolling out or back (the progress deadline).",
+    )
     finished_at: datetime | None = None
     attempt: str = Field(default="", description="The retry token the rollout was started with.")
     strategy: Strategy = Field(default="HotSwap", description="spec.rollout.strategy when the rollout started.")
@@ -259,6 +274,14 @@ class RolloutState(_Record):
     superseded: tuple[ModelKey, ...] = Field(
         default=(), description="Targets this rollout replaced before they were fully served."
     )
+
+    @model_validator(mode="after")
+    def _a_phase_with_what_it_needs(self) -> RolloutState:
+        # A rollback, rolled back or refused rollback is of a stable model: a record of one
+        # without it (hand-edited, or from a broken writer) is not trusted.
+        if self.phase in ("RollingBack", "RolledBack", "RollbackFailed") and self.stable is None:
+            raise ValueError(f"phase {self.phase} without a stable model to go back to")
+        return self
 
     @property
     def wanted(self) -> Release:
@@ -282,6 +305,6 @@ class RolloutState(_Record):
             return None
         try:
             state = cls.model_validate_json(text)
-        except ValidationError:
+        except (ValidationError, ValueError, RecursionError):
             return None
         return state if state.format == STATE_FORMAT else None

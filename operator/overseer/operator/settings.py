@@ -89,6 +89,13 @@ class OperatorSettings(BaseSettings):
         description="How often a deployment whose rollout is done is checked again: every pod is asked what it "
         "serves, and a pod serving another model is put back (drift repair).",
     )
+    rollout_progress_deadline_s: float = Field(
+        default=600.0,
+        ge=10,
+        description="A HotSwap rollout or rollback that made no progress (no swap sent or answered, no phase "
+        "change) for this long while pods do not answer, start or settle: Degraded ProgressDeadlineExceeded "
+        "naming them, polled less often; it is not rolled back.",
+    )
     swap_timeout_s: float = Field(
         default=300.0,
         ge=5,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from overseer.operator.plan import StatusReport
-from overseer.operator.pods import last_words
+from overseer.operator.pods import last_words, serving_container_status
 
 JSONObject = dict[str, Any]
 MESSAGE_LIMIT = 2000
@@ -66,6 +66,8 @@ class DeploymentObservation:
     pods: Sequence[Mapping[str, Any]] = ()
     url: str | None = None
     previous: Mapping[str, Any] = field(default_factory=dict)
+    internal_error: str | None = None
+    """The rollout step failed on an error of the operator's own (no traceback): Degraded says so."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def deployment_status(observed: DeploymentObservation, now: dt.datetime) -> Stat
         last_rollout = previous.get("lastRollout")
     if observed.blocked is not None:
         conditions = _blocked_conditions(observed, served)
+    elif observed.internal_error is not None:
+        conditions = _internal_error_conditions(observed)
     elif report is None:
         conditions = _waiting_conditions()
     else:
@@ -168,6 +172,21 @@ def _blocked_conditions(observed: DeploymentObservation, served: Any) -> list[Co
         Condition("Progressing", "False", blocked.reason, "nothing new is rolled out until the spec is fixed"),
         Condition("Degraded", "True", blocked.reason, blocked.message),
     ]  # fmt: skip
+
+
+def _internal_error_conditions(observed: DeploymentObservation) -> list[Condition]:
+    """The step could not tell what the pods do: Ready and Progressing keep what they said,
+    Degraded says why (the pods keep serving what they served; the step is retried)."""
+    assert observed.internal_error is not None
+    before = {c.get("type"): c for c in observed.previous.get("conditions") or [] if isinstance(c, Mapping)}
+    kept = []
+    for kind in ("Ready", "Progressing"):
+        old = before.get(kind) or {}
+        status: Literal["True", "False", "Unknown"] = (
+            "True" if old.get("status") == "True" else "False" if old.get("status") == "False" else "Unknown"
+        )
+        kept.append(Condition(kind, status, str(old.get("reason") or "InternalError"), str(old.get("message") or "")))
+    return [*kept, Condition("Degraded", "True", "InternalError", observed.internal_error)]
 
 
 def _waiting_conditions() -> list[Condition]:
@@ -232,10 +251,9 @@ def failing_pod(pods: Sequence[Mapping[str, Any]]) -> str | None:
         for condition in status.get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
                 return f"pod {name}: {condition.get('reason') or 'Unschedulable'}: {condition.get('message') or ''}"
-        statuses = status.get("containerStatuses") or []
-        if not statuses:
+        container = serving_container_status(pod)  # a sidecar's restarts are not the model's
+        if not container:
             continue
-        container = statuses[0]
         waiting = (container.get("state") or {}).get("waiting") or {}
         restarts = int(container.get("restartCount") or 0)
         bad_wait = waiting.get("reason") in _BAD_WAITING
@@ -260,6 +278,7 @@ _OWN_DEGRADED = {
     "InvalidSchemaRef",
     "OwnedObjectConflict",
     "ApplyFailed",
+    "InternalError",
 }
 
 

@@ -109,8 +109,9 @@ def pods_on(model: Release, *names: str) -> list[PodView]:
     return [serving(n, model) for n in names]
 
 
-def outcome(pod: str, model: Release, result: SwapResult) -> SwapOutcome:
-    return SwapOutcome(pod=pod, key=model.key, result=result)
+def outcome(pod: str, model: Release, result: SwapResult, *, restarts: int = 0) -> SwapOutcome:
+    """The end of a PUT sent to the pod (uid `uid-<pod>`) while its restart count was `restarts`."""
+    return SwapOutcome(pod=pod, key=model.key, result=result, uid=f"uid-{pod}", restarts=restarts)
 
 
 def step(

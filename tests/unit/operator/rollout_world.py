@@ -50,6 +50,8 @@ class Put:
     release: Release
     epoch: int  # the operator process that sent it
     number: int
+    uid: str = ""  # the pod and the run of its serving process it was sent to (the Swap's)
+    restarts: int = 0
 
 
 @dataclass
@@ -129,14 +131,14 @@ class World:
             pod = self.pods[swap.pod]
             _require(swap.pod not in self.running, f"a second PUT to {swap.pod} while one is awaited")
             if pod.phase != "Running" or pod.cut_off:
-                self.outcomes.append(
-                    SwapOutcome(swap.pod, swap.release.key, SwapUndelivered("unreachable", "connection refused"))
-                )
+                refused = SwapUndelivered("unreachable", "connection refused")
+                self.outcomes.append(SwapOutcome(swap.pod, swap.release.key, refused, swap.uid, swap.restarts))
                 continue
             if pod.busy:
-                self.outcomes.append(SwapOutcome(swap.pod, swap.release.key, SwapUndelivered("not_ready", "503")))
+                busy = SwapUndelivered("not_ready", "503")
+                self.outcomes.append(SwapOutcome(swap.pod, swap.release.key, busy, swap.uid, swap.restarts))
                 continue
-            put = Put(swap.release, self.epoch, next(self._numbers))
+            put = Put(swap.release, self.epoch, next(self._numbers), swap.uid, swap.restarts)
             pod.queue.append(put)
             self.running[swap.pod] = put.number
         self.log.append(f"tick -> {p.state.phase if p.state else None}, swaps {[s.pod for s in p.swaps]}")
@@ -155,7 +157,8 @@ class World:
         if name in self.running:
             put = next(p for p in self.pods[name].queue if p.number == self.running[name])
             del self.running[name]
-            self.outcomes.append(SwapOutcome(name, put.release.key, SwapLost("timeout", "deadline")))
+            lost = SwapLost("timeout", "deadline")
+            self.outcomes.append(SwapOutcome(name, put.release.key, lost, put.uid, put.restarts))
             self.log.append(f"timeout {name}")
 
     # -- the pods -----------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ class World:
             result = Swapped(served=put.release.key, changed=changed)
         if put.epoch == self.epoch and self.running.get(name) == put.number:
             del self.running[name]
-            self.outcomes.append(SwapOutcome(name, put.release.key, result))
+            self.outcomes.append(SwapOutcome(name, put.release.key, result, put.uid, put.restarts))
         self.log.append(f"{name} processed {put.release.key.version} -> {type(result).__name__}")
         self.check_pods()
 
@@ -365,7 +368,7 @@ class World:
         awaited = next((put for put in pod.queue if put.number == number), None)
         if awaited is not None:
             lost = SwapLost("connection_lost", "reset by peer")
-            self.outcomes.append(SwapOutcome(pod.name, awaited.release.key, lost))
+            self.outcomes.append(SwapOutcome(pod.name, awaited.release.key, lost, awaited.uid, awaited.restarts))
         pod.queue.clear()
 
     def _view(self, pod: SimPod) -> PodView:

@@ -89,3 +89,31 @@ async def test_decisions_are_counted(service: AdmissionService) -> None:
         'overseer_admission_requests_total{kind="ModelDeployment",operation="CREATE",result="allowed",'
         'webhook="validate-modeldeployment"} 1.0'
     ) in text
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(depth):
+        node["a"] = {}
+        node = node["a"]
+    return root
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+async def test_a_body_nested_too_deep_for_json_gets_the_checks_own_answer(
+    service: AdmissionService, operation: str
+) -> None:
+    """json.dumps of the body (to size the check) gives up at ~1000 levels: that must not become an
+    internal error - the check's bounded walk names the field and the bound."""
+    body = deployment()
+    body["spec"]["model"]["labels"] = {"owner": "ml-team", "nested": _nested(100_000)}
+    old = None
+    if operation == "UPDATE":  # the same deep spec before: too deep to compare, too
+        old = deployment()
+        old["spec"]["model"]["labels"] = {"owner": "ml-team", "nested": _nested(100_000)}
+    review = await service.validate_deployment(operation, body, old, NAMESPACE, indexed)
+    assert not review.allowed and review.code == 422
+    assert review.message.startswith("spec.model.labels: too large to check: nested more than")
+    defaults = await service.default_deployment(operation, body, old, NAMESPACE, indexed)
+    assert defaults.code != 500, defaults.message

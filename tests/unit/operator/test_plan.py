@@ -11,6 +11,7 @@ from overseer.operator.plan import HISTORY_LIMIT, Done, Fail, Wait, WriteConfigM
 from overseer.operator.rollout_state import (
     RolloutState,
     SwapLost,
+    SwapOutcome,
     Swapped,
     SwapRefused,
     SwapUndelivered,
@@ -494,6 +495,23 @@ def test_drift_is_repaired_with_back_off_when_refused() -> None:
     assert isinstance(fixed.verdict, Done)
 
 
+def test_a_repair_that_timed_out_waits_for_its_back_off_too() -> None:
+    """A timeout keeps the PUT on record (it may still run on the pod); re-sending it at every plan
+    would hammer a pod that cannot take the model, back-off or not."""
+    state = complete(V1, *PODS)
+    drifted = [serving("pod-a", V1), serving("pod-b", V3), serving("pod-c", V1)]
+    p = step(V1, drifted, state)
+    timed_out = outcome("pod-b", V1, SwapLost("timeout", "no answer in 300 s"))
+    q = step(V1, drifted, p.state, outcomes=[timed_out], now=T0 + timedelta(seconds=10))
+    assert q.state is not None and [f.pod for f in q.state.repairs_failed] == ["pod-b"]
+    assert q.swaps == ()
+    for seconds in (12, 20, 39):
+        waiting = step(V1, drifted, q.state, now=T0 + timedelta(seconds=seconds))
+        assert waiting.swaps == (), seconds
+    later = step(V1, drifted, q.state, now=T0 + timedelta(seconds=41))
+    assert swapped_pods(later) == ["pod-b"]
+
+
 def test_drift_back_off_doubles() -> None:
     state = complete(V1, "pod-a")
     drifted = [serving("pod-a", V3)]
@@ -650,3 +668,120 @@ def test_a_refused_stable_model_holds_and_says_so() -> None:
     assert q.state is not None and q.state.phase == "Halted"
     assert isinstance(q.verdict, Fail) and q.verdict.reason == "FetchFailed"
     assert q.verdict.message.endswith("holding (the refused model is the last one every pod served)")
+
+
+@pytest.mark.parametrize("phase", ["RollingBack", "RolledBack", "RollbackFailed"])
+def test_a_record_of_a_rollback_without_a_stable_model_is_no_state(phase: str) -> None:
+    """A rollback needs the model it goes back to: such a record is not trusted (it would stop every
+    plan), and the planner starts from what the pods serve, as for a lost record."""
+    record = json.loads(complete(V1, *PODS).to_json())
+    record.update(phase=phase, stable=None)
+    assert RolloutState.from_json(json.dumps(record)) is None
+    p = step(V1, pods_on(V1, *PODS), RolloutState.from_json(json.dumps(record)))
+    assert p.state is not None and p.state.phase == "Complete" and p.swaps == ()
+
+
+def test_a_record_whose_key_is_not_the_config_of_its_document_is_no_state() -> None:
+    """The key's config fingerprint is recomputed from the document: an edited config (or key) is
+    caught, not only an edited name, version or digest."""
+    record = json.loads(complete(V1, *PODS).to_json())
+    other_config = release(V1.key.version, digit="1", conf=0.9)
+    assert other_config.key.same_model(V1.key.name, V1.key.version, V1.key.digest)
+    assert other_config.key.config != V1.key.config
+    edited = copy.deepcopy(record)
+    edited["target"]["document_json"] = other_config.document_json
+    forged_key = copy.deepcopy(record)
+    forged_key["stable"]["key"]["config"] = "0" * 16
+    for bad in (edited, forged_key):
+        assert RolloutState.from_json(json.dumps(bad)) is None
+    assert RolloutState.from_json(json.dumps(record)) is not None
+
+
+def test_a_pod_restarted_while_its_put_still_runs_is_not_refused_by_the_stale_answer() -> None:
+    """The serving process restarted (it now loads the ConfigMap's model) while the operator still
+    waits on the PUT sent to the process that died: no second PUT meanwhile, and that PUT's lost
+    connection is the old process's answer, not a refusal of the model."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods))
+    sent = first.swaps[0]
+    assert (sent.pod, sent.restarts) == ("pod-a", 0)
+    restarted = [serving("pod-a", V1, restarts=1), serving("pod-b", V1)]  # restarted on the old model
+    waiting = step(V2, restarted, first.state, running=["pod-a"])
+    assert swapped_pods(waiting) == ["pod-b"]  # the PUT to pod-a died with its process; pod-a still busy
+    lost = SwapOutcome("pod-a", V2.key, SwapLost("connection_lost", "reset by peer"), uid="uid-pod-a", restarts=0)
+    after = step(V2, restarted, waiting.state, outcomes=[lost], running=["pod-b"])
+    assert after.state is not None and after.state.phase == "Rolling" and after.state.failure is None
+    assert [(f.pod, f.restarts) for f in after.state.in_flight] == [("pod-b", 0)]
+
+
+def test_an_answer_to_the_put_on_record_is_still_taken() -> None:
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods))
+    refused = SwapOutcome("pod-a", V2.key, SwapRefused("load_failed", "oom", 500), uid="uid-pod-a", restarts=0)
+    p = step(V2, pods_on(V1, *pods), first.state, outcomes=[refused])
+    assert p.state is not None and p.state.phase == "RolledBack"
+
+
+@pytest.mark.parametrize("auto_rollback", [True, False])
+def test_a_failed_models_fixed_document_is_tried_again(auto_rollback: bool) -> None:
+    """fetch_failed: the user fixes spec.model.uri (same digest, so the same key). That is a spec
+    change a user expects to act on, as the retry annotation does."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods), auto_rollback=auto_rollback)
+    refused = outcome(first.swaps[0].pod, V2, SwapRefused("fetch_failed", "404 from the weights server", 502))
+    failed = step(V2, pods_on(V1, *pods), first.state, outcomes=[refused], auto_rollback=auto_rollback)
+    assert failed.state is not None and failed.state.phase == ("RolledBack" if auto_rollback else "Halted")
+    fixed = release(V2.key.version, digit="2", uri="https://weights.example/cat/20240202.pt")
+    assert fixed.key == V2.key and fixed != V2
+    p = step(fixed, pods_on(V1, *pods), failed.state, auto_rollback=auto_rollback, now=T0 + timedelta(seconds=5))
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    assert p.state.target == fixed and p.state.started_at == T0 + timedelta(seconds=5)
+    assert [s.release for s in p.swaps] == [fixed]
+    assert ("Normal", "RolloutRetried") in [(e.type, e.reason) for e in p.events]
+    # The same document again is no change: nothing more starts.
+    again = step(fixed, pods_on(V1, *pods), p.state, running=swapped_pods(p), auto_rollback=auto_rollback)
+    assert again.state is not None and again.state.started_at == p.state.started_at and again.swaps == ()
+
+
+def test_a_hot_swap_waiting_on_a_silent_pod_past_the_progress_deadline_is_degraded_not_rolled_back() -> None:
+    """pod-b never answers (a network policy, a wedged process): the rollout cannot finish. Past
+    the deadline (600 s without progress) the user is told which pod, the operator polls slower,
+    and nothing is rolled back: the pods that took the model keep it."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, [serving("pod-a", V1), unreachable("pod-b")], complete(V1, *pods))
+    assert swapped_pods(first) == ["pod-a"]
+    done_at = T0 + timedelta(seconds=10)
+    silent = [serving("pod-a", V2), unreachable("pod-b")]
+    confirmed = step(V2, silent, first.state, outcomes=[outcome("pod-a", V2, Swapped(V2.key, True))], now=done_at)
+    assert confirmed.state is not None and confirmed.state.progressed_at == done_at
+
+    before = step(V2, silent, confirmed.state, now=done_at + timedelta(seconds=599))
+    assert before.status is not None and before.status.condition("Degraded").status == "False"
+    assert isinstance(before.verdict, Wait) and before.verdict.after_s == 2.0
+
+    past = step(V2, silent, confirmed.state, now=done_at + timedelta(seconds=601))
+    assert past.state is not None and past.state.phase == "Rolling" and past.swaps == ()
+    assert past.status is not None
+    degraded = past.status.condition("Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "ProgressDeadlineExceeded")
+    assert "no progress for 10 min" in degraded.message and "pod pod-b: unreachable" in degraded.message
+    assert "pod-a" not in degraded.message
+    assert isinstance(past.verdict, Wait) and past.verdict.after_s == 30.0
+
+    answered = step(V2, pods_on(V2, *pods), past.state, now=done_at + timedelta(seconds=700))
+    assert answered.state is not None and answered.state.phase == "Complete"
+    assert answered.status is not None and answered.status.condition("Degraded").status == "False"
+
+
+def test_a_slow_rollout_that_keeps_progressing_is_not_past_its_deadline() -> None:
+    """The deadline is since the last progress (a swap sent or answered), not since the start."""
+    pods = ("pod-a", "pod-b", "pod-c")
+    p = step(V2, pods_on(V1, *pods), complete(V1, *pods))
+    now, on_v2 = T0, set()
+    for name in pods:
+        now += timedelta(seconds=500)
+        on_v2.add(name)
+        views = [serving(n, V2 if n in on_v2 else V1) for n in pods]
+        p = step(V2, views, p.state, outcomes=[outcome(name, V2, Swapped(V2.key, True))], now=now)
+        assert p.status is not None and p.status.condition("Degraded").status == "False"
+    assert p.state is not None and p.state.phase == "Complete"

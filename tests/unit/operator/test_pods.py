@@ -88,6 +88,31 @@ def test_a_pod_killed_once_and_running_again_is_not_crash_looping() -> None:
     assert view.crashed_at == dt.datetime(2026, 1, 1, 0, 0, 5, tzinfo=dt.UTC)  # a restart the planner sees
 
 
+@pytest.mark.parametrize(
+    ("restarts", "state", "looping"),
+    [
+        (0, {"terminated": {"exitCode": 137, "finishedAt": "2026-01-01T00:00:05Z"}}, False),  # just killed once
+        (1, {"waiting": {"reason": "CrashLoopBackOff"}}, False),  # the first back-off
+        (1, {"terminated": {"exitCode": 1, "finishedAt": "2026-01-01T00:00:05Z"}}, False),
+        (2, {"waiting": {"reason": "CrashLoopBackOff"}}, True),  # it really loops
+        (2, {"terminated": {"exitCode": 1, "finishedAt": "2026-01-01T00:00:05Z"}}, True),
+    ],
+)
+def test_crash_looping_takes_more_than_one_failed_exit(restarts: int, state: dict[str, Any], looping: bool) -> None:
+    """One exit during a swap (an OOM kill) restarts the pod from the ConfigMap: not a refusal."""
+    raw = pod(ready=False, restarts=restarts, last={"exitCode": 1, "finishedAt": "2026-01-01T00:00:04Z"})
+    raw["status"]["containerStatuses"][0]["state"] = state
+    assert pod_view(raw).crash_looping is looping
+
+
+def test_only_the_serving_container_counts() -> None:
+    """A sidecar's restarts are not the serving process's: they must not look like its restart."""
+    raw = pod(restarts=1)
+    sidecar = {"name": "istio-proxy", "ready": True, "restartCount": 4, "state": {"running": {}}}
+    raw["status"]["containerStatuses"].insert(0, sidecar)
+    assert pod_view(raw).restarts == 1
+
+
 def test_a_clean_exit_in_back_off_is_not_a_crash() -> None:
     view = pod_view(pod(ready=False, waiting={"reason": "CrashLoopBackOff"}, last={"exitCode": 0}))
     assert not view.crash_looping and view.crashed_at is None

@@ -153,7 +153,7 @@ async def test_a_slow_pod_holds_only_its_own_swap(pods: dict[str, tuple[FakePod,
     slow.release = asyncio.Event()
     raw = [k8s_pod(name, port) for name, (_, port) in pods.items()]
     seen = await ex.observe(raw, TOKEN, 3000)
-    swaps = [Swap("pod-a", "uid-pod-a", V2, "rollout"), Swap("pod-b", "uid-pod-b", V2, "rollout")]
+    swaps = [Swap("pod-a", "uid-pod-a", V2, "rollout"), Swap("pod-b", "uid-pod-b", V2, "rollout", restarts=3)]
     assert ex.launch(KEY, swaps, seen, TOKEN) == []  # returns at once: the swaps are tasks
     assert ex.pending(KEY) == ((), frozenset({"pod-a", "pod-b"}))
 
@@ -162,6 +162,7 @@ async def test_a_slow_pod_holds_only_its_own_swap(pods: dict[str, tuple[FakePod,
     assert running == frozenset({"pod-a"})
     (outcome,) = outcomes
     assert outcome.pod == "pod-b" and outcome.result == Swapped(served=V2.key, changed=True, seconds=0.01)
+    assert (outcome.uid, outcome.restarts) == ("uid-pod-b", 3)  # the run of the pod it was sent to
 
     ex.consumed(KEY, outcomes)  # the plan that took it was persisted
     assert ex.pending(KEY) == ((), frozenset({"pod-a"}))

@@ -211,6 +211,21 @@ def test_healthy_and_terminating_pods_are_not_failing() -> None:
     assert failing_pod([unschedulable]) == "pod c: Unschedulable: no node has gpu=a100"
 
 
+def test_a_failing_pod_is_judged_by_its_serving_container() -> None:
+    sidecar = {"name": "log-shipper", "ready": False, "restartCount": 7, "state": {"waiting": {"reason": "x"}}}
+    serving = {
+        "name": "serving",
+        "ready": False,
+        "restartCount": 2,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 1, "message": "overseer serve: error: digest mismatch"}},
+    }
+    pod = {"metadata": {"name": "a"}, "status": {"containerStatuses": [sidecar, serving]}}
+    assert failing_pod([pod]) == "pod a: CrashLoopBackOff after 2 restarts: overseer serve: error: digest mismatch"
+    healthy = {**serving, "ready": True, "restartCount": 0, "state": {"running": {}}, "lastState": {}}
+    assert failing_pod([{"metadata": {"name": "a"}, "status": {"containerStatuses": [sidecar, healthy]}}]) is None
+
+
 def test_schema_status_lists_users_and_validity() -> None:
     update = schema_status(
         generation=2, latest=2, usage={2: ["a", "b"], 1: ["c"]}, problems=None, versions=[1, 2], mode="BACKWARD",

@@ -114,7 +114,8 @@ class Namespace:
             os.symlink(os.readlink(source), target)
             return
         if stat.S_ISDIR(st.st_mode):
-            os.mkdir(target)
+            if not os.path.isdir(target):  # an empty folder left by an earlier start is reused
+                os.mkdir(target)
         else:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
         mount(source, target, None, MS_BIND | MS_REC)
@@ -167,18 +168,29 @@ class Namespace:
         These are the host folders a pod process runs from (its venv, the project tree) or that tests
         hand files through (/tmp). A writable volume mounted exactly there (an emptyDir at /tmp, as
         charts with a read-only root filesystem have) keeps its own entries and new files, and shows
-        the host's entries beside them; a volume mounted above one gets it bound back in.
+        the host's entries beside them (also after a restart, over the empty mount points the first
+        start left in the volume); a volume mounted above one gets it bound back in.
         """
         for path, host in self.keep.items():
             if path == covering and not read_only:
                 for name in os.listdir(host):
                     inside = os.path.join(path, name)
-                    if os.path.lexists(inside):
+                    if os.path.lexists(inside) and not _empty_placeholder(inside):
                         continue  # the volume's own entry wins
                     with contextlib.suppress(OSError, SetupError):  # an entry the host removed meanwhile
                         self._copy_entry(f"/proc/self/fd/{host}/{name}", inside)
             elif path.startswith(covering.rstrip("/") + "/"):
                 mount(f"/proc/self/fd/{host}", self.mountpoint(path, is_dir=True), None, MS_BIND | MS_REC)
+
+
+def _empty_placeholder(path: str) -> bool:
+    """An empty folder or file in a writable volume: most likely the mount point an earlier start of
+    the container made there for a host entry (the volume outlives a restart, the bind mount does
+    not). Binding the host's entry over it again keeps a restarted container's view the same."""
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        return not os.listdir(path)
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def _report(status_fd: int, reason: str, message: str) -> None:

@@ -127,6 +127,22 @@ def test_host_folders_a_pod_needs_stay_visible_under_a_volume(
     assert not Path("/tmp/new.txt").exists()
 
 
+def test_a_restarted_container_still_sees_the_hosts_entries_under_a_volume(
+    volumes: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The emptyDir outlives a restart; the first start left empty mount points in it for the host's
+    # entries. The second start must bind them again, not take them for the volume's own (empty) files.
+    shared = tmp_path_factory.mktemp("restart") / "model.txt"
+    shared.write_text("from the host")
+    plan = {"cwd": None, "scratch": str(volumes), "staging": str(volumes / "rootfs"), "hostname": None,
+            "keep": ["/tmp"], "mounts": [{"source": str(volumes / "cache"), "target": "/tmp", "readOnly": False}]}
+    for start in (1, 2):
+        report, result = run(plan, f"cat {shared}")
+        assert report is None, report
+        assert result.stdout == "from the host", f"start {start}: {result.stdout}"
+    assert shared.relative_to("/tmp").parts[0] in os.listdir(volumes / "cache")  # the placeholder left
+
+
 def test_a_failure_is_reported_with_its_reason_and_the_command_never_runs(volumes: Path) -> None:
     plan = plan_for(volumes)
     plan["mounts"].append({"source": str(volumes / "model" / "model.json"), "target": "/etc/overseer-test/model",

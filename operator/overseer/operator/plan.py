@@ -621,7 +621,8 @@ class _Run:
             return Fail(_degraded_reason(state), _failure_message(state))
         classes = self.classify(state)
         if swaps or state.in_flight:
-            return Wait(f"{len(state.in_flight)} swap(s) in flight", None if swaps else POLL_S)
+            after = None if swaps else STUCK_POLL_S if self.stuck(state) else POLL_S
+            return Wait(f"{len(state.in_flight)} swap(s) in flight", after)
         pending = [c.note for c in classes if c.kind in ("starting", "settling", "unknown", "crash_looping")]
         # Pods still off the wanted model were not sent it (budget, a PUT turned away, back-off).
         off = [
@@ -704,8 +705,12 @@ class _Run:
     def stuck(self, state: RolloutState) -> list[str]:
         """HotSwap, rolling out or back, no swap outstanding and no progress within the deadline:
         the pods it waits for (not answering, starting, settling, crash-looping). Not a refusal:
-        nothing is rolled back; the user is told which pods to look at."""
-        if state.phase not in ("Rolling", "RollingBack") or state.strategy != "HotSwap" or state.in_flight:
+        nothing is rolled back; the user is told which pods to look at. Outstanding means a task
+        of this process waits for the PUT (it may take minutes): a PUT on record that nobody
+        waits for (sent before an operator restart, its connection lost) waits on its pod."""
+        if state.phase not in ("Rolling", "RollingBack") or state.strategy != "HotSwap":
+            return []
+        if any(f.pod in self.inp.running for f in state.in_flight):
             return []
         since = state.progressed_at or state.started_at
         if (self.now - since).total_seconds() < self.inp.settings.progress_deadline_s:

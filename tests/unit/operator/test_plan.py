@@ -785,3 +785,23 @@ def test_a_slow_rollout_that_keeps_progressing_is_not_past_its_deadline() -> Non
         p = step(V2, views, p.state, outcomes=[outcome(name, V2, Swapped(V2.key, True))], now=now)
         assert p.status is not None and p.status.condition("Degraded").status == "False"
     assert p.state is not None and p.state.phase == "Complete"
+
+
+def test_a_put_on_record_nobody_waits_for_does_not_hold_off_the_progress_deadline() -> None:
+    """The operator restarted mid-rollout (no task waits for pod-a's PUT any more) and pod-a stops
+    answering: the flight on record is no swap in progress, so past the deadline the rollout says
+    which pod it waits on - while a PUT a task really waits for (it may take minutes) holds it off."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods), now=T0 + timedelta(seconds=10))
+    assert first.state is not None and [f.pod for f in first.state.in_flight] == ["pod-a"]
+    silent = [unreachable("pod-a"), serving("pod-b", V1)]
+    later = T0 + timedelta(minutes=60)
+    after_restart = step(V2, silent, first.state, now=later)
+    assert after_restart.status is not None and after_restart.state == first.state
+    degraded = after_restart.status.condition("Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "ProgressDeadlineExceeded")
+    assert "pod pod-a: unreachable" in degraded.message
+    assert isinstance(after_restart.verdict, Wait) and after_restart.verdict.after_s == 30.0
+
+    waited_for = step(V2, silent, first.state, now=later, running=["pod-a"])
+    assert waited_for.status is not None and waited_for.status.condition("Degraded").status == "False"

@@ -9,6 +9,16 @@ if status == nil or status.conditions == nil then
   hs.message = "Waiting for the schema-overseer operator to report a status"
   return hs
 end
+-- Degraded for the current generation is shown even while the status reflects an older one
+-- (an internal error of the operator on a new spec: its Ready is the older generation's).
+for _, condition in ipairs(status.conditions) do
+  if condition.type == "Degraded" and condition.status == "True" and condition.observedGeneration ~= nil
+      and condition.observedGeneration == obj.metadata.generation then
+    hs.status = "Degraded"
+    hs.message = (condition.reason or "") .. ((condition.message ~= nil and condition.message ~= "") and (": " .. condition.message) or "")
+    return hs
+  end
+end
 if obj.metadata.generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < obj.metadata.generation) then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to observe generation " .. tostring(obj.metadata.generation)

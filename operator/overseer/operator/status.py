@@ -148,8 +148,11 @@ def deployment_status(observed: DeploymentObservation, now: dt.datetime) -> Stat
     else:
         conditions = _rollout_conditions(observed, report)
     merged, transitions = merge_conditions(previous.get("conditions") or [], conditions, observed.generation, now)
+    generation: int | None = observed.generation
+    if observed.internal_error is not None:
+        generation = _generation_before(previous, observed.generation, merged)
     status: JSONObject = {
-        "observedGeneration": observed.generation,
+        "observedGeneration": generation,  # None (a merge patch's delete) only after an internal error
         "conditions": merged,
         "model": served,
         "readyReplicas": ready_replicas,
@@ -187,6 +190,26 @@ def _internal_error_conditions(observed: DeploymentObservation) -> list[Conditio
         )
         kept.append(Condition(kind, status, str(old.get("reason") or "InternalError"), str(old.get("message") or "")))
     return [*kept, Condition("Degraded", "True", "InternalError", observed.internal_error)]
+
+
+def _generation_before(previous: Mapping[str, Any], generation: int, merged: list[JSONObject]) -> int | None:
+    """After an internal error the status still reflects the generation it was computed for: the
+    carried Ready and Progressing keep their observedGeneration, and so does the status (None if
+    it never had one), so that a newer spec reads as not rolled out yet (status.observedGeneration
+    < metadata.generation: kstatus, Argo CD, `kubectl wait`). Degraded InternalError is this one's."""
+    seen = previous.get("observedGeneration")
+    before = seen if isinstance(seen, int) and not isinstance(seen, bool) and seen <= generation else None
+    old = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, Mapping)}
+    for condition in merged:
+        if condition["type"] == "Degraded":
+            continue
+        kept = (old.get(condition["type"]) or {}).get("observedGeneration")
+        kept = kept if isinstance(kept, int) and not isinstance(kept, bool) else before
+        if kept is None:
+            del condition["observedGeneration"]  # the field is an integer: absent, not null
+        else:
+            condition["observedGeneration"] = kept
+    return before
 
 
 def _waiting_conditions() -> list[Condition]:

@@ -31,6 +31,10 @@ SERVING = [condition("Ready", "True", "Serving", "2/2 pods serve cat_recognition
            condition("Progressing", "False", "Complete"), condition("Degraded", "False", "AsExpected")]  # fmt: skip
 
 
+def degraded_for(generation: int, reason: str, message: str) -> dict[str, Any]:
+    return {**condition("Degraded", "True", reason, message), "observedGeneration": generation}
+
+
 @pytest.mark.parametrize(
     ("obj", "expected"),
     [
@@ -49,8 +53,13 @@ SERVING = [condition("Ready", "True", "Serving", "2/2 pods serve cat_recognition
         (mdep(conditions=[condition("Ready", "False", "PodsNotReady", "0/2 pods ready"),
                           condition("Degraded", "False", "AsExpected")]),
          ("Progressing", "PodsNotReady: 0/2 pods ready")),
+        (mdep(generation=4, observed=3, conditions=[*SERVING[:2], degraded_for(4, "InternalError", "retrying")]),
+         ("Degraded", "InternalError: retrying")),
+        (mdep(generation=4, observed=3, conditions=[*SERVING[:2], degraded_for(3, "LoadFailed", "x")]),
+         ("Progressing", "Waiting for the operator to observe generation 4")),
     ],
-    ids=["no-status", "serving", "stale-generation", "hot-swap", "invalid-config", "pods-starting"],
+    ids=["no-status", "serving", "stale-generation", "hot-swap", "invalid-config", "pods-starting",
+         "internal-error-on-a-new-generation", "older-degraded-on-a-new-generation"],
 )
 def test_modeldeployment_health(obj: dict[str, Any], expected: tuple[str, str]) -> None:
     assert tuple(modeldeployment_health(obj).values()) == expected

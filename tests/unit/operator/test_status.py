@@ -15,6 +15,7 @@ from overseer.operator.status import (
     schema_status,
 )
 from rollout_testing import V1, V2, complete, outcome, pods_on, step
+from support.argocd import modeldeployment_health
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
@@ -241,3 +242,36 @@ def test_schema_status_lists_users_and_validity() -> None:
     )  # fmt: skip
     assert conditions(broken.status) == {"Ready": ("False", "Invalid")}
     assert [(e.type, e.reason) for e in broken.events] == [("Warning", "Invalid")]
+
+
+def test_an_internal_error_on_a_new_generation_does_not_carry_ready_over_to_it() -> None:
+    """spec.model changed (generation 5) and the step failed on an error of the operator's own:
+    Ready=True said the pods serve generation 4's model. The status still reflects generation 4
+    (status.observedGeneration and the carried conditions), so GitOps tools (kstatus, the Argo CD
+    health check, `kubectl wait`) see generation 5 as not rolled out; Degraded says why, for 5."""
+    ready = {"type": "Ready", "status": "True", "reason": "AllPodsServing", "message": "3/3 pods on 20240101",
+             "observedGeneration": 4, "lastTransitionTime": "2024-01-01T00:00:00Z"}  # fmt: skip
+    progressing = {**ready, "type": "Progressing", "status": "False", "reason": "RolloutComplete", "message": "3/3"}
+    fine = {**ready, "type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}
+    previous = {"observedGeneration": 4, "conditions": [ready, progressing, fine]}
+    error = "internal error in the rollout step, retrying: KeyError: 'x'"
+    update = deployment_status(observe(None, generation=5, previous=previous, internal_error=error), T0)
+    assert update.status["observedGeneration"] == 4
+    by_type = {c["type"]: c for c in update.status["conditions"]}
+    assert (by_type["Ready"]["status"], by_type["Ready"]["observedGeneration"]) == ("True", 4)
+    assert by_type["Progressing"]["observedGeneration"] == 4
+    degraded = by_type["Degraded"]
+    assert (degraded["status"], degraded["reason"], degraded["observedGeneration"]) == ("True", "InternalError", 5)
+    obj = {"metadata": {"name": "cat", "generation": 5}, "status": update.status}
+    assert modeldeployment_health(obj) == {"status": "Degraded", "message": f"InternalError: {error}"}
+
+    # The same error on the generation the status already reflects (a drift check): nothing older.
+    same = deployment_status(observe(None, generation=4, previous=previous, internal_error=error), T0)
+    assert same.status["observedGeneration"] == 4
+    assert all(c["observedGeneration"] == 4 for c in same.status["conditions"])
+    # No status before at all: nothing is claimed for any generation.
+    first = deployment_status(observe(None, generation=1, previous={}, internal_error=error), T0)
+    assert first.status["observedGeneration"] is None  # a merge patch's null: none is written
+    carried = {c["type"]: c for c in first.status["conditions"]}
+    assert carried["Ready"]["status"] == "Unknown" and "observedGeneration" not in carried["Ready"]
+    assert carried["Degraded"]["observedGeneration"] == 1

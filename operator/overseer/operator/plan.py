@@ -43,6 +43,9 @@ from overseer.operator.rollout_state import (
 )
 
 HISTORY_LIMIT = 10
+DROPPED_PUTS_LIMIT = 2
+"""PUTs to one run of a pod whose connection dropped while the pod kept running (the pod then
+answers GET without the model): the first is sent again, the second is the refusal ConnectionLost."""
 POLL_S = 2.0  # re-plan interval while pods start, settle or cannot be reached
 STUCK_POLL_S = 30.0  # the same, once past the progress deadline
 MESSAGE_LIMIT = 1024  # pod-provided text kept in status and Events
@@ -207,6 +210,7 @@ def plan(inp: PlanInput) -> Plan:
         return Plan(None, (Wait("no valid model to roll out yet", POLL_S),), None, tuple(run.events))
     state = run.forget_the_dead(state)
     state = run.absorb_outcomes(state)
+    state = run.decide_dropped(state)
     state = run.react_to_crash_loops(state)
     state = run.finish_if_done(state)
     state, swaps = run.schedule(state)
@@ -407,7 +411,44 @@ class _Run:
                 if pod is None or pod.phase == "Terminating" or pod.uid != flight.uid:
                     state = state.model_copy(update={"in_flight": rest})
                     continue
+                if result.kind == "connection_lost":
+                    # The serving process may have died (an OOM kill): the connection drops at once,
+                    # the API shows the new restart count later. Not a refusal yet (decide_dropped).
+                    held = flight.model_copy(update={"undecided": True, "dropped": flight.dropped + 1})
+                    state = state.model_copy(update={"in_flight": tuple(sorted((*rest, held), key=lambda f: f.pod))})
+                    continue
                 state = self._refused(state, outcome, result.kind, result.message)
+        return state
+
+    def decide_dropped(self, state: RolloutState) -> RolloutState:
+        """A PUT whose connection dropped, decided by what its pod says afterwards (a restart of
+        the pod drops the PUT in forget_the_dead: the pod starts from the ConfigMap's document).
+        Serving the PUT's model: it was swapped. Serving another one, still the same run: the
+        connection, not the process, was lost - the PUT is sent again (behind the old one, which
+        may still run), and a second such loss is the refusal ConnectionLost. Not answering,
+        loading or settling: not decided yet (the progress deadline covers a pod that stays silent)."""
+        pods = {p.name: p for p in self.inp.pods}
+        for flight in state.in_flight:
+            answer = pods[flight.pod].observed if flight.undecided else None
+            if not isinstance(answer, PodAnswer) or answer.served is None or answer.state in ("loading", "mixed"):
+                continue
+            rest = tuple(f for f in state.in_flight if f.pod != flight.pod)
+            if answer.served == flight.key and answer.state == "serving":
+                state = self._repaired(state.model_copy(update={"in_flight": rest}), flight.pod)
+                self.event("Normal", "PodSwapped", f"pod {flight.pod} serves {flight.key.label}")
+                continue
+            # The lost PUTs may still run there: the wanted model is sent after them (schedule).
+            again = flight.model_copy(update={"undecided": False, "earlier": True})
+            state = state.model_copy(update={"in_flight": tuple(sorted((*rest, again), key=lambda f: f.pod))})
+            if flight.dropped >= DROPPED_PUTS_LIMIT:
+                message = (
+                    f"the connection dropped during {flight.dropped} PUTs while the pod kept running "
+                    f"(restart count {flight.restarts}); it serves {answer.served.label}"
+                )
+                lost = SwapLost("connection_lost", message)
+                state = self._refused(
+                    state, SwapOutcome(flight.pod, flight.key, lost, flight.uid, flight.restarts), lost.kind, message
+                )
         return state
 
     def _refused(self, state: RolloutState, outcome: SwapOutcome, reason: str, message: str) -> RolloutState:
@@ -570,10 +611,17 @@ class _Run:
             pod = pods[flight.pod]
             reachable = isinstance(pod.observed, PodAnswer) and pod.observed.served is not None
             # A repair that timed out is a failed repair: it waits for its back-off like any other.
-            resend = reachable and flight.pod not in self.inp.running and flight.pod not in self.cooldown
+            resend = (
+                reachable
+                and not flight.undecided
+                and flight.pod not in self.inp.running
+                and flight.pod not in self.cooldown
+            )
             if resend and not self._backing_off(state, pod):
                 swaps.append(Swap(pod.name, pod.uid, wanted, purpose, flight.restarts))
-                flights.append(flight.model_copy(update={"key": wanted.key, "earlier": True}))
+                # Another model (a rollback, a newer target) has its own budget of dropped PUTs.
+                dropped = flight.dropped if flight.key == wanted.key else 0
+                flights.append(flight.model_copy(update={"key": wanted.key, "earlier": True, "dropped": dropped}))
             else:
                 flights.append(flight)
         # A pod whose PUT task still runs is not sent another (the executor would not start it):

@@ -227,6 +227,14 @@ class InFlight(_Record):
         description="An earlier PUT to the pod may still run there (its answer was lost): only an "
         "answer to a later PUT, which the pod's swap lock queues behind it, tells it ended.",
     )
+    undecided: bool = Field(
+        default=False,
+        description="The PUT's connection dropped: the pod's serving process may have died (its new "
+        "restart count shows later). No PUT is sent on top; what the pod answers next decides.",
+    )
+    dropped: int = Field(
+        default=0, ge=0, description="PUTs to this run of the pod whose connection dropped while it kept running."
+    )
 
 
 class Failure(_Record):

@@ -64,6 +64,7 @@ class SimPod:
     cut_off: bool = False  # its admin port refuses connections (a network fault)
     busy: bool = False  # it answers GETs but turns PUTs away (503, as an overloaded server may)
     restarts: int = 0
+    restart_unseen: bool = False  # it died; the API shows the new restart count once it boots
     crashed_at: datetime | None = None
     queue: list[Put] = field(default_factory=list)
 
@@ -192,7 +193,7 @@ class World:
         pod = self.pods[name]
         if pod.phase != "Pending" or self.configmap is None:
             return
-        pod.phase, pod.booting = "Loading", self.configmap.wanted
+        pod.phase, pod.booting, pod.restart_unseen = "Loading", self.configmap.wanted, False
         self.log.append(f"{name} booting {pod.booting.key.version}")
 
     def loaded(self, name: str) -> None:
@@ -207,15 +208,29 @@ class World:
         self.log.append(f"{name} loaded {pod.booting.key.version} -> {pod.phase}")
         self.check_pods()
 
-    def restart(self, name: str) -> None:
-        """The serving process restarts (crash, OOM, liveness): PUTs in it die with it."""
+    def restart(self, name: str, *, seen_late: bool = False) -> None:
+        """The serving process restarts (crash, OOM, liveness): PUTs in it die with it. Seen late:
+        the connection drops at once, the API shows the new restart count only when it boots."""
         pod = self.pods[name]
         if pod.phase not in ("Running", "Loading", "Crashed"):
             return
         self._drop_puts(pod)
         pod.phase, pod.serving = "Pending", None
         pod.restarts += 1
-        self.log.append(f"{name} restarted")
+        pod.restart_unseen = seen_late
+        self.log.append(f"{name} restarted" + (" (seen late)" if seen_late else ""))
+
+    def oom_kill(self, name: str) -> None:
+        self.restart(name, seen_late=True)
+
+    def drop_connection(self, name: str) -> None:
+        """The operator's connection of an awaited PUT drops (a proxy, the network); the pod goes on."""
+        if name in self.running:
+            put = next(p for p in self.pods[name].queue if p.number == self.running[name])
+            del self.running[name]
+            lost = SwapLost("connection_lost", "server disconnected")
+            self.outcomes.append(SwapOutcome(name, put.release.key, lost, put.uid, put.restarts))
+            self.log.append(f"connection dropped {name}")
 
     def delete(self, name: str) -> None:
         """The pod is deleted; its Deployment creates a replacement."""
@@ -373,7 +388,8 @@ class World:
 
     def _view(self, pod: SimPod) -> PodView:
         if pod.phase == "Pending":
-            return PodView(name=pod.name, uid=pod.uid, phase="Pending", restarts=pod.restarts)
+            restarts = pod.restarts - 1 if pod.restart_unseen else pod.restarts
+            return PodView(name=pod.name, uid=pod.uid, phase="Pending", restarts=restarts)
         if pod.phase == "Crashed":
             return PodView(
                 name=pod.name,
@@ -465,6 +481,8 @@ def random_walk(world: World, rng: random.Random, steps: int, models: list[Relea
         (2, on_pod(world.loaded)),
         (1, on_pod(world.time_out)),
         (1, on_pod(world.restart)),
+        (1, on_pod(world.oom_kill)),
+        (0.5, on_pod(world.drop_connection)),
         (0.5, on_pod(world.delete)),
         (0.5, world.reap),
         (0.3, lambda: world.scale(rng.randint(1, 4))),

@@ -427,11 +427,51 @@ def test_a_lost_connection_to_a_deleted_pod_is_not_a_refusal() -> None:
     assert swapped_pods(p) == ["pod-b"]
 
 
-def test_a_lost_connection_to_a_live_pod_is_a_refusal() -> None:
+def _dropped(pod: str = "pod-a", *, restarts: int = 0) -> SwapOutcome:
+    return outcome(pod, V2, SwapLost("connection_lost", "server disconnected"), restarts=restarts)
+
+
+def test_a_pod_oom_killed_during_its_swap_is_not_a_refusal() -> None:
+    """The serving process dies mid-swap: the PUT's connection drops at once, before the API shows
+    the new restart count. Nothing is decided (no refusal, no PUT on top) until the pod is seen
+    again: restarted (it starts from the ConfigMap's document, the target), it is confirmed."""
     first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
-    p = step(V2, pods_on(V1, *PODS), first.state, outcomes=[outcome("pod-a", V2, SwapLost("connection_lost", "reset"))])
-    assert p.state is not None and p.state.phase == "RollingBack"
-    assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V1)]  # after whatever it was doing
+    down = [unreachable("pod-a"), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V2, down, first.state, outcomes=[_dropped()])
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    assert [(f.pod, f.undecided) for f in p.state.in_flight] == [("pod-a", True)]
+    assert p.swaps == () and isinstance(p.verdict, Wait) and p.verdict.after_s == 2.0  # maxUnavailable 1
+    assert [e.reason for e in p.events] == []
+    still = step(V2, [loading("pod-a"), *down[1:]], p.state)  # restarting, count not shown yet
+    assert still.swaps == () and still.state == p.state
+    restarted = step(V2, [serving("pod-a", V2, restarts=1), *down[1:]], p.state)
+    assert restarted.state is not None and restarted.state.phase == "Rolling" and restarted.state.failure is None
+    assert [(s.pod, s.release) for s in restarted.swaps] == [("pod-b", V2)]
+
+
+def test_a_dropped_connection_to_a_pod_that_swapped_anyway_is_confirmed() -> None:
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    pods = [serving("pod-a", V2), serving("pod-b", V1), serving("pod-c", V1)]
+    p = step(V2, pods, first.state, outcomes=[_dropped()])
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    assert [(s.pod, s.release) for s in p.swaps] == [("pod-b", V2)]
+    assert [e.message for e in p.events if e.reason == "PodSwapped"] == ["pod pod-a serves cat_recognition:20240202"]
+
+
+def test_a_dropped_connection_to_a_live_pod_is_sent_again_once_then_refused() -> None:
+    """The pod kept running (same restart count) and does not serve the model: the connection was
+    lost, not the process. The PUT is sent again (queued behind the first, which may still run);
+    the connection of that one dropping too is the refusal ConnectionLost."""
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    p = step(V2, pods_on(V1, *PODS), first.state, outcomes=[_dropped()])
+    assert p.state is not None and p.state.phase == "Rolling"
+    assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V2)]
+    assert [(f.pod, f.earlier, f.undecided, f.dropped) for f in p.state.in_flight] == [("pod-a", True, False, 1)]
+    q = step(V2, pods_on(V1, *PODS), p.state, outcomes=[_dropped()])
+    assert q.state is not None and q.state.phase == "RollingBack"
+    assert q.state.failure is not None and q.state.failure.reason == "connection_lost"
+    assert "dropped during 2 PUTs while the pod kept running" in q.state.failure.message
+    assert isinstance(q.verdict, Wait) and [(s.pod, s.release) for s in q.swaps] == [("pod-a", V1)]
 
 
 def test_an_undelivered_put_is_tried_again_later_not_counted_as_a_refusal() -> None:

@@ -150,6 +150,17 @@ class Rollouts(RuleBasedStateMachine):
             self.world.restart(name)
 
     @rule(index=st.integers(0, 7))
+    def pod_oom_killed(self, index: int) -> None:
+        """Its PUT's connection drops before the API shows the new restart count."""
+        if (name := self._pod(index)) is not None:
+            self.world.oom_kill(name)
+
+    @rule(index=st.integers(0, 7))
+    def put_connection_drops(self, index: int) -> None:
+        if (name := self._pod(index)) is not None:
+            self.world.drop_connection(name)
+
+    @rule(index=st.integers(0, 7))
     def pod_deleted(self, index: int) -> None:
         if (name := self._pod(index)) is not None:
             self.world.delete(name)

@@ -32,6 +32,7 @@ from overseer.operator.rollout_state import (
     PodAnswer,
     PodUnavailable,
     Release,
+    RestartBaseline,
     RolloutState,
     Strategy,
     SwapLost,
@@ -43,6 +44,10 @@ from overseer.operator.rollout_state import (
 )
 
 HISTORY_LIMIT = 10
+CRASH_LOOP_RESTARTS = 2
+"""Restarts of the serving container since the rollout first saw the pod, down again after an
+error exit, before it counts as crash-looping on the target: one exit (an OOM kill during a
+swap, a node hiccup) is a restart, not a refusal of the model."""
 DROPPED_PUTS_LIMIT = 2
 """PUTs to one run of a pod whose connection dropped while the pod kept running (the pod then
 answers GET without the model): the first is sent again, the second is the refusal ConnectionLost."""
@@ -67,7 +72,13 @@ class PodView:
     restarts: int = 0
     """The serving container's restart count: a change means the serving process restarted."""
     crash_looping: bool = False
-    """Its serving container keeps exiting (pods.py: at least two restarts, the last exit an error)."""
+    """Its serving container keeps exiting (pods.py: at least two restarts in its life, down now
+    after an error exit). What the status shows; the rollout's refusal counts restarts since it
+    first saw the pod (`down_after_error`, `RolloutState.restart_baselines`)."""
+    down_after_error: bool = False
+    """The serving container is down now (backing off, or just exited) after an error exit."""
+    created_at: datetime | None = None
+    """metadata.creationTimestamp: a pod created after the rollout started has restarted only since."""
     crashed_at: datetime | None = None
     """When the serving container last exited with an error."""
     crash_message: str = ""
@@ -209,6 +220,7 @@ def plan(inp: PlanInput) -> Plan:
     if state is None:
         return Plan(None, (Wait("no valid model to roll out yet", POLL_S),), None, tuple(run.events))
     state = run.forget_the_dead(state)
+    state = run.track_restarts(state)
     state = run.absorb_outcomes(state)
     state = run.decide_dropped(state)
     state = run.react_to_crash_loops(state)
@@ -216,6 +228,8 @@ def plan(inp: PlanInput) -> Plan:
     state, swaps = run.schedule(state)
     if state != inp.state and state.phase in ("Rolling", "RollingBack"):
         state = state.model_copy(update={"progressed_at": inp.now})  # the progress deadline starts again
+    if state.phase not in ("Rolling", "RollingBack") and state.restart_baselines:
+        state = state.model_copy(update={"restart_baselines": ()})  # only a rollout counts restarts
     actions: list[Action] = []
     if state != inp.state:
         actions.append(WriteConfigMap(state))
@@ -340,6 +354,7 @@ class _Run:
                 "failure": None,
                 "rollback_failure": None,
                 "superseded": (),
+                "restart_baselines": (),
             }
         )
 
@@ -369,6 +384,27 @@ class _Run:
         if (flights, repairs) == (state.in_flight, state.repairs_failed):
             return state
         return state.model_copy(update={"in_flight": flights, "repairs_failed": repairs})
+
+    def track_restarts(self, state: RolloutState) -> RolloutState:
+        """Rolling out or back: each pod's restart count when the rollout first sees it (0 for a
+        pod created since it started), kept while the pod exists; none in other phases."""
+        baselines: tuple[RestartBaseline, ...] = ()
+        if state.phase in ("Rolling", "RollingBack"):
+            listed = {p.uid for p in self.inp.pods}
+            known = {b.uid for b in state.restart_baselines}
+            kept = [b for b in state.restart_baselines if b.uid in listed]
+            for pod in self.live:
+                if pod.uid and pod.uid not in known:
+                    new = pod.created_at is not None and pod.created_at >= state.started_at
+                    kept.append(RestartBaseline(uid=pod.uid, restarts=0 if new else pod.restarts))
+            baselines = tuple(kept)
+        if baselines == state.restart_baselines:
+            return state
+        return state.model_copy(update={"restart_baselines": baselines})
+
+    def _restarts_since_seen(self, state: RolloutState, pod: PodView) -> int:
+        baseline = next((b.restarts for b in state.restart_baselines if b.uid == pod.uid), pod.restarts)
+        return pod.restarts - baseline
 
     def absorb_outcomes(self, state: RolloutState) -> RolloutState:
         pods = {p.name: p for p in self.inp.pods}
@@ -513,7 +549,9 @@ class _Run:
         if state.phase != "Rolling":
             return state
         for pod in self.live:
-            if pod.crash_looping and pod.crashed_at is not None and pod.crashed_at >= state.started_at:
+            restarts = self._restarts_since_seen(state, pod)
+            looping = pod.down_after_error and restarts >= CRASH_LOOP_RESTARTS
+            if looping and pod.crashed_at is not None and pod.crashed_at >= state.started_at:
                 last_words = f": {pod.crash_message}" if pod.crash_message else ""
                 failure = Failure(
                     pod=pod.name,
@@ -521,7 +559,7 @@ class _Run:
                     key=state.target.key,
                     reason="crash_loop",
                     message=_clip(
-                        f"the serving container keeps exiting ({pod.restarts} restarts) "
+                        f"the serving container keeps exiting ({restarts} restarts) "
                         f"since {state.target.key.label} was written to the ConfigMap{last_words}"
                     ),
                     at=self.now,

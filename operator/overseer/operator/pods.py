@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from overseer.operator.plan import PodView
+from overseer.operator.plan import CRASH_LOOP_RESTARTS, PodView
 from overseer.operator.podclient import PodAddress
 from overseer.operator.rollout_state import PodAnswer, PodUnavailable
 
@@ -21,9 +21,6 @@ SERVING_CONTAINER = "serving"
 PORT_NAME = "http"
 _LAST_WORDS = re.compile(r"^overseer serve: .*$", re.MULTILINE)
 _MESSAGE_LIMIT = 512
-CRASH_LOOP_RESTARTS = 2
-"""Restarts of the serving container, the last exit an error, before it counts as crash-looping:
-one exit (an OOM kill during a swap, a node hiccup) is a restart, not a refusal of the model."""
 
 
 def pod_view(pod: Mapping[str, Any]) -> PodView:
@@ -47,6 +44,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
         ready=_ready(status),
         restarts=restarts,
         crash_looping=crash_looping,
+        down_after_error=failed_exit and down,
+        created_at=_time(meta.get("creationTimestamp")),
         crashed_at=_time(crashed.get("finishedAt")) if failed_exit else None,
         crash_message=last_words(str(crashed.get("message") or "")) if failed_exit else "",
     )

@@ -237,6 +237,14 @@ class InFlight(_Record):
     )
 
 
+class RestartBaseline(_Record):
+    """A pod's serving-container restart count when the rollout first saw it: a crash loop is
+    counted in restarts since (the ones from before the rollout are not the target's)."""
+
+    uid: str
+    restarts: int = Field(ge=0)
+
+
 class Failure(_Record):
     """Why a rollout stopped, or why a pod could not be repaired."""
 
@@ -281,6 +289,9 @@ class RolloutState(_Record):
     )
     superseded: tuple[ModelKey, ...] = Field(
         default=(), description="Targets this rollout replaced before they were fully served."
+    )
+    restart_baselines: tuple[RestartBaseline, ...] = Field(
+        default=(), description="Rolling out or back: each pod's restart count when the rollout first saw it."
     )
 
     @model_validator(mode="after")

@@ -87,14 +87,23 @@ def loading(name: str) -> PodView:
 
 
 def unreachable(
-    name: str, *, ready: bool = False, crash_looping: bool = False, crashed_at: datetime | None = None
+    name: str,
+    *,
+    ready: bool = False,
+    crash_looping: bool = False,
+    crashed_at: datetime | None = None,
+    restarts: int | None = None,
 ) -> PodView:
+    """A pod whose admin API does not answer; crash-looping: down after an error exit, with two
+    restarts (since a rollout that first saw it with none) unless `restarts` says otherwise."""
     return PodView(
         name=name,
         uid=f"uid-{name}",
         phase="Running",
         ready=ready,
+        restarts=restarts if restarts is not None else 2 if crash_looping else 0,
         crash_looping=crash_looping,
+        down_after_error=crash_looping,
         crashed_at=crashed_at,
         observed=PodUnavailable("unreachable", "connection refused"),
     )

@@ -397,6 +397,7 @@ class World:
                 phase="Running",
                 restarts=pod.restarts,
                 crash_looping=True,
+                down_after_error=True,
                 crashed_at=pod.crashed_at,
                 observed=PodUnavailable("unreachable", "connection refused"),
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -845,3 +846,33 @@ def test_a_put_on_record_nobody_waits_for_does_not_hold_off_the_progress_deadlin
 
     waited_for = step(V2, silent, first.state, now=later, running=["pod-a"])
     assert waited_for.status is not None and waited_for.status.condition("Degraded").status == "False"
+
+
+def test_restarts_from_before_the_rollout_do_not_make_one_oom_kill_a_crash_loop() -> None:
+    """pod-a restarted twice last week; OOM-killed once during the rollout, it is down after an
+    error exit with restart count 2. Counted since the rollout first saw it (2), that is no crash
+    loop; two restarts more, down again after an error, is one."""
+    first = step(V2, [serving("pod-a", V1, restarts=2), serving("pod-b", V1)], complete(V1, "pod-a", "pod-b"))
+    assert first.state is not None
+    assert [(b.uid, b.restarts) for b in first.state.restart_baselines] == [("uid-pod-a", 2), ("uid-pod-b", 0)]
+    killed_at = T0 + timedelta(seconds=5)
+    killed = unreachable("pod-a", crash_looping=True, crashed_at=killed_at, restarts=2)
+    p = step(V2, [killed, serving("pod-b", V1)], first.state, running=["pod-a"], now=killed_at)
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    looping = unreachable("pod-a", crash_looping=True, crashed_at=killed_at + timedelta(seconds=30), restarts=4)
+    q = step(V2, [looping, serving("pod-b", V1)], p.state, now=killed_at + timedelta(seconds=31))
+    assert q.state is not None and q.state.phase == "RollingBack"
+    assert q.state.failure is not None and q.state.failure.reason == "crash_loop"
+    assert "(2 restarts)" in q.state.failure.message
+    # Once the rollout ends, no baselines are kept (the next rollout takes its own).
+    back = step(V2, [serving("pod-a", V1, restarts=5), serving("pod-b", V1)], q.state)
+    assert back.state is not None and back.state.phase == "RolledBack" and back.state.restart_baselines == ()
+
+
+def test_a_pod_created_during_the_rollout_counts_every_restart() -> None:
+    first = step(V2, pods_on(V1, "pod-a"), complete(V1, "pod-a"))
+    looping = unreachable("pod-z", crash_looping=True, crashed_at=T0 + timedelta(seconds=8))
+    new = replace(looping, created_at=T0 + timedelta(seconds=2))  # after the rollout started (T0 + 1 s)
+    p = step(V2, [serving("pod-a", V1), new], first.state, running=["pod-a"], now=T0 + timedelta(seconds=9))
+    assert p.state is not None and p.state.phase == "RollingBack"
+    assert p.state.failure is not None and (p.state.failure.pod, p.state.failure.reason) == ("pod-z", "crash_loop")

@@ -3,6 +3,7 @@ carries it), never by a PUT; the same record, status and rollback as a hot swap.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from overseer.operator.plan import Done, Fail, Wait
@@ -47,6 +48,7 @@ def test_replaced_pods_complete_the_rollout() -> None:
 def test_a_new_pod_crash_looping_on_the_target_rolls_the_template_back() -> None:
     rolling = step(V2, pods_on(V1, *PODS), complete(V1, *PODS), strategy="Rolling").state
     crashed = unreachable("pod-d", crash_looping=True, crashed_at=T0 + timedelta(seconds=5))
+    crashed = replace(crashed, created_at=T0 + timedelta(seconds=2))  # created by the rolling update
     p = step(V2, [crashed, *pods_on(V1, *PODS)], rolling, strategy="Rolling", now=T0 + timedelta(seconds=6))
     assert p.state is not None and p.state.phase == "RollingBack"
     assert p.state.wanted == V1  # the ConfigMap and the template go back: the Deployment rolls back

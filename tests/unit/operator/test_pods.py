@@ -102,7 +102,11 @@ def test_crash_looping_takes_more_than_one_failed_exit(restarts: int, state: dic
     """One exit during a swap (an OOM kill) restarts the pod from the ConfigMap: not a refusal."""
     raw = pod(ready=False, restarts=restarts, last={"exitCode": 1, "finishedAt": "2026-01-01T00:00:04Z"})
     raw["status"]["containerStatuses"][0]["state"] = state
-    assert pod_view(raw).crash_looping is looping
+    view = pod_view(raw)
+    assert view.crash_looping is looping
+    assert view.down_after_error  # the planner counts the restarts since its rollout saw the pod
+    raw["metadata"]["creationTimestamp"] = "2026-01-01T00:00:01Z"
+    assert pod_view(raw).created_at == dt.datetime(2026, 1, 1, 0, 0, 1, tzinfo=dt.UTC)
 
 
 def test_only_the_serving_container_counts() -> None:

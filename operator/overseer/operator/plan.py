@@ -228,8 +228,10 @@ def plan(inp: PlanInput) -> Plan:
     state, swaps = run.schedule(state)
     if state != inp.state and state.phase in ("Rolling", "RollingBack"):
         state = state.model_copy(update={"progressed_at": inp.now})  # the progress deadline starts again
-    if state.phase not in ("Rolling", "RollingBack") and state.restart_baselines:
-        state = state.model_copy(update={"restart_baselines": ()})  # only a rollout counts restarts
+    if state.phase not in ("Rolling", "RollingBack") and (state.restart_baselines or state.progressed_at):
+        # Only a rollout counts restarts and progress; a settled record is one an operator from
+        # before these fields can read (rollout_state: fields added to format 1).
+        state = state.model_copy(update={"restart_baselines": (), "progressed_at": None})
     actions: list[Action] = []
     if state != inp.state:
         actions.append(WriteConfigMap(state))

@@ -19,9 +19,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from overseer.api.model_document import JSONObject, ModelDocument
 from overseer.schema.validation import validate_model_config
@@ -42,7 +50,23 @@ def config_fingerprint(config: Any) -> str:
 
 
 class _Record(BaseModel):
+    """A persisted record. Unknown fields are refused (`extra="forbid"`): a record written by a
+    newer operator that this one does not understand is treated as lost, not half-read. Fields
+    added after format 1 was released are left out of the JSON while they hold their default,
+    so that a record without them stays readable by the operator before them (a `helm rollback`)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _without_added_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            fields = type(self).model_fields
+            for name in self.ADDED_FIELDS:
+                if name in data and getattr(self, name) == fields[name].default:
+                    del data[name]
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +251,8 @@ class InFlight(_Record):
         description="An earlier PUT to the pod may still run there (its answer was lost): only an "
         "answer to a later PUT, which the pod's swap lock queues behind it, tells it ended.",
     )
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"undecided", "dropped"})
+
     undecided: bool = Field(
         default=False,
         description="The PUT's connection dropped: the pod's serving process may have died (its new "
@@ -265,6 +291,8 @@ class RolloutState(_Record):
     update, so that the document pods start from and the record of what it is (the target or the
     rollback) never disagree, whenever the operator stops.
     """
+
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"progressed_at", "restart_baselines"})
 
     format: int = STATE_FORMAT
     phase: Phase

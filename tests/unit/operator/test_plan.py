@@ -672,6 +672,45 @@ def test_the_state_survives_its_json_and_garbage_is_no_state() -> None:
         assert RolloutState.from_json(garbage) is None
 
 
+# The fields of format 1 as the operator before `progressed_at` (a62fca3^) reads them, with
+# extra="forbid": a record with any other field is a lost record to it.
+_FORMAT_1_AS_RELEASED = {
+    "state": {"format", "phase", "target", "stable", "from_key", "started_at", "finished_at", "attempt", "strategy",
+              "in_flight", "failure", "rollback_failure", "repairs_failed", "superseded"},
+    "in_flight": {"pod", "uid", "restarts", "key", "earlier"},
+}  # fmt: skip
+
+
+def _fields_the_release_does_not_know(record: dict[str, object]) -> set[str]:
+    unknown = set(record) - _FORMAT_1_AS_RELEASED["state"]
+    for flight in record.get("in_flight") or []:  # type: ignore[attr-defined]
+        unknown |= set(flight) - _FORMAT_1_AS_RELEASED["in_flight"]
+    return unknown
+
+
+def test_a_settled_record_is_readable_by_the_operator_before_the_fields_added_to_format_1() -> None:
+    """A `helm rollback` of the operator: the fields added since (the progress deadline, restart
+    baselines, dropped PUTs) are left out while they hold their default, and a finished rollout
+    drops them; a rollout in progress keeps them, and the older operator treats that record as
+    lost (docs/rollout.md, "Persisted state")."""
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
+    assert first.state is not None
+    rolling = json.loads(first.state.to_json())
+    assert _fields_the_release_does_not_know(rolling) == {"progressed_at", "restart_baselines"}
+    lost = step(V2, pods_on(V1, *PODS), first.state, outcomes=[outcome("pod-a", V2, SwapLost("connection_lost", "x"))])
+    assert lost.state is not None and '"dropped":1' in lost.state.to_json()  # sent again, counted
+    done = step(V2, pods_on(V2, *PODS), first.state, outcomes=[outcome("pod-a", V2, Swapped(V2.key, True))])
+    assert done.state is not None and done.state.phase == "Complete"
+    settled = json.loads(done.state.to_json())
+    assert _fields_the_release_does_not_know(settled) == set()
+    assert RolloutState.from_json(done.state.to_json()) == done.state
+    # The other way round: a field this operator does not know (a newer one's) is a lost record.
+    assert RolloutState.from_json(json.dumps({**settled, "from_the_future": 1})) is None
+    flights = json.loads(first.state.to_json())
+    flights["in_flight"][0]["from_the_future"] = True
+    assert RolloutState.from_json(json.dumps(flights)) is None
+
+
 def test_a_hand_edited_record_whose_documents_do_not_hold_together_is_no_state() -> None:
     """Anyone who may edit the ConfigMap may edit the record: the operator must not trust it blindly."""
     record = json.loads(_rolling_with_a_on_v2().to_json())

@@ -77,12 +77,16 @@ def enter_namespaces(hostname: str | None) -> None:
 class Namespace:
     """The pod's view of the file tree, grown one mount at a time."""
 
-    def __init__(self, staging: str, keep: dict[str, int]) -> None:
+    def __init__(self, staging: str, keep: dict[str, int], placeholders: frozenset[str] = frozenset()) -> None:
         self.staging = staging  # an empty folder of the pod's own, used once to build a new root
         # Folders backed by a tmpfs of ours (shadowed ones and those made in them): mkdir is safe there,
         # while a bound entry inside a shadowed folder is still the host's own.
         self.ours: set[str] = set()
         self.keep = keep  # host folders to keep visible (symlinks resolved) -> open descriptors
+        # Mount points for host entries that an earlier start of the container made inside a writable
+        # volume (the volume outlives a restart, the bind mount does not), and those made now.
+        self.earlier_placeholders = placeholders
+        self.placeholders: list[str] = []
 
     def _shadow(self, folder: str) -> None:
         """Cover `folder` with a tmpfs holding bind mounts of its original entries."""
@@ -168,29 +172,40 @@ class Namespace:
         These are the host folders a pod process runs from (its venv, the project tree) or that tests
         hand files through (/tmp). A writable volume mounted exactly there (an emptyDir at /tmp, as
         charts with a read-only root filesystem have) keeps its own entries and new files, and shows
-        the host's entries beside them (also after a restart, over the empty mount points the first
-        start left in the volume); a volume mounted above one gets it bound back in.
+        the host's entries beside them (also after a restart, over the mount points an earlier start
+        left in the volume, which it listed in the pod's folder); a volume mounted above one gets it
+        bound back in.
         """
         for path, host in self.keep.items():
             if path == covering and not read_only:
                 for name in os.listdir(host):
                     inside = os.path.join(path, name)
-                    if os.path.lexists(inside) and not _empty_placeholder(inside):
+                    if os.path.lexists(inside) and inside not in self.earlier_placeholders:
                         continue  # the volume's own entry wins
                     with contextlib.suppress(OSError, SetupError):  # an entry the host removed meanwhile
                         self._copy_entry(f"/proc/self/fd/{host}/{name}", inside)
+                        self.placeholders.append(inside)
             elif path.startswith(covering.rstrip("/") + "/"):
                 mount(f"/proc/self/fd/{host}", self.mountpoint(path, is_dir=True), None, MS_BIND | MS_REC)
 
 
-def _empty_placeholder(path: str) -> bool:
-    """An empty folder or file in a writable volume: most likely the mount point an earlier start of
-    the container made there for a host entry (the volume outlives a restart, the bind mount does
-    not). Binding the host's entry over it again keeps a restarted container's view the same."""
-    st = os.lstat(path)
-    if stat.S_ISDIR(st.st_mode):
-        return not os.listdir(path)
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+PLACEHOLDERS_FILE = ".podinit-placeholders.json"  # in the pod's own folder, beside its volumes
+
+
+def _read_placeholders(scratch_fd: int) -> frozenset[str]:
+    try:
+        fd = os.open(PLACEHOLDERS_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=scratch_fd)
+    except FileNotFoundError:
+        return frozenset()
+    with os.fdopen(fd) as f:
+        listed = json.load(f)
+    return frozenset(p for p in listed if isinstance(p, str))
+
+
+def _write_placeholders(scratch_fd: int, paths: list[str]) -> None:
+    fd = os.open(PLACEHOLDERS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=scratch_fd)
+    with os.fdopen(fd, "w") as f:
+        json.dump(sorted(paths), f)
 
 
 def _report(status_fd: int, reason: str, message: str) -> None:
@@ -219,10 +234,11 @@ def setup(plan: dict[str, Any]) -> None:
         sources = _open_sources(mounts)
         keep = {os.path.realpath(k): os.open(k, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 for k in plan.get("keep") or [] if os.path.isdir(k)}
-        namespace = Namespace(plan["staging"], keep)
+        namespace = Namespace(plan["staging"], keep, _read_placeholders(scratch_fd))
         for m, fd in zip(mounts, sources, strict=True):
             namespace.bind(fd, m["target"], m["readOnly"])
             os.close(fd)
+        _write_placeholders(scratch_fd, namespace.placeholders)
         if cwd and not os.path.isdir(cwd):
             namespace.mountpoint(cwd, is_dir=True)  # runtimes create a missing workingDir
         if not cwd and not os.path.isdir(scratch):

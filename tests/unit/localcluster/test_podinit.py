@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -130,17 +131,24 @@ def test_host_folders_a_pod_needs_stay_visible_under_a_volume(
 def test_a_restarted_container_still_sees_the_hosts_entries_under_a_volume(
     volumes: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    # The emptyDir outlives a restart; the first start left empty mount points in it for the host's
-    # entries. The second start must bind them again, not take them for the volume's own (empty) files.
+    # The emptyDir outlives a restart; the first start left mount points in it for the host's entries.
+    # The second start binds them again (podinit listed them in the pod's folder), while an empty
+    # entry of the volume's own that has a host entry's name stays the volume's.
     shared = tmp_path_factory.mktemp("restart") / "model.txt"
     shared.write_text("from the host")
+    host_twin = Path(tempfile.mkdtemp(prefix="overseer-podinit-", dir="/tmp"))
+    (host_twin / "host-file").write_text("")
+    (volumes / "cache" / host_twin.name).mkdir()  # the volume's own empty folder, same name
     plan = {"cwd": None, "scratch": str(volumes), "staging": str(volumes / "rootfs"), "hostname": None,
             "keep": ["/tmp"], "mounts": [{"source": str(volumes / "cache"), "target": "/tmp", "readOnly": False}]}
-    for start in (1, 2):
-        report, result = run(plan, f"cat {shared}")
-        assert report is None, report
-        assert result.stdout == "from the host", f"start {start}: {result.stdout}"
-    assert shared.relative_to("/tmp").parts[0] in os.listdir(volumes / "cache")  # the placeholder left
+    try:
+        for start in (1, 2):
+            report, result = run(plan, f"cat {shared}; echo; ls -a {host_twin}")
+            assert report is None, report
+            assert result.stdout.splitlines() == ["from the host", ".", ".."], f"start {start}: {result.stdout}"
+    finally:
+        shutil.rmtree(host_twin)
+    assert shared.relative_to("/tmp").parts[0] in os.listdir(volumes / "cache")  # the mount point left
 
 
 def test_a_failure_is_reported_with_its_reason_and_the_command_never_runs(volumes: Path) -> None:

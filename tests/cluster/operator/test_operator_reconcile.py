@@ -82,6 +82,14 @@ def events(kubectl: Kubectl, name: str) -> list[tuple[str, str]]:
     return [(e["type"], e["reason"]) for e in items]
 
 
+def what_pods_load(configmap: dict[str, Any]) -> tuple[Any, ...]:
+    """The model document pods start from and what the rollout record says it is rolling to; not
+    the record's bookkeeping (restart baselines of pods it has seen, when it last progressed)."""
+    data = configmap["data"]
+    record = json.loads(data["rollout.json"])
+    return json.loads(data["model.json"]), record["phase"], record["target"]["key"]
+
+
 def token(kubectl: Kubectl, name: str = "cat-recognition") -> str:
     secret = kubectl.json("get", "secret", f"{name}-admin")
     return base64.b64decode(secret["data"]["token"]).decode()
@@ -261,7 +269,7 @@ def test_with_the_webhooks_removed_an_invalid_change_is_degraded_and_nothing_rol
         assert condition(mdep(contract), "Ready")["status"] == "False"
         assert ("Warning", "InvalidConfig") in events(contract, "cat-recognition")
         after = {o["kind"]: o for o in owned(contract)}
-        assert after["ConfigMap"]["data"] == before["ConfigMap"]["data"]
+        assert what_pods_load(after["ConfigMap"]) == what_pods_load(before["ConfigMap"])
         assert after["Deployment"]["spec"] == before["Deployment"]["spec"]  # not even the replicas
     finally:
         operator.stop()
@@ -289,7 +297,7 @@ def test_the_operator_killed_mid_reconcile_converges_to_the_same_objects(operato
         now = {o["kind"]: o for o in owned(contract)}
         return (
             set(now) == set(reference)
-            and now["ConfigMap"]["data"] == reference["ConfigMap"]["data"]
+            and what_pods_load(now["ConfigMap"]) == what_pods_load(reference["ConfigMap"])
             and now["Deployment"]["spec"]["template"] == reference["Deployment"]["spec"]["template"]
             and now["Service"]["spec"]["ports"] == reference["Service"]["spec"]["ports"]
             and len(owned(contract, "dog-recognition")) == 4

@@ -461,17 +461,19 @@ class _Run:
     def decide_dropped(self, state: RolloutState) -> RolloutState:
         """A PUT whose connection dropped, decided by what its pod says afterwards (a restart of
         the pod drops the PUT in forget_the_dead: the pod starts from the ConfigMap's document).
-        Serving the PUT's model: it was swapped. Serving another one, still the same run: the
-        connection, not the process, was lost - the PUT is sent again (behind the old one, which
-        may still run), and a second such loss is the refusal ConnectionLost. Not answering,
-        loading or settling: not decided yet (the progress deadline covers a pod that stays silent)."""
+        Serving the PUT's model, and no earlier PUT on record there: it was swapped. Otherwise, still
+        the same run: the connection, not the process, was lost - the PUT is sent again (behind the
+        lost one, which may still run; with an earlier PUT on record the pod may serve the model
+        from before it, and only an answer queued behind it says it ended), and a second such loss
+        is the refusal ConnectionLost. Not answering, loading or settling: not decided yet (the
+        progress deadline covers a pod that stays silent)."""
         pods = {p.name: p for p in self.inp.pods}
         for flight in state.in_flight:
             answer = pods[flight.pod].observed if flight.undecided else None
             if not isinstance(answer, PodAnswer) or answer.served is None or answer.state in ("loading", "mixed"):
                 continue
             rest = tuple(f for f in state.in_flight if f.pod != flight.pod)
-            if answer.served == flight.key and answer.state == "serving":
+            if answer.served == flight.key and answer.state == "serving" and not flight.earlier:
                 state = self._repaired(state.model_copy(update={"in_flight": rest}), flight.pod)
                 self.event("Normal", "PodSwapped", f"pod {flight.pod} serves {flight.key.label}")
                 continue

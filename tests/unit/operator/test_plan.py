@@ -475,6 +475,31 @@ def test_a_dropped_connection_to_a_live_pod_is_sent_again_once_then_refused() ->
     assert isinstance(q.verdict, Wait) and [(s.pod, s.release) for s in q.swaps] == [("pod-a", V1)]
 
 
+def test_a_dropped_put_queued_behind_an_earlier_one_is_not_confirmed_by_the_pod_serving_its_model() -> None:
+    """pod-a is fetching big weights for V2 when the operator restarts and the user reverts to V1:
+    V1 is sent behind the V2 PUT, and that connection drops. pod-a still answers V1 - from before
+    the V2 PUT, which is still queued ahead and would switch it to V2 after. Not confirmed: V1 is
+    sent again, and only its answer (behind the V2 PUT) confirms the pod."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods), now=T0 + timedelta(seconds=10))
+    assert swapped_pods(first) == ["pod-a"]
+    reverted = step(V1, pods_on(V1, *pods), first.state, now=T0 + timedelta(seconds=15))
+    assert reverted.state is not None
+    assert [(s.pod, s.release) for s in reverted.swaps] == [("pod-a", V1)]
+    assert [(f.pod, f.key, f.earlier) for f in reverted.state.in_flight] == [("pod-a", V1.key, True)]
+    dropped = outcome("pod-a", V1, SwapLost("connection_lost", "server disconnected"))
+    p = step(V1, pods_on(V1, *pods), reverted.state, outcomes=[dropped], now=T0 + timedelta(seconds=16))
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    assert [(f.pod, f.key, f.earlier, f.undecided) for f in p.state.in_flight] == [("pod-a", V1.key, True, False)]
+    assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V1)]
+    assert [e.reason for e in p.events] == []
+    assert p.status is not None and p.status.condition("Ready").status == "False"
+    unchanged = outcome("pod-a", V1, Swapped(served=V1.key, changed=False))  # answered after the V2 PUT
+    done = step(V1, pods_on(V1, *pods), p.state, outcomes=[unchanged], now=T0 + timedelta(seconds=90))
+    assert done.state is not None and done.state.phase == "Complete" and done.state.in_flight == ()
+    assert [e.reason for e in done.events] == ["PodSwapped", "RolloutSucceeded"]
+
+
 def test_an_undelivered_put_is_tried_again_later_not_counted_as_a_refusal() -> None:
     first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
     p = step(

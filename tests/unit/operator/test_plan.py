@@ -713,6 +713,18 @@ def _fields_the_release_does_not_know(record: dict[str, object]) -> set[str]:
     return unknown
 
 
+def _held_after_connection_lost() -> RolloutState:
+    """pod-a's PUT of V2 dropped its connection twice while the pod kept serving V1: ConnectionLost,
+    held (autoRollback off)."""
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS), auto_rollback=False)
+    once = step(V2, pods_on(V1, *PODS), first.state, auto_rollback=False, outcomes=[_dropped()])
+    assert [(s.pod, s.release) for s in once.swaps] == [("pod-a", V2)]
+    twice = step(V2, pods_on(V1, *PODS), once.state, auto_rollback=False, outcomes=[_dropped()])
+    assert twice.state is not None and twice.state.phase == "Halted" and twice.swaps == ()
+    assert twice.state.failure is not None and twice.state.failure.reason == "connection_lost"
+    return twice.state
+
+
 def test_a_settled_record_is_readable_by_the_operator_before_the_fields_added_to_format_1() -> None:
     """A `helm rollback` of the operator: the fields added since (the progress deadline, restart
     baselines, dropped PUTs) are left out while they hold their default, and a finished rollout
@@ -729,6 +741,12 @@ def test_a_settled_record_is_readable_by_the_operator_before_the_fields_added_to
     settled = json.loads(done.state.to_json())
     assert _fields_the_release_does_not_know(settled) == set()
     assert RolloutState.from_json(done.state.to_json()) == done.state
+    # Held after the refusal ConnectionLost (autoRollback off): the flight stays on record (its PUT
+    # may still be queued on the pod, ahead of anything sent when the rollout goes on), in format 1.
+    held = _held_after_connection_lost()
+    assert held.phase == "Halted" and [(f.pod, f.earlier) for f in held.in_flight] == [("pod-a", True)]
+    assert _fields_the_release_does_not_know(json.loads(held.to_json())) == set()
+    assert RolloutState.from_json(held.to_json()) == held
     # The other way round: a field this operator does not know (a newer one's) is a lost record.
     assert RolloutState.from_json(json.dumps({**settled, "from_the_future": 1})) is None
     flights = json.loads(first.state.to_json())

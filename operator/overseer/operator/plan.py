@@ -351,9 +351,13 @@ class _Run:
         return state
 
     def _again(self, state: RolloutState) -> RolloutState:
-        """The failed rollout's target, rolled out again from where the pods are."""
+        """The failed rollout's target, rolled out again from where the pods are: its PUTs on
+        record may still run (they are sent again behind), their dropped connections are the
+        failed rollout's and counted afresh."""
+        flights = tuple(f.model_copy(update={"undecided": False, "dropped": 0}) for f in state.in_flight)
         return state.model_copy(
             update={
+                "in_flight": flights,
                 "phase": "Rolling",
                 "started_at": self.now,
                 "finished_at": None,

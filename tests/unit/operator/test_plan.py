@@ -500,6 +500,25 @@ def test_a_dropped_put_queued_behind_an_earlier_one_is_not_confirmed_by_the_pod_
     assert [e.reason for e in done.events] == ["PodSwapped", "RolloutSucceeded"]
 
 
+def test_a_retry_after_connection_lost_counts_dropped_connections_afresh() -> None:
+    """Held after ConnectionLost, then retried: the retry's PUT dropping once is sent again, not
+    the refusal at once - also for a held record written by the build that kept the failed
+    rollout's count on its flight."""
+    held = _held_after_connection_lost()
+    as_written_before = held.model_copy(
+        update={"in_flight": tuple(f.model_copy(update={"dropped": 2}) for f in held.in_flight)}
+    )
+    for state in (held, as_written_before):
+        retry = step(V2, pods_on(V1, *PODS), state, auto_rollback=False, attempt="1")
+        assert retry.state is not None and retry.state.phase == "Rolling"
+        assert [(s.pod, s.release) for s in retry.swaps] == [("pod-a", V2)]
+        assert [(f.pod, f.dropped, f.undecided) for f in retry.state.in_flight] == [("pod-a", 0, False)]
+        p = step(V2, pods_on(V1, *PODS), retry.state, auto_rollback=False, attempt="1", outcomes=[_dropped()])
+        assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None, p.verdict
+        assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V2)]
+        assert [(f.pod, f.dropped) for f in p.state.in_flight] == [("pod-a", 1)]
+
+
 def test_an_undelivered_put_is_tried_again_later_not_counted_as_a_refusal() -> None:
     first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
     p = step(

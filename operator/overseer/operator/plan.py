@@ -226,8 +226,9 @@ def plan(inp: PlanInput) -> Plan:
     state = run.react_to_crash_loops(state)
     state = run.finish_if_done(state)
     state, swaps = run.schedule(state)
-    if state != inp.state and state.phase in ("Rolling", "RollingBack"):
-        state = state.model_copy(update={"progressed_at": inp.now})  # the progress deadline starts again
+    if (state != inp.state or swaps) and state.phase in ("Rolling", "RollingBack"):
+        # A step or a swap sent (a PUT sent again too): the progress deadline starts again.
+        state = state.model_copy(update={"progressed_at": inp.now})
     if state.phase not in ("Rolling", "RollingBack") and (state.restart_baselines or state.progressed_at):
         # Only a rollout counts restarts and progress; a settled record is one an operator from
         # before these fields can read (rollout_state: fields added to format 1).
@@ -261,6 +262,7 @@ class _Run:
     inp: PlanInput
     events: list[PlanEvent] = field(default_factory=list)
     cooldown: set[str] = field(default_factory=set)  # pods a PUT could not reach just now
+    sent: set[str] = field(default_factory=set)  # pods this plan sends a PUT to (awaited from now on)
     _classes: dict[ModelKey, list[_PodClass]] = field(default_factory=dict)
 
     @property
@@ -698,6 +700,7 @@ class _Run:
                 self.event(
                     "Warning", "DriftDetected", f"pod {c.pod.name} serves {served}: putting {wanted.key.label} back"
                 )
+        self.sent = {s.pod for s in swaps}
         flights.sort(key=lambda f: f.pod)
         new_flights = tuple(flights)
         if new_flights != state.in_flight:
@@ -806,11 +809,13 @@ class _Run:
         """HotSwap, rolling out or back, no swap outstanding and no progress within the deadline:
         the pods it waits for (not answering, starting, settling, crash-looping). Not a refusal:
         nothing is rolled back; the user is told which pods to look at. Outstanding means a task
-        of this process waits for the PUT (it may take minutes): a PUT on record that nobody
-        waits for (sent before an operator restart, its connection lost) waits on its pod."""
+        of this process waits for the PUT (it may take minutes), or this plan sends it: a PUT on
+        record that nobody waits for (sent before an operator restart, its connection lost) waits
+        on its pod."""
         if state.phase not in ("Rolling", "RollingBack") or state.strategy != "HotSwap":
             return []
-        if any(f.pod in self.inp.running for f in state.in_flight):
+        awaited = self.inp.running | self.sent
+        if any(f.pod in awaited for f in state.in_flight):
             return []
         since = state.progressed_at or state.started_at
         if (self.now - since).total_seconds() < self.inp.settings.progress_deadline_s:

@@ -949,6 +949,34 @@ def test_a_put_on_record_nobody_waits_for_does_not_hold_off_the_progress_deadlin
     assert waited_for.status is not None and waited_for.status.condition("Degraded").status == "False"
 
 
+def test_a_put_sent_again_after_an_operator_restart_is_progress_not_past_the_deadline() -> None:
+    """The operator restarts twice, 15 min apart, while pod-c is still starting: each time pod-a's
+    PUT on record is sent again. That PUT is awaited from this plan on, and sending it is progress:
+    no ProgressDeadlineExceeded for one plan then AsExpected the next (a flap, with a Warning and a
+    Recovered Event). Past the deadline from that re-send, with pod-a silent, it is stuck."""
+    pods = ("pod-a", "pod-b", "pod-c")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods), now=T0 + timedelta(seconds=10))
+    assert swapped_pods(first) == ["pod-a"]
+    waiting = [serving("pod-a", V1), serving("pod-b", V1), starting("pod-c")]
+    state, now = first.state, T0 + timedelta(seconds=10)
+    for _ in range(2):  # the operator restarted: nobody waits for pod-a's PUT
+        now += timedelta(minutes=15)
+        again = step(V2, waiting, state, now=now)
+        assert swapped_pods(again) == ["pod-a"]
+        assert again.state is not None and again.state.progressed_at == now and first_action_writes(again)
+        assert again.status is not None and again.status.condition("Degraded").status == "False"
+        assert isinstance(again.verdict, Wait) and again.verdict.after_s is None
+        awaited = step(V2, waiting, again.state, now=now + timedelta(seconds=2), running=["pod-a"])
+        assert awaited.status is not None and awaited.status.condition("Degraded").status == "False"
+        state = awaited.state
+    silent = [unreachable("pod-a"), serving("pod-b", V1), starting("pod-c")]
+    past = step(V2, silent, state, now=now + timedelta(seconds=601))
+    assert past.swaps == () and past.status is not None
+    degraded = past.status.condition("Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "ProgressDeadlineExceeded")
+    assert "pod pod-a: unreachable" in degraded.message and "pod pod-c is starting" in degraded.message
+
+
 def test_restarts_from_before_the_rollout_do_not_make_one_oom_kill_a_crash_loop() -> None:
     """pod-a restarted twice last week; OOM-killed once during the rollout, it is down after an
     error exit with restart count 2. Counted since the rollout first saw it (2), that is no crash

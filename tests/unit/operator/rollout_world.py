@@ -338,9 +338,9 @@ class World:
         for e in p.events:
             if e.reason == "PodSwapped":
                 name, label = e.message.removeprefix("pod ").split(" serves ", 1)
-                pod_ = self.pods.get(name)
-                queued = [put.release.key.label for put in (pod_.queue if pod_ else []) if put.release.key.label != label]
-                _require(not queued, f"{name} confirmed on {label} while a PUT of {queued} is queued there")
+                puts = self.pods[name].queue if name in self.pods else []
+                others = [put.release.key.label for put in puts if put.release.key.label != label]
+                _require(not others, f"{name} confirmed on {label} while a PUT of {others} is queued there")
         if p.status is not None:
             _require(len(p.status.history) <= 10, "history over 10 entries")
 

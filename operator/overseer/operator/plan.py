@@ -226,12 +226,19 @@ def plan(inp: PlanInput) -> Plan:
     state = run.react_to_crash_loops(state)
     state = run.finish_if_done(state)
     state, swaps = run.schedule(state)
-    if state != inp.state and state.phase in ("Rolling", "RollingBack"):
-        state = state.model_copy(update={"progressed_at": inp.now})  # the progress deadline starts again
+    if (state != inp.state or swaps) and state.phase in ("Rolling", "RollingBack"):
+        # A step or a swap sent (a PUT sent again too): the progress deadline starts again.
+        state = state.model_copy(update={"progressed_at": inp.now})
     if state.phase not in ("Rolling", "RollingBack") and (state.restart_baselines or state.progressed_at):
         # Only a rollout counts restarts and progress; a settled record is one an operator from
         # before these fields can read (rollout_state: fields added to format 1).
         state = state.model_copy(update={"restart_baselines": (), "progressed_at": None})
+    if state.phase in _HOLDING_PHASES and any(f.undecided or f.dropped for f in state.in_flight):
+        # Held, nothing is sent or decided: a flight only says a PUT may still run there (to count
+        # and to queue behind when the rollout goes on), so it keeps the fields of format 1. Drift
+        # repair (Complete, RolledBack) still decides its dropped PUTs and keeps counting them.
+        kept = tuple(f.model_copy(update={"undecided": False, "dropped": 0}) for f in state.in_flight)
+        state = state.model_copy(update={"in_flight": kept})
     actions: list[Action] = []
     if state != inp.state:
         actions.append(WriteConfigMap(state))
@@ -255,6 +262,7 @@ class _Run:
     inp: PlanInput
     events: list[PlanEvent] = field(default_factory=list)
     cooldown: set[str] = field(default_factory=set)  # pods a PUT could not reach just now
+    sent: set[str] = field(default_factory=set)  # pods this plan sends a PUT to (awaited from now on)
     _classes: dict[ModelKey, list[_PodClass]] = field(default_factory=dict)
 
     @property
@@ -345,9 +353,13 @@ class _Run:
         return state
 
     def _again(self, state: RolloutState) -> RolloutState:
-        """The failed rollout's target, rolled out again from where the pods are."""
+        """The failed rollout's target, rolled out again from where the pods are: its PUTs on
+        record may still run (they are sent again behind), their dropped connections are the
+        failed rollout's and counted afresh."""
+        flights = tuple(f.model_copy(update={"undecided": False, "dropped": 0}) for f in state.in_flight)
         return state.model_copy(
             update={
+                "in_flight": flights,
                 "phase": "Rolling",
                 "started_at": self.now,
                 "finished_at": None,
@@ -461,17 +473,19 @@ class _Run:
     def decide_dropped(self, state: RolloutState) -> RolloutState:
         """A PUT whose connection dropped, decided by what its pod says afterwards (a restart of
         the pod drops the PUT in forget_the_dead: the pod starts from the ConfigMap's document).
-        Serving the PUT's model: it was swapped. Serving another one, still the same run: the
-        connection, not the process, was lost - the PUT is sent again (behind the old one, which
-        may still run), and a second such loss is the refusal ConnectionLost. Not answering,
-        loading or settling: not decided yet (the progress deadline covers a pod that stays silent)."""
+        Serving the PUT's model, and no earlier PUT on record there: it was swapped. Otherwise, still
+        the same run: the connection, not the process, was lost - the PUT is sent again (behind the
+        lost one, which may still run; with an earlier PUT on record the pod may serve the model
+        from before it, and only an answer queued behind it says it ended), and a second such loss
+        is the refusal ConnectionLost. Not answering, loading or settling: not decided yet (the
+        progress deadline covers a pod that stays silent)."""
         pods = {p.name: p for p in self.inp.pods}
         for flight in state.in_flight:
             answer = pods[flight.pod].observed if flight.undecided else None
             if not isinstance(answer, PodAnswer) or answer.served is None or answer.state in ("loading", "mixed"):
                 continue
             rest = tuple(f for f in state.in_flight if f.pod != flight.pod)
-            if answer.served == flight.key and answer.state == "serving":
+            if answer.served == flight.key and answer.state == "serving" and not flight.earlier:
                 state = self._repaired(state.model_copy(update={"in_flight": rest}), flight.pod)
                 self.event("Normal", "PodSwapped", f"pod {flight.pod} serves {flight.key.label}")
                 continue
@@ -686,6 +700,7 @@ class _Run:
                 self.event(
                     "Warning", "DriftDetected", f"pod {c.pod.name} serves {served}: putting {wanted.key.label} back"
                 )
+        self.sent = {s.pod for s in swaps}
         flights.sort(key=lambda f: f.pod)
         new_flights = tuple(flights)
         if new_flights != state.in_flight:
@@ -794,11 +809,13 @@ class _Run:
         """HotSwap, rolling out or back, no swap outstanding and no progress within the deadline:
         the pods it waits for (not answering, starting, settling, crash-looping). Not a refusal:
         nothing is rolled back; the user is told which pods to look at. Outstanding means a task
-        of this process waits for the PUT (it may take minutes): a PUT on record that nobody
-        waits for (sent before an operator restart, its connection lost) waits on its pod."""
+        of this process waits for the PUT (it may take minutes), or this plan sends it: a PUT on
+        record that nobody waits for (sent before an operator restart, its connection lost) waits
+        on its pod."""
         if state.phase not in ("Rolling", "RollingBack") or state.strategy != "HotSwap":
             return []
-        if any(f.pod in self.inp.running for f in state.in_flight):
+        awaited = self.inp.running | self.sent
+        if any(f.pod in awaited for f in state.in_flight):
             return []
         since = state.progressed_at or state.started_at
         if (self.now - since).total_seconds() < self.inp.settings.progress_deadline_s:
@@ -824,6 +841,7 @@ class _Run:
 # --- helpers --------------------------------------------------------------------------------------------
 
 _FAILED_PHASES = ("RolledBack", "Halted", "RollbackFailed")
+_HOLDING_PHASES = ("Halted", "RollbackFailed")
 
 
 def _can_roll_back(state: RolloutState) -> bool:

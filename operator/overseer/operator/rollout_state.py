@@ -304,7 +304,8 @@ class RolloutState(_Record):
     started_at: datetime
     progressed_at: datetime | None = Field(
         default=None,
-        description="The last step that changed this record while rolling out or back (the progress deadline).",
+        description="The last step that changed this record or sent a PUT while rolling out or back "
+        "(the progress deadline).",
     )
     finished_at: datetime | None = None
     attempt: str = Field(default="", description="The retry token the rollout was started with.")

@@ -64,6 +64,7 @@ class SimPod:
     cut_off: bool = False  # its admin port refuses connections (a network fault)
     busy: bool = False  # it answers GETs but turns PUTs away (503, as an overloaded server may)
     restarts: int = 0
+    created_at: datetime = T0
     restart_unseen: bool = False  # it died; the API shows the new restart count once it boots
     crashed_at: datetime | None = None
     queue: list[Put] = field(default_factory=list)
@@ -315,17 +316,31 @@ class World:
         _require(state.wanted.key in self.allowed(), "the ConfigMap holds a model nobody asked for")
         new_stable = state.stable.key if state.stable else None
         old_stable = before.stable.key if before and before.stable else None
-        if new_stable != old_stable and new_stable is not None:
-            # The model became the stable one: every live pod was confirmed on it, nothing in flight.
+        became_stable = new_stable != old_stable and new_stable is not None
+        if became_stable:
             _require(new_stable in self.asked, "a model the spec never asked for became stable")
+        # Every live pod was confirmed on the model, nothing is left queued on any (a PUT queued
+        # there could switch a pod later): when a model becomes the stable one, when a rollout
+        # completes or is rolled back (even to the model that was stable already), when it says Done.
+        ended = state.phase in ("Complete", "RolledBack") and (before is None or before.phase != state.phase)
+        if became_stable or ended or isinstance(p.verdict, Done):
+            served = new_stable if became_stable and new_stable is not None else state.wanted.key
             for pod in self._live():
                 _require(
-                    pod.phase == "Running" and pod.serving is not None and pod.serving.key == new_stable,
-                    f"{new_stable.version} marked fully served while {pod.name} is {pod.phase} on "
+                    pod.phase == "Running" and pod.serving is not None and pod.serving.key == served,
+                    f"{served.version} marked fully served while {pod.name} is {pod.phase} on "
                     f"{pod.serving.key.version if pod.serving else None}",
                 )
-                _require(not pod.queue, f"{new_stable.version} marked fully served while {pod.name} has a PUT queued")
+                _require(not pod.queue, f"{served.version} marked fully served while {pod.name} has a PUT queued")
+        if became_stable:
             self.asked = {self.spec.key}
+        # A pod confirmed on a model has no PUT of another model queued (it would switch the pod after).
+        for e in p.events:
+            if e.reason == "PodSwapped":
+                name, label = e.message.removeprefix("pod ").split(" serves ", 1)
+                puts = self.pods[name].queue if name in self.pods else []
+                others = [put.release.key.label for put in puts if put.release.key.label != label]
+                _require(not others, f"{name} confirmed on {label} while a PUT of {others} is queued there")
         if p.status is not None:
             _require(len(p.status.history) <= 10, "history over 10 entries")
 
@@ -370,7 +385,7 @@ class World:
 
     def _new_pod(self) -> None:
         n = next(self._numbers)
-        self.pods[f"pod-{n:03d}"] = SimPod(name=f"pod-{n:03d}", uid=f"uid-{n}")
+        self.pods[f"pod-{n:03d}"] = SimPod(name=f"pod-{n:03d}", uid=f"uid-{n}", created_at=self.now)
 
     def _live(self) -> list[SimPod]:
         return [p for p in self.pods.values() if p.phase != "Terminating"]
@@ -389,13 +404,14 @@ class World:
     def _view(self, pod: SimPod) -> PodView:
         if pod.phase == "Pending":
             restarts = pod.restarts - 1 if pod.restart_unseen else pod.restarts
-            return PodView(name=pod.name, uid=pod.uid, phase="Pending", restarts=restarts)
+            return PodView(name=pod.name, uid=pod.uid, phase="Pending", restarts=restarts, created_at=pod.created_at)
         if pod.phase == "Crashed":
             return PodView(
                 name=pod.name,
                 uid=pod.uid,
                 phase="Running",
                 restarts=pod.restarts,
+                created_at=pod.created_at,
                 crash_looping=True,
                 down_after_error=True,
                 crashed_at=pod.crashed_at,
@@ -409,7 +425,15 @@ class World:
         else:
             observed = PodAnswer(served=pod.serving.key if pod.serving else None, state="serving")
         ready = pod.phase == "Running"
-        return PodView(name=pod.name, uid=pod.uid, phase=phase, ready=ready, restarts=pod.restarts, observed=observed)
+        return PodView(
+            name=pod.name,
+            uid=pod.uid,
+            phase=phase,
+            ready=ready,
+            restarts=pod.restarts,
+            created_at=pod.created_at,
+            observed=observed,
+        )
 
 
 def _require(condition: bool, message: str) -> None:

@@ -475,6 +475,50 @@ def test_a_dropped_connection_to_a_live_pod_is_sent_again_once_then_refused() ->
     assert isinstance(q.verdict, Wait) and [(s.pod, s.release) for s in q.swaps] == [("pod-a", V1)]
 
 
+def test_a_dropped_put_queued_behind_an_earlier_one_is_not_confirmed_by_the_pod_serving_its_model() -> None:
+    """pod-a is fetching big weights for V2 when the operator restarts and the user reverts to V1:
+    V1 is sent behind the V2 PUT, and that connection drops. pod-a still answers V1 - from before
+    the V2 PUT, which is still queued ahead and would switch it to V2 after. Not confirmed: V1 is
+    sent again, and only its answer (behind the V2 PUT) confirms the pod."""
+    pods = ("pod-a", "pod-b")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods), now=T0 + timedelta(seconds=10))
+    assert swapped_pods(first) == ["pod-a"]
+    reverted = step(V1, pods_on(V1, *pods), first.state, now=T0 + timedelta(seconds=15))
+    assert reverted.state is not None
+    assert [(s.pod, s.release) for s in reverted.swaps] == [("pod-a", V1)]
+    assert [(f.pod, f.key, f.earlier) for f in reverted.state.in_flight] == [("pod-a", V1.key, True)]
+    dropped = outcome("pod-a", V1, SwapLost("connection_lost", "server disconnected"))
+    p = step(V1, pods_on(V1, *pods), reverted.state, outcomes=[dropped], now=T0 + timedelta(seconds=16))
+    assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None
+    assert [(f.pod, f.key, f.earlier, f.undecided) for f in p.state.in_flight] == [("pod-a", V1.key, True, False)]
+    assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V1)]
+    assert [e.reason for e in p.events] == []
+    assert p.status is not None and p.status.condition("Ready").status == "False"
+    unchanged = outcome("pod-a", V1, Swapped(served=V1.key, changed=False))  # answered after the V2 PUT
+    done = step(V1, pods_on(V1, *pods), p.state, outcomes=[unchanged], now=T0 + timedelta(seconds=90))
+    assert done.state is not None and done.state.phase == "Complete" and done.state.in_flight == ()
+    assert [e.reason for e in done.events] == ["PodSwapped", "RolloutSucceeded"]
+
+
+def test_a_retry_after_connection_lost_counts_dropped_connections_afresh() -> None:
+    """Held after ConnectionLost, then retried: the retry's PUT dropping once is sent again, not
+    the refusal at once - also for a held record written by the build that kept the failed
+    rollout's count on its flight."""
+    held = _held_after_connection_lost()
+    as_written_before = held.model_copy(
+        update={"in_flight": tuple(f.model_copy(update={"dropped": 2}) for f in held.in_flight)}
+    )
+    for state in (held, as_written_before):
+        retry = step(V2, pods_on(V1, *PODS), state, auto_rollback=False, attempt="1")
+        assert retry.state is not None and retry.state.phase == "Rolling"
+        assert [(s.pod, s.release) for s in retry.swaps] == [("pod-a", V2)]
+        assert [(f.pod, f.dropped, f.undecided) for f in retry.state.in_flight] == [("pod-a", 0, False)]
+        p = step(V2, pods_on(V1, *PODS), retry.state, auto_rollback=False, attempt="1", outcomes=[_dropped()])
+        assert p.state is not None and p.state.phase == "Rolling" and p.state.failure is None, p.verdict
+        assert [(s.pod, s.release) for s in p.swaps] == [("pod-a", V2)]
+        assert [(f.pod, f.dropped) for f in p.state.in_flight] == [("pod-a", 1)]
+
+
 def test_an_undelivered_put_is_tried_again_later_not_counted_as_a_refusal() -> None:
     first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS))
     p = step(
@@ -688,6 +732,18 @@ def _fields_the_release_does_not_know(record: dict[str, object]) -> set[str]:
     return unknown
 
 
+def _held_after_connection_lost() -> RolloutState:
+    """pod-a's PUT of V2 dropped its connection twice while the pod kept serving V1: ConnectionLost,
+    held (autoRollback off)."""
+    first = step(V2, pods_on(V1, *PODS), complete(V1, *PODS), auto_rollback=False)
+    once = step(V2, pods_on(V1, *PODS), first.state, auto_rollback=False, outcomes=[_dropped()])
+    assert [(s.pod, s.release) for s in once.swaps] == [("pod-a", V2)]
+    twice = step(V2, pods_on(V1, *PODS), once.state, auto_rollback=False, outcomes=[_dropped()])
+    assert twice.state is not None and twice.state.phase == "Halted" and twice.swaps == ()
+    assert twice.state.failure is not None and twice.state.failure.reason == "connection_lost"
+    return twice.state
+
+
 def test_a_settled_record_is_readable_by_the_operator_before_the_fields_added_to_format_1() -> None:
     """A `helm rollback` of the operator: the fields added since (the progress deadline, restart
     baselines, dropped PUTs) are left out while they hold their default, and a finished rollout
@@ -704,6 +760,12 @@ def test_a_settled_record_is_readable_by_the_operator_before_the_fields_added_to
     settled = json.loads(done.state.to_json())
     assert _fields_the_release_does_not_know(settled) == set()
     assert RolloutState.from_json(done.state.to_json()) == done.state
+    # Held after the refusal ConnectionLost (autoRollback off): the flight stays on record (its PUT
+    # may still be queued on the pod, ahead of anything sent when the rollout goes on), in format 1.
+    held = _held_after_connection_lost()
+    assert held.phase == "Halted" and [(f.pod, f.earlier) for f in held.in_flight] == [("pod-a", True)]
+    assert _fields_the_release_does_not_know(json.loads(held.to_json())) == set()
+    assert RolloutState.from_json(held.to_json()) == held
     # The other way round: a field this operator does not know (a newer one's) is a lost record.
     assert RolloutState.from_json(json.dumps({**settled, "from_the_future": 1})) is None
     flights = json.loads(first.state.to_json())
@@ -885,6 +947,34 @@ def test_a_put_on_record_nobody_waits_for_does_not_hold_off_the_progress_deadlin
 
     waited_for = step(V2, silent, first.state, now=later, running=["pod-a"])
     assert waited_for.status is not None and waited_for.status.condition("Degraded").status == "False"
+
+
+def test_a_put_sent_again_after_an_operator_restart_is_progress_not_past_the_deadline() -> None:
+    """The operator restarts twice, 15 min apart, while pod-c is still starting: each time pod-a's
+    PUT on record is sent again. That PUT is awaited from this plan on, and sending it is progress:
+    no ProgressDeadlineExceeded for one plan then AsExpected the next (a flap, with a Warning and a
+    Recovered Event). Past the deadline from that re-send, with pod-a silent, it is stuck."""
+    pods = ("pod-a", "pod-b", "pod-c")
+    first = step(V2, pods_on(V1, *pods), complete(V1, *pods), now=T0 + timedelta(seconds=10))
+    assert swapped_pods(first) == ["pod-a"]
+    waiting = [serving("pod-a", V1), serving("pod-b", V1), starting("pod-c")]
+    state, now = first.state, T0 + timedelta(seconds=10)
+    for _ in range(2):  # the operator restarted: nobody waits for pod-a's PUT
+        now += timedelta(minutes=15)
+        again = step(V2, waiting, state, now=now)
+        assert swapped_pods(again) == ["pod-a"]
+        assert again.state is not None and again.state.progressed_at == now and first_action_writes(again)
+        assert again.status is not None and again.status.condition("Degraded").status == "False"
+        assert isinstance(again.verdict, Wait) and again.verdict.after_s is None
+        awaited = step(V2, waiting, again.state, now=now + timedelta(seconds=2), running=["pod-a"])
+        assert awaited.status is not None and awaited.status.condition("Degraded").status == "False"
+        state = awaited.state
+    silent = [unreachable("pod-a"), serving("pod-b", V1), starting("pod-c")]
+    past = step(V2, silent, state, now=now + timedelta(seconds=601))
+    assert past.swaps == () and past.status is not None
+    degraded = past.status.condition("Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "ProgressDeadlineExceeded")
+    assert "pod pod-a: unreachable" in degraded.message and "pod pod-c is starting" in degraded.message
 
 
 def test_restarts_from_before_the_rollout_do_not_make_one_oom_kill_a_crash_loop() -> None:

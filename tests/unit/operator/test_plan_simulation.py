@@ -239,6 +239,56 @@ def test_random_walks_keep_every_invariant() -> None:
             raise AssertionError(f"seed {seed}: {broken}\n{log}") from None
 
 
+# --- stories the random runs found -------------------------------------------------------------------
+
+
+def test_a_dropped_put_behind_a_superseded_one_is_not_confirmed_by_the_model_the_pod_served_before() -> None:
+    """pod-0 serves Y; X is queued there when the operator crashes and the user goes back to Y: Y
+    is sent again behind X, and its connection drops. pod-0 answers Y (X has not run yet): that
+    must not complete the rollout while X is queued there."""
+    world = World(spec=V1, bad=frozenset(), replicas=2)
+    world.settle()
+    p0, p1 = sorted(world.pods)
+    world.apply(V2)
+    world.tick()
+    world.process(p0)
+    world.tick()  # pod-0 on V2, V2 sent to pod-1
+    world.apply(V3)
+    world.tick()
+    world.process(p1)
+    world.tick()  # pod-1 on V2, V3 queued on pod-0
+    assert [put.release.key for put in world.pods[p0].queue] == [V3.key]
+    world.crash_operator()
+    world.apply(V2)
+    world.tick()  # V2 sent again to pod-0, behind V3
+    world.drop_connection(p0)
+    p = world.tick()
+    assert world.configmap is not None and world.configmap.phase == "Rolling" and not isinstance(p.verdict, Done)
+    assert isinstance(settle_and_check(world).verdict, Done)
+    assert {pod.serving.key for pod in world.pods.values() if pod.serving} == {V2.key}
+
+
+def test_a_rollout_back_to_the_stable_model_is_not_complete_while_a_put_of_another_is_queued() -> None:
+    """The same with a stable model that does not change: V2 is queued on pod-0 (slow weights) when
+    the operator restarts and the user reverts to V1; V1 is sent behind V2 and its connection drops.
+    pod-0 still answers V1: not Complete (Ready=True would be a lie: V2 would land after)."""
+    world = World(spec=V1, bad=frozenset(), replicas=2)
+    world.settle()
+    p0 = sorted(world.pods)[0]
+    world.apply(V2)
+    world.tick()  # V2 queued on pod-0, not run yet
+    world.crash_operator()
+    world.apply(V1)
+    world.tick()  # V1 sent to pod-0, behind V2
+    assert [put.release.key for put in world.pods[p0].queue] == [V2.key, V1.key]
+    world.drop_connection(p0)
+    p = world.tick()
+    assert world.configmap is not None and world.configmap.phase == "Rolling" and not isinstance(p.verdict, Done)
+    assert p.status is not None and p.status.condition("Ready").status == "False"
+    assert isinstance(settle_and_check(world).verdict, Done)
+    assert {pod.serving.key for pod in world.pods.values() if pod.serving} == {V1.key}
+
+
 # --- the simulator can fail: broken planners are caught -----------------------------------------------
 
 

@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer.api.model_document import sha256_file
+
 from overseer_devtools import shapes, training
 
 IMGSZ = 160  # the pictures' size: the models are trained, and should be served, at this resolution
@@ -152,20 +154,12 @@ def _cached(folder: Path, name: str, key: str) -> TrainedModel | None:
     meta_path, weights = folder / f"{name}-{key}.json", folder / f"{name}-{key}.pt"
     try:
         meta = json.loads(meta_path.read_text())
-        digest = _sha256(weights)
+        digest = sha256_file(weights)
     except (OSError, ValueError):
         return None
     if digest != meta.get("digest"):
         return None  # changed or damaged since it was made: make it again
     return TrainedModel(name, weights, digest, meta.get("map50"), float(meta.get("seconds", 0.0)))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -200,7 +194,7 @@ def _make(folder: Path, name: str, key: str, parent: TrainedModel | None, *, log
     with tempfile.TemporaryDirectory(prefix=f".{name}-{key}.", dir=folder) as tmp_name:
         tmp = Path(tmp_name)
         measured = _run_maker(recipe, tmp / final.name, parent, log_path, config_dir)
-        digest = _sha256(tmp / final.name)
+        digest = sha256_file(tmp / final.name)
         meta = {"name": name, "key": key, "digest": digest, "recipe": recipe, "parent": parent and parent.digest}
         meta |= {"versions": {lib: importlib.metadata.version(lib) for lib in LIBRARIES}, **measured}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

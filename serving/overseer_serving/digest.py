@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from pathlib import Path
 
-from overseer.api.model_document import is_valid_digest
+from overseer.api.model_document import is_valid_digest, sha256_file
 
 from overseer_serving.errors import DigestMismatch
 
-CHUNK = 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+CHUNK = 1024 * 1024  # the fetch copies in chunks of this size
+__all__ = ["CHUNK", "same_digest", "sha256_file", "verify"]
 
 
 def same_digest(a: str, b: str) -> bool:

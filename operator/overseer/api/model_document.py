@@ -7,7 +7,9 @@ fields may be added, never renamed.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -105,3 +107,13 @@ class ModelDocument(_Strict):
 
 def is_valid_digest(digest: str) -> bool:
     return bool(_DIGEST_RE.match(digest))
+
+
+def sha256_file(path: Path) -> str:
+    """The digest a ModelDeployment pins for a weights file: what `overseer deployment new` writes
+    and what a serving pod verifies are one function."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()

@@ -7,18 +7,17 @@ the model folder, whose bytes give the digest. BentoML (the serving extra) is im
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from overseer.api.model_document import sha256_file
 from overseer.deployment_new.values import ValuesError, to_json_value
 
 SERVING_EXTRA_HINT = "pip install 'schema-overseer[serving]'"
 # BentoML's own files in a model folder; everything else was saved by the training job.
 BENTO_OWN_FILES = frozenset({"model.yaml", "custom_objects.pkl"})
 WEIGHT_SUFFIXES = (".pt", ".pth", ".onnx", ".safetensors", ".torchscript", ".ckpt", ".bin", ".engine", ".tflite")
-CHUNK = 1024 * 1024
 
 
 class SavedModelError(Exception):
@@ -36,14 +35,6 @@ class SavedModel:
     labels: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     custom_objects: dict[str, Any] = field(default_factory=dict)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def from_weights(path: str, *, name: str, version: str) -> SavedModel:

@@ -170,7 +170,9 @@ Action = WriteConfigMap | Swap | Wait | Done | Fail
 
 
 @dataclass(frozen=True)
-class PlanEvent:
+class Event:
+    """A core/v1 Event to post on the ModelDeployment (the plan's, and the status writer's)."""
+
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
@@ -197,7 +199,7 @@ class Plan:
     state: RolloutState | None
     actions: tuple[Action, ...]
     status: StatusReport | None
-    events: tuple[PlanEvent, ...] = ()
+    events: tuple[Event, ...] = ()
 
     @property
     def swaps(self) -> tuple[Swap, ...]:
@@ -260,7 +262,7 @@ class _PodClass:
 @dataclass
 class _Run:
     inp: PlanInput
-    events: list[PlanEvent] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     cooldown: set[str] = field(default_factory=set)  # pods a PUT could not reach just now
     sent: set[str] = field(default_factory=set)  # pods this plan sends a PUT to (awaited from now on)
     _classes: dict[ModelKey, list[_PodClass]] = field(default_factory=dict)
@@ -274,7 +276,7 @@ class _Run:
         return sorted((p for p in self.inp.pods if p.phase != "Terminating"), key=lambda p: p.name)
 
     def event(self, kind: Literal["Normal", "Warning"], reason: str, message: str) -> None:
-        self.events.append(PlanEvent(kind, reason, message))
+        self.events.append(Event(kind, reason, message))
 
     # -- 1. which rollout -------------------------------------------------------------------------
 

@@ -397,7 +397,7 @@ class Reconciler:
         # The swaps start as soon as their record is persisted, whatever happens to the rest.
         unsent = self.rollouts.launch(key, step.swaps, observation, token)
         for event in step.events:
-            await self.post_event(body, Event(event.type, event.reason, event.message))
+            await self.post_event(body, event)
         if parsed is not None:
             rolling = parsed.spec.rollout.strategy == "Rolling" and step.state is not None
             await self._apply_serving(body, parsed, live, step.state.wanted.key if rolling and step.state else None)

@@ -31,7 +31,7 @@ import aiohttp
 
 from overseer.operator import pods as podviews
 from overseer.operator.metrics import Metrics
-from overseer.operator.plan import PlanEvent, PodView, Swap
+from overseer.operator.plan import Event, PodView, Swap
 from overseer.operator.podclient import PodAddress, PodClient
 from overseer.operator.rollout_state import (
     ACTIVE_PHASES,
@@ -220,7 +220,7 @@ class RolloutExecutor:
     # --- metrics of the rollout's transitions --------------------------------------------------------
 
     def record(
-        self, key: DeploymentKey, before: RolloutState | None, after: RolloutState | None, events: Sequence[PlanEvent]
+        self, key: DeploymentKey, before: RolloutState | None, after: RolloutState | None, events: Sequence[Event]
     ) -> None:
         """Count what a persisted plan changed: rollouts that ended (and how long they took),
         rollbacks that started, targets that were superseded."""

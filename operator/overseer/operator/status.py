@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from overseer.operator.plan import StatusReport
+from overseer.operator.plan import Event, StatusReport
 from overseer.operator.pods import last_words, serving_container_status
 
 JSONObject = dict[str, Any]
@@ -27,13 +27,6 @@ _BAD_WAITING = {
     "InvalidImageName",
     "RunContainerError",
 }
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

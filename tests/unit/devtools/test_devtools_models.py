@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from overseer.api.model_document import sha256_file
 from overseer_devtools import models
 
 HACK = str(Path(models.__file__).parents[1])
@@ -55,7 +56,7 @@ def test_a_model_is_made_once_then_found_in_the_cache(tmp_path: Path, maker: Fak
     assert again == first
     key = models.recipe_key("shapes-v1")
     assert first.path == tmp_path / f"shapes-v1-{key}.pt"
-    assert first.digest == models._sha256(first.path)
+    assert first.digest == sha256_file(first.path)
     meta = json.loads(first.path.with_suffix(".json").read_text())
     assert (meta["digest"], meta["recipe"], meta["map50"]) == (first.digest, models.RECIPES["shapes-v1"], 0.99)
     assert leftovers(tmp_path) == []
@@ -108,7 +109,7 @@ def test_a_damaged_file_is_made_again(tmp_path: Path, maker: FakeMaker) -> None:
     made.path.write_bytes(b"damaged")
     again = models.shapes_model("shapes-v1", cache=tmp_path, log=False)
     assert len(maker.calls) == 2
-    assert again.digest == made.digest == models._sha256(again.path)
+    assert again.digest == made.digest == sha256_file(again.path)
 
 
 def test_a_failed_make_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +151,7 @@ def test_two_processes_asking_at_once_make_the_model_once(tmp_path: Path) -> Non
     outputs = [p.communicate(timeout=60)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert len(made.read_text().splitlines()) == 1
-    assert outputs[0] == outputs[1] and outputs[0].strip().endswith(models._sha256(next(cache.glob("*.pt"))))
+    assert outputs[0] == outputs[1] and outputs[0].strip().endswith(sha256_file(next(cache.glob("*.pt"))))
     assert leftovers(cache) == []
 
 
@@ -161,7 +162,7 @@ def test_the_command_prints_name_path_digest_per_model(
     lines = [line.split(" ") for line in capsys.readouterr().out.splitlines()]
     assert [line[0] for line in lines] == ["shapes-v2", "shapes-truncated"]
     for name, path, digest in lines:
-        assert digest == models._sha256(Path(path)) and Path(path).parent == tmp_path, name
+        assert digest == sha256_file(Path(path)) and Path(path).parent == tmp_path, name
     with pytest.raises(SystemExit) as exit_info:
         models.main(["--cache", str(tmp_path), "shapes-v9"])
     assert exit_info.value.code == 2

@@ -28,7 +28,6 @@ from typing import Any
 
 from overseer_serving.errors import FetchFailed, InvalidConfig
 
-ADDRESSING_STYLES = ("auto", "path", "virtual")
 # botocore's own bucket check (legacy and S3-compatible names included); AWS is stricter on create.
 _BUCKET = re.compile(r"^[a-zA-Z0-9.\-_]{1,255}$")
 _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")

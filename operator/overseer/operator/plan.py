@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from overseer.api.v1alpha1 import Condition, ReplicaStatus, RolloutRecord, ServedModel
 from overseer.operator.rollout_state import (
+    HOLDING_PHASES,
     Failure,
     InFlight,
     ModelKey,
@@ -235,7 +236,7 @@ def plan(inp: PlanInput) -> Plan:
         # Only a rollout counts restarts and progress; a settled record is one an operator from
         # before these fields can read (rollout_state: fields added to format 1).
         state = state.model_copy(update={"restart_baselines": (), "progressed_at": None})
-    if state.phase in _HOLDING_PHASES and any(f.undecided or f.dropped for f in state.in_flight):
+    if state.phase in HOLDING_PHASES and any(f.undecided or f.dropped for f in state.in_flight):
         # Held, nothing is sent or decided: a flight only says a PUT may still run there (to count
         # and to queue behind when the rollout goes on), so it keeps the fields of format 1. Drift
         # repair (Complete, RolledBack) still decides its dropped PUTs and keeps counting them.
@@ -843,7 +844,6 @@ class _Run:
 # --- helpers --------------------------------------------------------------------------------------------
 
 _FAILED_PHASES = ("RolledBack", "Halted", "RollbackFailed")
-_HOLDING_PHASES = ("Halted", "RollbackFailed")
 
 
 def _can_roll_back(state: RolloutState) -> bool:

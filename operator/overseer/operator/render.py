@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from overseer.api.model_document import ModelDocument, ModelSpec, SchemaSnapshot
+from overseer.api.model_document import ModelDocument, SchemaSnapshot
 from overseer.api.v1alpha1 import API_VERSION, ModelDeployment, SchemaVersion
 from overseer.operator.rollout_state import ModelKey, RolloutState
 from overseer.operator.settings import FIELD_MANAGER, OperatorSettings
@@ -103,10 +103,6 @@ def _metadata(body: Mapping[str, Any], name: str, annotations: Mapping[str, str]
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
-
-
-def model_identity(model: ModelSpec) -> JSONObject:
-    return {"name": model.name, "version": model.version, "digest": model.digest}
 
 
 # --- the model document ----------------------------------------------------------------------------
@@ -403,7 +399,6 @@ __all__ = [
     "key_identity",
     "labels",
     "model_document",
-    "model_identity",
     "owner_reference",
     "render_configmap",
     "render_deployment",

@@ -88,9 +88,6 @@ class ModelKey:
     def label(self) -> str:
         return f"{self.name}:{self.version}"
 
-    def same_model(self, name: str, version: str, digest: str) -> bool:
-        return (self.name, self.version, self.digest) == (name, version, digest)
-
 
 class Release(_Record):
     """A model document (what the ConfigMap holds and a PUT sends) with its key."""
@@ -131,7 +128,11 @@ def key_of(document: ModelDocument) -> ModelKey:
 def release_of(document: ModelDocument) -> Release:
     """The release of a validated model document (spec.model with its schema snapshot)."""
     wire = document.to_wire()
-    return Release(key=key_of(document), document_json=json.dumps(wire, sort_keys=True, separators=(",", ":")))
+    # Built from the document itself: the validator's re-check of a record read back (a second
+    # config validation on the event loop per reconcile) has nothing to catch here.
+    return Release.model_construct(
+        key=key_of(document), document_json=json.dumps(wire, sort_keys=True, separators=(",", ":"))
+    )
 
 
 # --- observations: what a pod's admin API answered ---------------------------------------------------

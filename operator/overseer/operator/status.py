@@ -17,7 +17,6 @@ from overseer.operator.pods import last_words, serving_container_status
 
 JSONObject = dict[str, Any]
 MESSAGE_LIMIT = 2000
-CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 _BAD_WAITING = {
     "CrashLoopBackOff",
     "CreateContainerConfigError",

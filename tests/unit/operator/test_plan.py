@@ -828,7 +828,7 @@ def test_a_record_whose_key_is_not_the_config_of_its_document_is_no_state() -> N
     caught, not only an edited name, version or digest."""
     record = json.loads(complete(V1, *PODS).to_json())
     other_config = release(V1.key.version, digit="1", conf=0.9)
-    assert other_config.key.same_model(V1.key.name, V1.key.version, V1.key.digest)
+    assert other_config.key.label == V1.key.label and other_config.key.digest == V1.key.digest
     assert other_config.key.config != V1.key.config
     edited = copy.deepcopy(record)
     edited["target"]["document_json"] = other_config.document_json

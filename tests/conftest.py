@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["support.cluster"]
+pytest_plugins = ["support.cluster", "support.cli"]
 
 _TESTS_DIR = Path(__file__).parent
 _TIERS = ("unit", "cluster", "e2e")

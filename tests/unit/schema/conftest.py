@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import copy
-import io
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from overseer.cli import main
-from schema_testing import CliResult
 
 # Version 1 of the object-detector contract, as the seed documents describe it.
 DETECTOR_V1: dict[str, Any] = {
@@ -44,17 +39,3 @@ DETECTOR_V1: dict[str, Any] = {
 @pytest.fixture
 def detector_v1() -> dict[str, Any]:
     return copy.deepcopy(DETECTOR_V1)
-
-
-@pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
-    """Run `overseer ARGS...` in-process; `stdin` feeds `-`."""
-
-    def run(*args: str, stdin: bytes | None = None) -> CliResult:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from support.cli import CliResult  # the tests import it from here too
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
 
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
+__all__ = ["EXAMPLES", "REPO", "CliResult"]

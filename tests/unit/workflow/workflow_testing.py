@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support.cli import CliResult  # the tests import it from here too
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
 SCHEMA_FILE = EXAMPLES / "object-detector.modelschema.yaml"
 DEPLOYMENT_FILE = EXAMPLES / "cat-recognition.modeldeployment.yaml"
 
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
+__all__ = ["DEPLOYMENT_FILE", "EXAMPLES", "REPO", "SCHEMA_FILE", "CliResult", "kubeconfig"]
 
 
 def kubeconfig(path: Path, server: str, *, context: str = "ci", namespace: str | None = None, **user: Any) -> Path:

@@ -25,12 +25,11 @@ from overseer.operator.rollout_state import (
     SwapUndelivered,
     release_of,
 )
-from overseer_devtools.localserver import LocalServer, free_port
+from overseer_devtools.localserver import START_TIMEOUT_S, LocalServer, free_port, running
 from overseer_devtools.toymodels import build_detector
 from overseer_serving.digest import sha256_file
 
 TOKEN = "e2e-operator-token"
-START_TIMEOUT_S = 180.0
 
 # Defaults in the schema: the pod reports its config with them applied, and the operator's key
 # must come out the same from the document it sends.
@@ -86,16 +85,8 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Release]:
 def pod(weights: dict[str, Release], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     work = tmp_path_factory.mktemp("pod")
     env = {"OVERSEER_LOG_FORMAT": "json", "OVERSEER_CACHE_DIR": str(work / "cache")}
-    server = LocalServer.start(work, weights["a"].document, token=TOKEN, env=env)
-    try:
-        server.wait_ready(START_TIMEOUT_S)
+    with running(work, weights["a"].document, token=TOKEN, env=env) as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        except BaseException:
-            server.kill_leftovers()
-            raise
 
 
 @pytest.fixture

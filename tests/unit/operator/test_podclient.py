@@ -107,6 +107,22 @@ async def raw_server(behaviour: Callable[[asyncio.StreamReader, asyncio.StreamWr
     return await asyncio.start_server(behaviour, "127.0.0.1", 0)
 
 
+async def get_from(
+    client: PodClient,
+    behaviour: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    *,
+    deadline_s: float,
+) -> tuple[PodAnswer | PodUnavailable, float]:
+    """GET from a raw TCP server behaving as `behaviour`: what the client made of it, and how long it took."""
+    server = await raw_server(behaviour)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        seen = await client.get_model(PodAddress("127.0.0.1", port), TOKEN, deadline_s=deadline_s)
+        return seen, loop.time() - started
+
+
 # --- GET ---------------------------------------------------------------------------------------------
 
 
@@ -193,13 +209,8 @@ async def test_a_silent_pod_times_out_within_the_deadline(client: PodClient) -> 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(30)
 
-    server = await raw_server(silent)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        seen = await client.get_model(PodAddress("127.0.0.1", port), TOKEN, deadline_s=0.5)
-        assert loop.time() - started < 3.0
+    seen, seconds = await get_from(client, silent, deadline_s=0.5)
+    assert seconds < 3.0
     assert isinstance(seen, PodUnavailable) and seen.kind == "timeout"
 
 
@@ -212,13 +223,8 @@ async def test_a_pod_that_drips_its_answer_is_cut_at_the_deadline(client: PodCli
             await writer.drain()
             await asyncio.sleep(0.05)
 
-    server = await raw_server(drip)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        seen = await client.get_model(PodAddress("127.0.0.1", port), TOKEN, deadline_s=0.5)
-        assert loop.time() - started < 3.0
+    seen, seconds = await get_from(client, drip, deadline_s=0.5)
+    assert seconds < 3.0
     assert isinstance(seen, PodUnavailable) and seen.kind == "timeout"
 
 

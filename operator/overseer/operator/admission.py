@@ -78,6 +78,12 @@ def spec_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
         return True
 
 
+def writes_a_spec(operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """A CREATE, or an UPDATE that changes the spec: what the webhooks check. Anything else (an
+    UPDATE of metadata or status only, a DELETE or CONNECT) has nothing of the contract to check."""
+    return operation == "CREATE" or (operation == "UPDATE" and spec_changed(old, new))
+
+
 def checkable(body: Mapping[str, Any], namespace: str | None = None) -> JSONObject:
     """The parts of an object the checks judge: apiVersion, kind, metadata, spec - never status,
     which the operator writes; the namespace of the request when the object does not carry it."""

@@ -74,9 +74,7 @@ class AdmissionService:
         lookup: SchemaLookup,
     ) -> Review:
         async def decide() -> Review:
-            if operation not in ("CREATE", "UPDATE") or (
-                operation == "UPDATE" and not admission.spec_changed(old, body)
-            ):
+            if not admission.writes_a_spec(operation, old, body):
                 return Review.allow()
             schema = await self._schema(namespace, body, lookup)
             patch = await self._checked(_size(body, schema), admission.default_deployment, body, schema)
@@ -94,9 +92,7 @@ class AdmissionService:
         names: Callable[[], Iterable[str]] = tuple,
     ) -> Review:
         async def decide() -> Review:
-            if operation not in ("CREATE", "UPDATE"):
-                return Review.allow()
-            if operation == "UPDATE" and not admission.spec_changed(old, body):
+            if not admission.writes_a_spec(operation, old, body):
                 return Review.allow()
             schema = await self._schema(namespace, body, lookup)
             known = () if schema is not None else tuple(await self._schema_names(namespace, names))
@@ -147,9 +143,7 @@ class AdmissionService:
                     return Review.allow()
                 terminating = await self._namespace_terminating(namespace)
                 return admission.review_schema_delete(target, usage, namespace_terminating=terminating)
-            if operation not in ("CREATE", "UPDATE"):
-                return Review.allow()
-            if operation == "UPDATE" and not admission.spec_changed(old, body):
+            if not admission.writes_a_spec(operation, old, body):
                 return Review.allow()
             usage = await self.usage(namespace, str(body["metadata"]["name"])) if operation == "UPDATE" else {}
             # Compatibility walks over every version: always off the event loop.
